@@ -1,0 +1,54 @@
+# proxcage build and test entry points. `make test` is what CI runs.
+GO        ?= go
+BIN       := bin/proxcage
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+TAGS      ?= seccomp
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+export CGO_ENABLED := 1
+
+.PHONY: all build deps test-deps test unit e2e validation clients bench man lint demo clean
+
+all: build
+
+# Debian packages the build needs (cgo + libseccomp for seccomp profiles).
+deps:
+	@./scripts/install-deps.sh build
+
+build:
+	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/proxcage
+
+# Build, make a busybox bundle and run it on the native backend.
+demo: build
+	@./scripts/demo.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet -tags '$(TAGS)' ./...
+
+unit:
+	$(GO) test -tags '$(TAGS)' -count=1 ./internal/... ./cmd/...
+
+e2e: build
+	PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v ./test/e2e/
+
+validation: build
+	REQUIRE_SUPERSET=proxcage:runc ./test/validation/run.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
+
+clients: build
+	./test/clients/podman.sh $(CURDIR)/$(BIN)
+	./test/clients/containerd.sh $(CURDIR)/$(BIN)
+
+# Everything CI runs: installs the test dependencies first.
+test:
+	@./scripts/install-deps.sh test
+	$(MAKE) lint unit e2e validation clients
+
+bench: build
+	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
+
+man:
+	$(GO) run ./tools/genman man/
+
+clean:
+	rm -rf bin man

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
+)
+
+// createFlags are shared by create and run.
+type createFlags struct {
+	bundle        string
+	pidFile       string
+	consoleSocket string
+	pidfdSocket   string
+	preserveFDs   int
+	noPivot       bool
+	noNewKeyring  bool
+}
+
+func (f *createFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.bundle, "bundle", "b", ".", "path to the bundle directory")
+	fl.StringVar(&f.pidFile, "pid-file", "", "file to write the init process's host pid to")
+	fl.StringVar(&f.consoleSocket, "console-socket", "", "AF_UNIX socket that receives the pty master (SCM_RIGHTS)")
+	fl.StringVar(&f.pidfdSocket, "pidfd-socket", "", "not supported; accepted for runc compatibility only when empty")
+	fl.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass N extra file descriptors (after stdio) to the container")
+	fl.BoolVar(&f.noPivot, "no-pivot", false, "do not use pivot_root (for a rootfs on ramfs)")
+	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "do not create a new session keyring")
+}
+
+// opts resolves relative paths now: the native backend enters the bundle
+// directory before it uses them.
+func (f *createFlags) opts(a *app, detach bool) (backend.CreateOpts, error) {
+	if f.pidfdSocket != "" {
+		return backend.CreateOpts{}, errdefs.New(errdefs.ErrInvalidArgument, "--pidfd-socket is not supported by proxcage")
+	}
+	if f.preserveFDs < 0 {
+		return backend.CreateOpts{}, errdefs.New(errdefs.ErrInvalidArgument, "--preserve-fds must not be negative")
+	}
+	o := backend.CreateOpts{
+		Stdio:         backend.Stdio{Detach: detach, PreserveFDs: f.preserveFDs},
+		NoPivot:       f.noPivot,
+		NoNewKeyring:  f.noNewKeyring,
+		SystemdCgroup: a.systemdCgroup,
+	}
+	var err error
+	if o.PidFile, err = absPath(f.pidFile); err != nil {
+		return o, err
+	}
+	if o.ConsoleSocket, err = absPath(f.consoleSocket); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func absPath(p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInvalidArgument, err, "path %s", p)
+	}
+	return abs, nil
+}
+
+func (a *app) createCommand() *cobra.Command {
+	var f createFlags
+	cmd := &cobra.Command{
+		Use:   "create [flags] <container-id>",
+		Short: "Create a container; its program waits until `start`",
+		Example: `  proxcage create --bundle ./bundle demo
+  proxcage start demo`,
+		Args: exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			opts, err := f.opts(a, true)
+			if err != nil {
+				return errdefs.Context(err, "create", id)
+			}
+			rt, err := a.runtime()
+			if err != nil {
+				return err
+			}
+			return errdefs.Context(rt.Create(cmd.Context(), id, f.bundle, opts), "create", id)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func (a *app) runCommand() *cobra.Command {
+	var (
+		f                      createFlags
+		detach, keep, noReaper bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] <container-id>",
+		Short: "Create and start a container; without --detach wait for it and remove it",
+		Example: `  proxcage run -b ./bundle demo          # foreground, exits with the container's status
+  proxcage run -d -b ./bundle web        # detached`,
+		Args: exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			opts, err := f.opts(a, detach)
+			if err != nil {
+				return errdefs.Context(err, "run", id)
+			}
+			if keep {
+				return errdefs.New(errdefs.ErrInvalidArgument, "run %s: --keep is not supported", id)
+			}
+			rt, err := a.runtime()
+			if err != nil {
+				return err
+			}
+			status, err := rt.Run(cmd.Context(), id, f.bundle, opts)
+			if err != nil {
+				return errdefs.Context(err, "run", id)
+			}
+			if status != 0 {
+				return exitError{status}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "detach from the container's process")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the container after it exits (not supported)")
+	cmd.Flags().BoolVar(&noReaper, "no-subreaper", false, "accepted for runc compatibility")
+	return cmd
+}
+
+func (a *app) startCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "start <container-id>",
+		Short:   "Start the user program of a created container",
+		Example: "  proxcage start demo",
+		Args:    exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := a.runtime()
+			if err != nil {
+				return err
+			}
+			return errdefs.Context(rt.Start(cmd.Context(), args[0]), "start", args[0])
+		},
+	}
+}
+
+func (a *app) stateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "state <container-id>",
+		Short:   "Print a container's OCI state as JSON",
+		Example: "  proxcage state demo | jq .status",
+		Args:    exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := a.runtime()
+			if err != nil {
+				return err
+			}
+			st, err := rt.State(cmd.Context(), args[0])
+			if err != nil {
+				return errdefs.Context(err, "state", args[0])
+			}
+			data, err := json.MarshalIndent(st, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(append(data, '\n'))
+			return err
+		},
+	}
+}
+
+func (a *app) killCommand() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "kill [flags] <container-id> [signal]",
+		Short: "Send a signal (default TERM) to the container's init",
+		Example: `  proxcage kill demo            # SIGTERM
+  proxcage kill demo KILL
+  proxcage kill demo 9`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := idArg(cmd, args, "signal"); err != nil {
+				return err
+			}
+			if len(args) > 2 {
+				return errdefs.New(errdefs.ErrInvalidArgument, "kill: too many arguments (usage: %s)", cmd.UseLine())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, sigArg := args[0], "TERM"
+			if len(args) == 2 {
+				sigArg = args[1]
+			}
+			sig, err := ParseSignal(sigArg)
+			if err != nil {
+				return errdefs.Context(err, "kill", id)
+			}
+			rt, err := a.runtime()
+			if err != nil {
+				return err
+			}
+			return errdefs.Context(rt.Kill(cmd.Context(), id, sig, all), "kill", id)
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "send the signal to all processes of the container")
+	return cmd
+}
+
+// ParseSignal accepts a number, or a name with or without SIG, any case.
+func ParseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, errdefs.New(errdefs.ErrInvalidArgument, "unknown signal %q", s)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		return 0, errdefs.New(errdefs.ErrInvalidArgument, "unknown signal %q", s)
+	}
+	return sig, nil
+}
+
+func (a *app) deleteCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete [flags] <container-id>",
+		Short: "Remove a stopped container (any container with --force)",
+		Example: `  proxcage delete demo
+  proxcage delete --force demo   # SIGKILL first if it still runs`,
+		Args: exactID,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			rt, err := a.runtime()
+			if err != nil {
+				return err
+			}
+			err = rt.Delete(cmd.Context(), id, force)
+			if force && errdefsIsNotFound(err) {
+				// runc compatibility: `delete --force` is idempotent, and
+				// containerd's shim and conmon rely on it when they race
+				// with an exiting container.
+				return nil
+			}
+			return errdefs.Context(err, "delete", id)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the container first if it is running")
+	return cmd
+}

@@ -1,0 +1,226 @@
+// Command proxcage is an OCI runtime with runc's command grammar that runs
+// each container on the backend its routing rules pick. This package only
+// parses the command line; internal/runtime does the work.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of `init`
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/backend/native"
+	"github.com/proxcage/proxcage/internal/config"
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/runtime"
+	"github.com/proxcage/proxcage/internal/store"
+)
+
+// Set by the linker (see Makefile).
+var (
+	version = "0.1.0-dev"
+	commit  = "unknown"
+)
+
+func init() {
+	// libcontainer re-executes this binary as `proxcage init` inside the new
+	// namespaces; nsenter's C constructor has already run by now.
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init() // never returns
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError carries a process exit status (run/exec in the foreground)
+// through cobra without printing anything.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(context.Background())
+	defer a.closeLog()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		err = errdefs.New(errdefs.ErrInvalidArgument, "%v", err)
+	}
+	line := errdefs.OneLine(err)
+	// With --log the engine reads the error from the log file (containerd's
+	// shim takes the last "error" line); stderr always gets it too.
+	if a.logFile != nil && a.log != nil {
+		a.log.Error(line)
+	}
+	fmt.Fprintln(stderr, "proxcage: "+line)
+	return errdefs.ExitCode(err)
+}
+
+// app holds the global flags and what is built from them.
+type app struct {
+	stdout, stderr io.Writer
+
+	root          string
+	logPath       string
+	logFormat     string
+	configPath    string
+	debug         bool
+	systemdCgroup bool
+	rootless      string
+
+	log     *slog.Logger
+	logFile *os.File
+}
+
+func defaultRoot() string {
+	if os.Geteuid() != 0 {
+		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+			return d + "/proxcage"
+		}
+	}
+	return "/run/proxcage"
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "proxcage",
+		Short: "OCI runtime with runc's grammar that runs containers natively, on Proxmox VE or on LXC",
+		Long: `proxcage is an OCI container runtime. It speaks runc's command grammar, so
+containerd, podman, CRI-O and Kubernetes can use it unchanged, and runs each
+container on the backend its routing rules pick (native: Linux namespaces and
+cgroups through libcontainer).`,
+		Version:           version,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setupLog() },
+	}
+	root.SetVersionTemplate(a.versionText())
+	f := root.PersistentFlags()
+	f.StringVar(&a.root, "root", defaultRoot(), "root directory for the state of containers")
+	f.StringVar(&a.logPath, "log", "", "log file (default: stderr)")
+	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	f.BoolVar(&a.debug, "debug", false, "enable debug logging")
+	f.BoolVar(&a.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (needs systemd)")
+	f.StringVar(&a.configPath, "config", "", "config file (default $"+config.EnvVar+" or "+config.DefaultPath+")")
+	f.StringVar(&a.rootless, "rootless", "auto", "accepted for runc compatibility (true|false|auto)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if c == root {
+			return errdefs.New(errdefs.ErrInvalidArgument, "%v", err)
+		}
+		return errdefs.New(errdefs.ErrInvalidArgument, "%s: %v", c.Name(), err)
+	})
+	root.AddCommand(
+		a.createCommand(), a.startCommand(), a.runCommand(), a.stateCommand(),
+		a.killCommand(), a.deleteCommand(), a.execCommand(), a.psCommand(),
+		a.listCommand(), a.pauseCommand(), a.resumeCommand(), a.updateCommand(),
+		a.featuresCommand(), a.specCommand(), a.versionCommand(),
+		a.routeCommand(), a.doctorCommand(),
+	)
+	return root
+}
+
+// setupLog builds the slog logger and points libcontainer's logrus at the
+// same place and format. With --log-format json each line is
+// {"level","msg","time"} with a lower-case level, as containerd's shim reads.
+func (a *app) setupLog() error {
+	var w io.Writer = a.stderr
+	if a.logPath != "" {
+		f, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--log")
+		}
+		a.logFile, w = f, f
+	}
+	level := slog.LevelWarn
+	lrLevel := logrus.WarnLevel
+	if a.debug {
+		level, lrLevel = slog.LevelDebug, logrus.DebugLevel
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: lowerLevel}
+	switch a.logFormat {
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(w, opts))
+		logrus.SetFormatter(&logrus.JSONFormatter{})
+	case "text":
+		a.log = slog.New(slog.NewTextHandler(w, opts))
+		logrus.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+	default:
+		return errdefs.New(errdefs.ErrInvalidArgument, "--log-format %q: want text or json", a.logFormat)
+	}
+	logrus.SetOutput(w)
+	logrus.SetLevel(lrLevel)
+	return nil
+}
+
+func lowerLevel(_ []string, attr slog.Attr) slog.Attr {
+	if attr.Key == slog.LevelKey {
+		return slog.String(slog.LevelKey, strings.ToLower(attr.Value.String()))
+	}
+	return attr
+}
+
+func (a *app) closeLog() {
+	if a.logFile != nil {
+		a.logFile.Close()
+	}
+}
+
+// runtime builds the runtime: config, store and backends.
+func (a *app) runtime() (*runtime.Runtime, error) {
+	path, explicit := config.Resolve(a.configPath)
+	cfg, err := config.Load(path, explicit)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(a.root)
+	if err != nil {
+		return nil, err
+	}
+	// A rule naming a backend this build lacks only fails the containers it
+	// routes (create, route) and shows in `doctor`; other commands work.
+	reg := backend.NewRegistry()
+	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.debug), nil })
+	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
+}
+
+// idArg checks the container-id positional argument, with runc's wording.
+func idArg(cmd *cobra.Command, args []string, extra string) error {
+	if len(args) == 0 || args[0] == "" {
+		return errdefs.New(errdefs.ErrInvalidArgument, "%s: container id cannot be empty (usage: %s)", cmd.Name(), cmd.UseLine())
+	}
+	if extra == "" && len(args) > 1 {
+		return errdefs.New(errdefs.ErrInvalidArgument, "%s: unexpected arguments after the container id: %s", cmd.Name(), strings.Join(args[1:], " "))
+	}
+	return nil
+}
+
+func exactID(cmd *cobra.Command, args []string) error { return idArg(cmd, args, "") }
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return errdefs.New(errdefs.ErrInvalidArgument, "%s takes no arguments, got %q", cmd.Name(), strings.Join(args, " "))
+	}
+	return nil
+}

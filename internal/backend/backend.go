@@ -1,0 +1,203 @@
+// Package backend defines the seam between proxcage's orchestration and the
+// places a container can run (native namespaces, Proxmox, plain LXC).
+//
+// The mandatory interface covers the OCI lifecycle; pause/resume, update,
+// ps and host checks are optional interfaces checked with a type assertion,
+// so a backend that cannot do one says so in one place (Unsupported).
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/errdefs"
+)
+
+// Container is what a backend is given about one container.
+type Container struct {
+	ID       string
+	Bundle   string // absolute bundle path
+	Rootfs   string // absolute rootfs path
+	Spec     *specs.Spec
+	StateDir string // the container's directory under --root, owned by the backend too
+	// Private is the backend's own persisted data; a backend may replace it
+	// in Create and the runtime saves it with the record.
+	Private json.RawMessage
+}
+
+// Stdio is how the init or exec process gets its standard streams.
+type Stdio struct {
+	// Detach: proxcage exits after starting the process. Without a
+	// terminal the process inherits proxcage's stdio (the engine's pipes);
+	// with one, the pty master goes to ConsoleSocket.
+	Detach        bool
+	ConsoleSocket string // absolute path of an AF_UNIX socket, or ""
+	PreserveFDs   int    // extra fds after stdio passed through, like runc
+}
+
+// CreateOpts are the create-time options of the runc grammar.
+type CreateOpts struct {
+	Stdio
+	PidFile       string // absolute path or ""
+	NoPivot       bool
+	NoNewKeyring  bool
+	SystemdCgroup bool
+}
+
+// ExecOpts are exec's options.
+type ExecOpts struct {
+	Stdio
+	PidFile string
+}
+
+// Status is a container's live status.
+type Status struct {
+	Status string // created | running | paused | stopped (OCI), or creating
+	Pid    int    // host pid of init, 0 when stopped or unknown
+	// Annotations the backend adds to `state` (e.g. the PVE node).
+	Annotations map[string]string
+}
+
+// Backend runs containers. Every method gets the container as recorded; the
+// runtime holds the container lock around mutating calls.
+type Backend interface {
+	Name() string
+	// Create makes the container and its init process, stopped before the
+	// user program (OCI "created"). On error it must leave nothing behind.
+	Create(ctx context.Context, c *Container, opts CreateOpts) error
+	// Start runs the user program of a created container.
+	Start(ctx context.Context, c *Container) error
+	State(ctx context.Context, c *Container) (Status, error)
+	Kill(ctx context.Context, c *Container, sig unix.Signal, all bool) error
+	// Delete removes a stopped container (any state with force).
+	Delete(ctx context.Context, c *Container, force bool) error
+	// Exec starts p in the running container. Without Detach it waits
+	// and returns the exit status; with Detach it returns the pid.
+	Exec(ctx context.Context, c *Container, p *specs.Process, opts ExecOpts) (int, error)
+}
+
+// Attacher is implemented by backends that can run a container in the
+// foreground (`run` without --detach): Wait forwards signals to the init
+// process and returns its exit status once it exits.
+type Attacher interface {
+	Wait(ctx context.Context, c *Container) (int, error)
+}
+
+// Pauser freezes and thaws a container.
+type Pauser interface {
+	Pause(ctx context.Context, c *Container) error
+	Resume(ctx context.Context, c *Container) error
+}
+
+// Updater changes resource limits of a live container.
+type Updater interface {
+	Update(ctx context.Context, c *Container, r *specs.LinuxResources) error
+}
+
+// Lister reports the host pids of a container's processes.
+type Lister interface {
+	Pids(ctx context.Context, c *Container) ([]int, error)
+}
+
+// Check is one line of `proxcage doctor`.
+type Check struct {
+	Name string
+	OK   bool
+	// Warn marks a check that is informative: it does not fail doctor.
+	Warn   bool
+	Detail string // what was found
+	Hint   string // what to do when it failed
+}
+
+// Doctor is implemented by backends that can check the host.
+type Doctor interface {
+	Doctor(ctx context.Context) []Check
+}
+
+// Unsupported is the one error shape for an optional capability a backend
+// lacks.
+func Unsupported(b Backend, what string) error {
+	return errdefs.New(errdefs.ErrFailedPrecondition, "the %s backend does not support %s", b.Name(), what)
+}
+
+// Registry maps backend names to constructors. It is built in main and
+// passed down: no package-level registry, so tests can build their own.
+type Registry struct {
+	factories map[string]func() (Backend, error)
+	made      map[string]Backend
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{factories: map[string]func() (Backend, error){}, made: map[string]Backend{}}
+}
+
+// Register adds a backend constructor. Constructors run lazily, once.
+func (r *Registry) Register(name string, f func() (Backend, error)) {
+	r.factories[name] = f
+}
+
+// Names lists registered backends, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.factories))
+	for n := range r.factories {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Has reports whether name is registered.
+func (r *Registry) Has(name string) bool {
+	_, ok := r.factories[name]
+	return ok
+}
+
+// Get returns the backend called name, constructing it on first use.
+func (r *Registry) Get(name string) (Backend, error) {
+	if b, ok := r.made[name]; ok {
+		return b, nil
+	}
+	f, ok := r.factories[name]
+	if !ok {
+		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg:  fmt.Sprintf("unknown backend %q", name),
+			Hint: "backends in this build: " + strings.Join(r.Names(), ", ")}
+	}
+	b, err := f()
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.Category(err), err, "backend %s", name)
+	}
+	r.made[name] = b
+	return b, nil
+}
+
+// WritePidFile writes pid to path atomically (create + rename), as runc
+// does, so an engine polling the file never reads a partial number.
+func WritePidFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d", pid)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+//go:build !seccomp
+
+package native
+
+const seccompCompiledIn = false
+
+func seccompVersion() string { return "" }

@@ -1,0 +1,43 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/proxcage/proxcage/internal/backend"
+)
+
+// Doctor runs the host checks: the state root, then every backend the
+// config can route to.
+func (r *Runtime) Doctor(ctx context.Context) []backend.Check {
+	checks := []backend.Check{r.checkStateRoot()}
+	for _, name := range r.Config.Backends() {
+		be, err := r.Backends.Get(name)
+		if err != nil {
+			checks = append(checks, backend.Check{Name: name + ": backend", Detail: err.Error()})
+			continue
+		}
+		d, ok := be.(backend.Doctor)
+		if !ok {
+			checks = append(checks, backend.Check{Name: name + ": checks", OK: true, Detail: "backend has no host checks"})
+			continue
+		}
+		checks = append(checks, d.Doctor(ctx)...)
+	}
+	return checks
+}
+
+func (r *Runtime) checkStateRoot() backend.Check {
+	c := backend.Check{Name: "state root"}
+	f, err := os.CreateTemp(r.Store.Root(), ".doctor*")
+	if err != nil {
+		c.Detail = err.Error()
+		c.Hint = "pass a writable --root or run as root"
+		return c
+	}
+	f.Close()
+	os.Remove(f.Name())
+	c.OK, c.Detail = true, filepath.Clean(r.Store.Root())+" is writable"
+	return c
+}

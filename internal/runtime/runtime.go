@@ -1,0 +1,420 @@
+// Package runtime orchestrates every proxcage command: it loads the bundle,
+// picks the backend, keeps the state store consistent and rolls back a
+// failed create. It holds no backend-specific code.
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/config"
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/route"
+	"github.com/proxcage/proxcage/internal/spec"
+	"github.com/proxcage/proxcage/internal/store"
+)
+
+// Runtime is one invocation's view of the world.
+type Runtime struct {
+	Store    *store.Store
+	Config   *config.Config
+	Backends *backend.Registry
+	Log      *slog.Logger
+}
+
+// State is what `state` prints: the OCI state plus runc's extra fields
+// (rootfs, created, owner), so both runtime-tools and engines that decode
+// runc's output read it, plus the backend that runs the container.
+type State struct {
+	specs.State
+	Rootfs  string    `json:"rootfs"`
+	Created time.Time `json:"created"`
+	Owner   string    `json:"owner"`
+	Backend string    `json:"backend"`
+}
+
+// Route decides the backend for a new container without creating anything.
+func (r *Runtime) Route(id, bundleDir string) (route.Decision, error) {
+	b, err := spec.Load(bundleDir)
+	if err != nil {
+		return route.Decision{}, err
+	}
+	d := route.Pick(r.Config, id, b.Spec.Annotations)
+	if !r.Backends.Has(d.Backend) {
+		_, err := r.Backends.Get(d.Backend)
+		return d, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "route %s", id)
+	}
+	return d, nil
+}
+
+func (r *Runtime) container(rec *store.Record, s *specs.Spec) *backend.Container {
+	return &backend.Container{
+		ID: rec.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: s,
+		StateDir: r.Store.Dir(rec.ID), Private: rec.Private,
+	}
+}
+
+// Create makes a container in the "created" state. Anything a failed create
+// made is removed before the error is returned.
+func (r *Runtime) Create(ctx context.Context, id, bundleDir string, opts backend.CreateOpts) error {
+	h, _, _, err := r.create(ctx, id, bundleDir, opts)
+	if err != nil {
+		return err
+	}
+	h.Unlock()
+	return nil
+}
+
+func (r *Runtime) create(ctx context.Context, id, bundleDir string, opts backend.CreateOpts) (*store.Handle, backend.Backend, *backend.Container, error) {
+	if err := store.ValidateID(id); err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := spec.Load(bundleDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	d := route.Pick(r.Config, id, b.Spec.Annotations)
+	be, err := r.Backends.Get(d.Backend)
+	if err != nil {
+		return nil, nil, nil, errdefs.WithHint(err, errdefs.Hint(err)+" (chosen by "+d.Reason+")")
+	}
+	rec := &store.Record{
+		ID: id, Backend: d.Backend, RouteReason: d.Reason, Bundle: b.Path, Rootfs: b.Rootfs,
+		Annotations: b.Spec.Annotations, Created: time.Now().UTC(), Owner: owner(),
+	}
+	h, err := r.Store.Reserve(rec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r.Log.Debug("creating container", "id", id, "backend", d.Backend, "reason", d.Reason, "bundle", b.Path)
+	c := r.container(rec, b.Spec)
+	if err := be.Create(ctx, c, opts); err != nil {
+		r.rollback(ctx, be, c, h)
+		return nil, nil, nil, err
+	}
+	rec.Status = store.StatusCreated
+	rec.Private = c.Private
+	if err := h.Save(rec); err != nil {
+		r.rollback(ctx, be, c, h)
+		return nil, nil, nil, err
+	}
+	return h, be, c, nil
+}
+
+// rollback removes what a failed create left: the backend's objects first,
+// then the state directory.
+func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.Container, h *store.Handle) {
+	if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {
+		r.Log.Warn("rollback: backend cleanup failed", "id", c.ID, "err", err)
+	}
+	if err := h.Remove(); err != nil {
+		r.Log.Warn("rollback: remove state failed", "id", c.ID, "err", err)
+	}
+}
+
+// Run is create + start; without Detach it waits for the container, deletes
+// it and returns its exit status.
+func (r *Runtime) Run(ctx context.Context, id, bundleDir string, opts backend.CreateOpts) (int, error) {
+	h, be, c, err := r.create(ctx, id, bundleDir, opts)
+	if err != nil {
+		return -1, err
+	}
+	if err := be.Start(ctx, c); err != nil {
+		r.rollback(ctx, be, c, h)
+		return -1, err
+	}
+	h.Unlock()
+	if opts.Detach {
+		return 0, nil
+	}
+	att, ok := be.(backend.Attacher)
+	if !ok {
+		return -1, backend.Unsupported(be, "running in the foreground (use --detach)")
+	}
+	status, werr := att.Wait(ctx, c)
+	// The container is gone or going: remove it like runc run does.
+	if h, err := r.Store.Lock(id); err == nil {
+		if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {
+			r.Log.Warn("remove finished container", "id", id, "err", err)
+		}
+		_ = h.Remove()
+	}
+	return status, werr
+}
+
+// load returns the record, its backend and the container (spec not loaded:
+// most commands don't need it).
+func (r *Runtime) load(id string) (*store.Record, backend.Backend, *backend.Container, error) {
+	rec, err := r.Store.Load(id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	be, err := r.Backends.Get(rec.Backend)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rec, be, r.container(rec, nil), nil
+}
+
+// locked runs fn under the container lock with the fresh record.
+func (r *Runtime) locked(id string, fn func(rec *store.Record, be backend.Backend, c *backend.Container, h *store.Handle) error) error {
+	h, err := r.Store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer h.Unlock()
+	rec, be, c, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	return fn(rec, be, c, h)
+}
+
+// Start runs the user program of a created container.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	return r.locked(id, func(rec *store.Record, be backend.Backend, c *backend.Container, _ *store.Handle) error {
+		if rec.Status == store.StatusCreating {
+			return errdefs.New(errdefs.ErrFailedPrecondition, "container %q was never fully created", id)
+		}
+		return be.Start(ctx, c)
+	})
+}
+
+// State reports a container's live state.
+func (r *Runtime) State(ctx context.Context, id string) (*State, error) {
+	rec, be, c, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.state(ctx, rec, be, c)
+}
+
+func (r *Runtime) state(ctx context.Context, rec *store.Record, be backend.Backend, c *backend.Container) (*State, error) {
+	st := &State{
+		State: specs.State{
+			Version: specs.Version, ID: rec.ID, Bundle: rec.Bundle,
+			Annotations: rec.Annotations,
+		},
+		Rootfs: rec.Rootfs, Created: rec.Created, Owner: rec.Owner, Backend: rec.Backend,
+	}
+	if rec.Status == store.StatusCreating {
+		st.Status = specs.StateCreating
+		// A creator that died leaves its lock free: report the leftover as
+		// stopped so `delete` cleans it up.
+		if h, ok, _ := r.Store.TryLock(rec.ID); ok {
+			h.Unlock()
+			st.Status = specs.StateStopped
+		}
+		return st, nil
+	}
+	bs, err := be.State(ctx, c)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		st.Status = specs.StateStopped
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.Status = specs.ContainerState(bs.Status)
+	st.Pid = bs.Pid
+	if len(bs.Annotations) > 0 {
+		merged := make(map[string]string, len(rec.Annotations)+len(bs.Annotations))
+		for k, v := range rec.Annotations {
+			merged[k] = v
+		}
+		for k, v := range bs.Annotations {
+			merged[k] = v
+		}
+		st.Annotations = merged
+	}
+	return st, nil
+}
+
+// List reports every container's state.
+func (r *Runtime) List(ctx context.Context) ([]*State, error) {
+	recs, err := r.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*State, 0, len(recs))
+	for _, rec := range recs {
+		be, err := r.Backends.Get(rec.Backend)
+		if err != nil {
+			return nil, err
+		}
+		st, err := r.state(ctx, rec, be, r.container(rec, nil))
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue // deleted while listing
+		}
+		if err != nil {
+			return nil, errdefs.Context(err, "state", rec.ID)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Kill sends sig to the container's init (all its processes with all).
+func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool) error {
+	return r.locked(id, func(rec *store.Record, be backend.Backend, c *backend.Container, _ *store.Handle) error {
+		if rec.Status == store.StatusCreating {
+			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
+		}
+		return be.Kill(ctx, c, sig, all)
+	})
+}
+
+// Delete removes a stopped container, or any container with force.
+func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	return r.locked(id, func(rec *store.Record, be backend.Backend, c *backend.Container, h *store.Handle) error {
+		// A "creating" record whose lock we hold was left by a creator
+		// that died: clean it up whatever force says.
+		if err := be.Delete(ctx, c, force || rec.Status == store.StatusCreating); err != nil {
+			return err
+		}
+		return h.Remove()
+	})
+}
+
+// ExecRequest is exec's command line, applied over the container's own
+// process (like runc exec) unless a process file replaces it.
+type ExecRequest struct {
+	ProcessFile string
+	Args        []string
+	Env         []string
+	Cwd         string
+	User        string // uid[:gid]
+	AddGids     []uint32
+	Tty         bool
+	Opts        backend.ExecOpts
+}
+
+// Exec runs a process in a running container.
+func (r *Runtime) Exec(ctx context.Context, id string, req ExecRequest) (int, error) {
+	rec, be, c, err := r.load(id)
+	if err != nil {
+		return -1, err
+	}
+	p, err := r.execProcess(rec, req)
+	if err != nil {
+		return -1, err
+	}
+	return be.Exec(ctx, c, p, req.Opts)
+}
+
+func (r *Runtime) execProcess(rec *store.Record, req ExecRequest) (*specs.Process, error) {
+	if req.ProcessFile != "" {
+		return spec.LoadProcess(req.ProcessFile)
+	}
+	if len(req.Args) == 0 {
+		return nil, errdefs.New(errdefs.ErrInvalidArgument, "exec needs a command or --process")
+	}
+	b, err := spec.Load(rec.Bundle)
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.Category(err), err, "reload bundle for exec")
+	}
+	return BuildExecProcess(b.Spec.Process, req)
+}
+
+// BuildExecProcess applies exec's flags to a copy of base, as runc exec does.
+func BuildExecProcess(base *specs.Process, req ExecRequest) (*specs.Process, error) {
+	p := *base
+	p.Args = req.Args
+	p.Env = append(append([]string(nil), base.Env...), req.Env...)
+	p.Terminal = req.Tty
+	if req.Cwd != "" {
+		p.Cwd = req.Cwd
+	}
+	if req.User != "" {
+		uid, gid, hasGid := strings.Cut(req.User, ":")
+		u, err := strconv.ParseUint(uid, 10, 32)
+		if err != nil {
+			return nil, errdefs.New(errdefs.ErrInvalidArgument, "--user %q: uid must be a number", req.User)
+		}
+		p.User.UID = uint32(u)
+		if hasGid {
+			g, err := strconv.ParseUint(gid, 10, 32)
+			if err != nil {
+				return nil, errdefs.New(errdefs.ErrInvalidArgument, "--user %q: gid must be a number", req.User)
+			}
+			p.User.GID = uint32(g)
+		}
+	}
+	p.User.AdditionalGids = append(append([]uint32(nil), base.User.AdditionalGids...), req.AddGids...)
+	if err := spec.ValidateProcess(&p); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "exec")
+	}
+	return &p, nil
+}
+
+// Pids lists the host pids of the container's processes.
+func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
+	_, be, c, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := be.(backend.Lister)
+	if !ok {
+		return nil, backend.Unsupported(be, "ps")
+	}
+	return l.Pids(ctx, c)
+}
+
+// Pause freezes the container.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	return r.locked(id, func(_ *store.Record, be backend.Backend, c *backend.Container, _ *store.Handle) error {
+		p, ok := be.(backend.Pauser)
+		if !ok {
+			return backend.Unsupported(be, "pause")
+		}
+		return p.Pause(ctx, c)
+	})
+}
+
+// Resume thaws the container.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	return r.locked(id, func(_ *store.Record, be backend.Backend, c *backend.Container, _ *store.Handle) error {
+		p, ok := be.(backend.Pauser)
+		if !ok {
+			return backend.Unsupported(be, "resume")
+		}
+		return p.Resume(ctx, c)
+	})
+}
+
+// Update changes the container's resource limits.
+func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	return r.locked(id, func(_ *store.Record, be backend.Backend, c *backend.Container, _ *store.Handle) error {
+		u, ok := be.(backend.Updater)
+		if !ok {
+			return backend.Unsupported(be, "update")
+		}
+		return u.Update(ctx, c, res)
+	})
+}
+
+// ParseResources decodes `update --resources` JSON.
+func ParseResources(data []byte) (*specs.LinuxResources, error) {
+	var res specs.LinuxResources
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "resources JSON")
+	}
+	return &res, nil
+}
+
+func owner() string {
+	if uid := os.Geteuid(); uid != 0 {
+		return strconv.Itoa(uid)
+	}
+	return "root"
+}
