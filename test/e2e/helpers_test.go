@@ -243,7 +243,6 @@ func cgroupFile(t *testing.T, pid int, controller, file string) string {
 	return ""
 }
 
-
 func tempFile(t *testing.T) *os.File {
 	f, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
