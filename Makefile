@@ -47,8 +47,9 @@ test:
 bench: build
 	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
 
-man:
-	$(GO) run ./tools/genman man/
+man: build
+	$(BIN) gen-man man/
+	@ls man | head -3; echo "man pages in man/ (man -l man/proxcage.8)"
 
 clean:
 	rm -rf bin man

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mkbundle.sh DIR [ARGS...]: a minimal bundle with a busybox rootfs (a copy
-# of /bin/busybox plus one symlink per applet) and a config.json from
-# `proxcage spec` (or runc spec) whose process runs ARGS without a terminal.
+# of /bin/busybox plus one symlink per applet) and the default config.json of
+# `proxcage spec`, whose process runs ARGS (default /bin/sh) without a terminal.
 set -euo pipefail
 dir=$1; shift
 [ $# -gt 0 ] || set -- /bin/sh
@@ -15,11 +15,19 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$dir/rootfs/etc/passwd"
 echo "root:x:0:" > "$dir/rootfs/etc/group"
 rm -f "$dir/config.json"
 "$BIN" spec --bundle "$dir"
-python3 - "$dir/config.json" "$@" <<'PY'
-import json, sys
-path, args = sys.argv[1], sys.argv[2:]
-c = json.load(open(path))
-c["process"]["args"] = args
-c["process"]["terminal"] = False
-json.dump(c, open(path, "w"), indent="\t")
-PY
+# JSON-quote each argument (backslashes and double quotes), then replace the
+# default args ["sh"] and the terminal flag of the generated spec.
+args=""
+for a in "$@"; do
+  a=${a//\\/\\\\}; a=${a//\"/\\\"}
+  args+="${args:+, }\"$a\""
+done
+tmp=$(mktemp "$dir/.config.XXXXXX")
+ARGS_JSON="$args" awk '
+  /"terminal": true/ { sub(/true/, "false") }
+  /"args": \[/ && !done { print substr($0, 1, index($0, "[")) ENVIRON["ARGS_JSON"] "],"; skip = 1; done = 1; next }
+  skip && /\]/ { skip = 0; next }
+  skip { next }
+  { print }
+' "$dir/config.json" > "$tmp"
+mv "$tmp" "$dir/config.json"

@@ -138,6 +138,7 @@ cgroups through libcontainer).`,
 		a.featuresCommand(), a.specCommand(), a.versionCommand(),
 		a.routeCommand(), a.doctorCommand(),
 	)
+	root.AddCommand(a.genManCommand(root))
 	return root
 }
 
