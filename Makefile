@@ -33,7 +33,7 @@ e2e: build
 	PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v ./test/e2e/
 
 validation: build
-	REQUIRE_SUPERSET=proxcage:runc ./test/validation/run.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
+	RETRIES=1 REQUIRE_SUPERSET=proxcage:runc ./test/validation/run.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
 
 clients: build
 	./test/clients/podman.sh $(CURDIR)/$(BIN)

@@ -202,7 +202,7 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 	// A rule naming a backend this build lacks only fails the containers it
 	// routes (create, route) and shows in `doctor`; other commands work.
 	reg := backend.NewRegistry()
-	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.debug), nil })
+	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.log, a.debug), nil })
 	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
 }
 

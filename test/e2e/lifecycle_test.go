@@ -173,7 +173,11 @@ func TestUpdateAndResourceLimits(t *testing.T) {
 	b := e.bundle("b", []string{"sleep", "1000"}, func(s *specs.Spec) {
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
-		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 1234}}
+		s.Process.Rlimits = []specs.POSIXRlimit{
+			{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 1234},
+			// Below what the Go init reserves: applied with prlimit after create.
+			{Type: "RLIMIT_AS", Hard: 1 << 30, Soft: 1 << 30},
+		}
 	})
 	e.ok("run", "-d", "--bundle", b, "c1")
 	pid := e.state("c1").Pid
@@ -193,6 +197,9 @@ func TestUpdateAndResourceLimits(t *testing.T) {
 	limits := e.ok("exec", "c1", "cat", "/proc/self/limits")
 	if !strings.Contains(limits, "Max open files            1234                 4096") {
 		t.Fatalf("rlimit not applied:\n%s", limits)
+	}
+	if !strings.Contains(limits, "Max address space         1073741824           1073741824") {
+		t.Fatalf("RLIMIT_AS not applied:\n%s", limits)
 	}
 	e.ok("update", "--pids-limit", "42", "--memory", "96M", "c1")
 	if got := read("pids", "pids.max"); got != "42" {

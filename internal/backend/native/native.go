@@ -8,6 +8,7 @@ package native
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,7 +38,8 @@ const Name = "native"
 // invocation: it remembers the processes this invocation started so that
 // `run` and `exec` in the foreground can wait for them.
 type Backend struct {
-	logLevel string
+	log      *slog.Logger
+	logLevel string // libcontainer init's logrus level
 	fg       map[string]*foreground
 }
 
@@ -49,12 +51,12 @@ type foreground struct {
 }
 
 // New returns the native backend. debug raises libcontainer init's log level.
-func New(debug bool) *Backend {
+func New(log *slog.Logger, debug bool) *Backend {
 	lvl := "4" // logrus info
 	if debug {
 		lvl = "5"
 	}
-	return &Backend{logLevel: lvl, fg: map[string]*foreground{}}
+	return &Backend{log: log, logLevel: lvl, fg: map[string]*foreground{}}
 }
 
 // Name implements backend.Backend.
@@ -90,6 +92,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if err := os.Chdir(c.Bundle); err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "enter bundle")
 	}
+	normalizeSpec(b.log.With("id", c.ID), c.Spec)
 	rootless := os.Geteuid() != 0
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName:       c.ID,
@@ -109,6 +112,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	}
 	proc.Init = true
 	proc.LogLevel = b.logLevel
+	asLimit := takeAddressSpaceLimit(proc)
 
 	var fg *foreground
 	if !opts.Detach {
@@ -141,6 +145,9 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	}()
 	if err := ct.Start(proc); err != nil {
 		return classifyStart(err)
+	}
+	if err := applyAddressSpaceLimit(proc, asLimit); err != nil {
+		return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "process.rlimits")
 	}
 	if err := sio.started(); err != nil {
 		_ = proc.Signal(unix.SIGKILL)

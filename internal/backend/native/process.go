@@ -86,3 +86,35 @@ func convertRlimit(rl specs.POSIXRlimit) (configs.Rlimit, error) {
 	}
 	return configs.Rlimit{Type: t, Hard: rl.Hard, Soft: rl.Soft}, nil
 }
+
+// takeAddressSpaceLimit removes RLIMIT_AS from the rlimits libcontainer's
+// init applies to itself. The init is a Go program that reserves more than a
+// GiB of address space before it has loaded the seccomp filter, so a
+// container asking for, say, RLIMIT_AS=1GiB could never start ("error
+// adding seccomp filter rule: cannot allocate memory"). The limit is set from
+// outside with prlimit(2) once the init is created, before the user program
+// is exec'd, which is what the spec requires of it.
+func takeAddressSpaceLimit(p *libcontainer.Process) *configs.Rlimit {
+	for i, rl := range p.Rlimits {
+		if rl.Type == unix.RLIMIT_AS {
+			p.Rlimits = append(p.Rlimits[:i:i], p.Rlimits[i+1:]...)
+			return &rl
+		}
+	}
+	return nil
+}
+
+func applyAddressSpaceLimit(p *libcontainer.Process, rl *configs.Rlimit) error {
+	if rl == nil {
+		return nil
+	}
+	pid, err := p.Pid()
+	if err != nil {
+		return err
+	}
+	lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+	if err := unix.Prlimit(pid, unix.RLIMIT_AS, &lim, nil); err != nil {
+		return fmt.Errorf("set RLIMIT_AS on init %d: %w", pid, err)
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# End-to-end test: podman (+ conmon) driving a runc-compatible RUNTIME.
+#
+#   test/clients/podman.sh RUNTIME
+#
+# Everything (storage, run state, events, locks, networks config) lives in
+# $SCRATCH (default: fresh mktemp dir), removed at exit.
+# Env: SCRATCH, KEEP_SCRATCH=1, ARGV_LOG=FILE (log runtime argv), VERBOSE=1,
+#      PODMAN_NETWORK (default "none"; "default" uses podman's netavark bridge,
+#      which leaves iptables chains on the host, so it is opt-in).
+#      PODMAN_RUNTIME_JSON=0 to not list the runtime in runtime_supports_json
+#      (then podman passes no --log/--log-format to it).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+command -v podman >/dev/null || { echo "podman not installed" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 2; }
+
+init_scratch
+resolve_runtime "${1:-}"
+
+IMG=localhost/busybox
+NET=${PODMAN_NETWORK:-none}
+NETARGS=()
+[ "$NET" = default ] || NETARGS=(--network "$NET")
+DET=pc-detached-$$
+
+cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "${PM:-}" ] && [ -x "$PM" ]; then
+		"$PM" rm -f -t 0 -a >/dev/null 2>&1
+		"$PM" rmi -af >/dev/null 2>&1
+		# conmon processes that belong to our storage (should be none)
+		pkill_ours
+	fi
+	unmount_under "$SCRATCH"
+	[ "$NET" = default ] && fw_restore
+	host_restore
+	remove_scratch
+	exit "$rc"
+}
+
+# kill leftover conmon processes whose command line mentions our scratch dir
+pkill_ours() {
+	local p
+	for p in $(pgrep -x conmon 2>/dev/null); do
+		if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$SCRATCH"; then
+			kill -9 "$p" 2>/dev/null
+		fi
+	done
+}
+
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+CG_NAMES="libpod_parent"
+host_snapshot
+[ "$NET" = default ] && fw_snapshot
+write_podman_conf
+if [ "${PODMAN_RUNTIME_JSON:-1}" = 1 ]; then
+	# as podman does for runc/crun: pass --log-format=json --log FILE
+	sed -i 's/^runtime = "testrt"$/runtime = "testrt"\nruntime_supports_json = ["testrt"]/' "$CONTAINERS_CONF"
+fi
+make_busybox_tar "$SCRATCH/busybox.tar"
+log "runtime: $REAL_RUNTIME  scratch: $SCRATCH  network: $NET"
+
+run_to out 120 "$PM" import "$SCRATCH/busybox.tar" "$IMG"
+if [ "$out_rc" != 0 ]; then
+	not_ok "import busybox image" "rc=$out_rc $out"
+	summary
+	exit 1
+fi
+
+# (a) run --rm, output
+run_to out 120 "$PM" run --rm "${NETARGS[@]}" "$IMG" echo hi
+check_eq "run --rm echo" "0/hi" "$out_rc/$out"
+
+run_split out 120 "$PM" run --rm "${NETARGS[@]}" "$IMG" sh -c 'echo out; echo err >&2'
+check_eq "run --rm stdout+stderr (separate streams)" "0/out/err" "$out_rc/$out/$out_err"
+
+run_to out 120 "$PM" run --rm "${NETARGS[@]}" -e FOO=bar -w /tmp "$IMG" sh -c 'echo $FOO $(pwd)'
+check_eq "run --rm env and cwd" "0/bar /tmp" "$out_rc/$out"
+
+# stdin passthrough (-i, non-tty)
+out=$(printf 'piped\n' | timeout 120 "$PM" run --rm -i "${NETARGS[@]}" "$IMG" cat 2>&1) && rc=0 || rc=$?
+check_eq "run --rm -i stdin" "0/piped" "$rc/$out"
+
+# (b) tty: stdin is /dev/null (not a terminal); podman still allocates a pty
+# for the container and copies its output.
+run_to out 120 "$PM" run --rm -t "${NETARGS[@]}" "$IMG" tty
+check_eq "run --rm -t (stdin /dev/null): tty" "0//dev/pts/0" "$out_rc/$out"
+
+run_to out 120 "$PM" run --rm -t "${NETARGS[@]}" "$IMG" sh -c 'test -t 0 && test -t 1 && echo isatty'
+check_eq "run --rm -t: fds 0,1 are ttys" "0/isatty" "$out_rc/$out"
+
+# tty with a real terminal on podman's side (script(1) gives it a pty)
+if command -v script >/dev/null; then
+	run_to out 120 script -qec "$PM run --rm -t ${NETARGS[*]} $IMG sh -c 'tty; stty size'" /dev/null
+	check_contains "run --rm -t under script(1): tty" "/dev/pts/0" "$out"
+fi
+
+# (c) detached container, exec, stop, rm
+run_to out 120 "$PM" run -d --name "$DET" "${NETARGS[@]}" "$IMG" sleep 1000
+if [ "$out_rc" = 0 ]; then
+	ok "run -d sleep"
+	run_to st 30 "$PM" inspect -f '{{.State.Status}}' "$DET"
+	check_eq "inspect status running" "running" "$st"
+
+	run_to st 30 "$PM" ps --format '{{.Names}} {{.Status}}'
+	check_contains "ps lists container" "$DET Up" "$st"
+
+	run_to out 60 "$PM" exec "$DET" echo hi
+	check_eq "exec echo" "0/hi" "$out_rc/$out"
+
+	run_to out 60 "$PM" exec "$DET" sh -c 'exit 5'
+	check_eq "exec exit code" "5" "$out_rc"
+
+	# (a signal-killed PID 1 cannot be produced from inside; an exec'd process can)
+	run_to out 60 "$PM" exec "$DET" sh -c 'kill -9 $$'
+	check_eq "exec killed by SIGKILL gives 137" "137" "$out_rc"
+
+	run_to out 60 "$PM" exec -e X=y -w /tmp "$DET" sh -c 'echo $X $(pwd)'
+	check_eq "exec env and cwd" "0/y /tmp" "$out_rc/$out"
+
+	run_to out 60 "$PM" exec "$DET" ps -o pid,args
+	check_contains "exec sees pid 1 sleep" "1 sleep 1000" "$out"
+
+	run_to out 60 "$PM" exec -t "$DET" tty
+	case "$out" in
+	/dev/pts/*) [ "$out_rc" = 0 ] && ok "exec -t tty" || not_ok "exec -t tty" "rc=$out_rc out=$out" ;;
+	*) not_ok "exec -t tty" "rc=$out_rc out=$out" ;;
+	esac
+
+	run_to out 60 "$PM" exec -d "$DET" sleep 1
+	check_eq "exec -d" "0" "$out_rc"
+
+	run_to out 60 "$PM" top "$DET" pid args
+	check_contains "top" "sleep 1000" "$out"
+
+	run_to out 60 "$PM" pause "$DET"
+	run_to st 30 "$PM" inspect -f '{{.State.Status}}' "$DET"
+	check_eq "pause" "0/paused" "$out_rc/$st"
+	run_to out 60 "$PM" unpause "$DET"
+	run_to st 30 "$PM" inspect -f '{{.State.Status}}' "$DET"
+	check_eq "unpause" "0/running" "$out_rc/$st"
+
+	# sleep is PID 1 and ignores SIGTERM; -t 1 makes podman escalate to SIGKILL
+	t0=$(date +%s)
+	run_to out 60 "$PM" stop -t 1 "$DET"
+	t1=$(date +%s)
+	run_to st 30 "$PM" inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$DET"
+	if [ "$out_rc" = 0 ] && [ "$st" = "exited 137" ]; then
+		ok "stop -t 1 ($((t1 - t0))s)"
+	else
+		not_ok "stop -t 1" "rc=$out_rc out=$out state=$st"
+	fi
+
+	run_to out 60 "$PM" start "$DET"
+	run_to st 30 "$PM" inspect -f '{{.State.Status}}' "$DET"
+	check_eq "restart stopped container" "0/running" "$out_rc/$st"
+
+	run_to out 60 "$PM" kill -s KILL "$DET"
+	run_to out2 60 "$PM" wait "$DET"
+	check_eq "kill -s KILL + wait" "0/137" "$out_rc/$out2"
+
+	run_to out 60 "$PM" rm "$DET"
+	run_to st 30 "$PM" ps -a -q
+	check_eq "rm" "0/" "$out_rc/$st"
+else
+	not_ok "run -d sleep" "rc=$out_rc $out"
+fi
+
+# (d) exit code propagation
+run_to out 120 "$PM" run --rm "${NETARGS[@]}" "$IMG" sh -c 'exit 3'
+check_eq "exit code 3 propagates" "3" "$out_rc"
+
+run_to out 120 "$PM" run --rm "${NETARGS[@]}" "$IMG" /nonexistent
+case "$out_rc" in
+125 | 126 | 127) ok "missing executable fails ($out_rc)" ;;
+*) not_ok "missing executable fails" "rc=$out_rc out=$out" ;;
+esac
+
+# nothing left behind in podman or in the runtime's own state
+run_to st 30 "$PM" ps -a -q
+check_eq "no podman containers left" "" "$st"
+run_to st 30 "$REAL_RUNTIME" list -q
+left=$(printf '%s\n' "$st" | grep -E '^[0-9a-f]{64}$' || true)
+check_eq "no runtime containers left in default root" "" "$left"
+
+summary
