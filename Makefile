@@ -25,6 +25,7 @@ demo: build
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet -tags '$(TAGS)' ./...
+	$(GO) vet -tags '$(TAGS) genman' ./cmd/proxcage
 
 unit:
 	$(GO) test -tags '$(TAGS)' -count=1 ./internal/... ./cmd/...
@@ -45,10 +46,11 @@ test:
 	$(MAKE) lint unit e2e validation clients
 
 bench: build
-	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
+	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun crun-raw
 
-man: build
-	$(BIN) gen-man man/
+man:
+	$(GO) build -tags '$(TAGS) genman' -o bin/proxcage-genman ./cmd/proxcage
+	bin/proxcage-genman gen-man man/
 	@ls man | head -3; echo "man pages in man/ (man -l man/proxcage.8)"
 
 clean:

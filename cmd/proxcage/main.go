@@ -138,7 +138,7 @@ cgroups through libcontainer).`,
 		a.featuresCommand(), a.specCommand(), a.versionCommand(),
 		a.routeCommand(), a.doctorCommand(),
 	)
-	root.AddCommand(a.genManCommand(root))
+	root.AddCommand(a.extraCommands(root)...)
 	return root
 }
 

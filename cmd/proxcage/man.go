@@ -1,3 +1,5 @@
+//go:build genman
+
 package main
 
 import (
@@ -7,10 +9,12 @@ import (
 	"github.com/spf13/cobra/doc"
 )
 
-// genManCommand writes man pages for every command (`make man`). Hidden:
-// it is a build step, not part of the runc grammar.
-func (a *app) genManCommand(root *cobra.Command) *cobra.Command {
-	return &cobra.Command{
+// extraCommands adds the hidden gen-man command, which writes a man page per
+// command (`make man`). It is built only with -tags genman: the markdown
+// renderer it pulls in costs every proxcage start, and the container init
+// is a proxcage start too.
+func (a *app) extraCommands(root *cobra.Command) []*cobra.Command {
+	return []*cobra.Command{{
 		Use:    "gen-man <dir>",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
@@ -21,5 +25,5 @@ func (a *app) genManCommand(root *cobra.Command) *cobra.Command {
 			root.DisableAutoGenTag = true
 			return doc.GenManTree(root, &doc.GenManHeader{Title: "PROXCAGE", Section: "8", Source: "proxcage " + version}, args[0])
 		},
-	}
+	}}
 }

@@ -121,8 +121,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 		if err := system.SetSubreaper(1); err != nil {
 			return errdefs.Wrap(errdefs.ErrInternal, err, "set subreaper")
 		}
-		fg = &foreground{proc: proc, signals: make(chan os.Signal, 2048)}
-		signal.Notify(fg.signals)
+		fg = &foreground{proc: proc, signals: notifySignals()}
 	}
 
 	ct, err := libcontainer.Create(libctRoot(c), c.ID, cfg)
@@ -382,6 +381,17 @@ func (b *Backend) Wait(ctx context.Context, c *backend.Container) (int, error) {
 	return forward(fg.proc, fg.stdio, fg.signals)
 }
 
+// notifySignals starts catching signals for forwarding. SIGCHLD is caught
+// at once so no exit is missed; the other signals are registered in the
+// background because signal.Notify for all of them costs a syscall per
+// signal, time better spent starting the container (runc does the same).
+func notifySignals() chan os.Signal {
+	ch := make(chan os.Signal, 2048)
+	signal.Notify(ch, unix.SIGCHLD)
+	go signal.Notify(ch)
+	return ch
+}
+
 // forward is runc's signal loop: SIGCHLD reaps, SIGWINCH resizes, the rest
 // goes to the process.
 func forward(p *libcontainer.Process, s *stdio, sigs chan os.Signal) (int, error) {
@@ -442,8 +452,7 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, p *specs.Proce
 	proc.LogLevel = b.logLevel
 	var sigs chan os.Signal
 	if !opts.Detach {
-		sigs = make(chan os.Signal, 2048)
-		signal.Notify(sigs)
+		sigs = notifySignals()
 	}
 	sio, err := setupStdio(proc, p.Terminal, opts.Stdio)
 	if err != nil {
