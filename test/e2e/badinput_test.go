@@ -75,7 +75,7 @@ func TestBadInputCreate(t *testing.T) {
 	// Failed creates that got as far as the cgroup must have removed it.
 	ents, _ := os.ReadDir("/sys/fs/cgroup/pids/proxcage-e2e")
 	for _, ent := range ents {
-		if strings.HasPrefix(ent.Name(), filepath.Base(e.dir)) {
+		if strings.HasPrefix(ent.Name(), e.cgroupPrefix()) {
 			t.Errorf("cgroup left behind: %s", ent.Name())
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,4 +113,26 @@ func TestConsoleSocketReceivesPtyMaster(t *testing.T) {
 		t.Fatalf("exec pid file: %q %v", data, err)
 	}
 	e.ok("delete", "-f", "c1")
+}
+
+// `run` in the foreground with process.terminal: proxcage makes the pty
+// and copies it to its own terminal (script(1) gives it one here).
+func TestRunForegroundWithTerminal(t *testing.T) {
+	e := newEnv(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("needs script(1) from bsdutils")
+	}
+	b := e.bundle("b", []string{"sh", "-c", "tty; echo term-ok; exit 4"}, func(s *specs.Spec) {
+		s.Process.Terminal = true
+	})
+	cmdline := strings.Join(append([]string{e.bin}, "--root", e.root, "--config", e.config, "run", "-b", b, "c1"), " ")
+	out, err := exec.Command("script", "-qec", cmdline, "/dev/null").CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 4 {
+		t.Fatalf("exit: %v, output %q", err, out)
+	}
+	if !strings.Contains(string(out), "/dev/pts/0") || !strings.Contains(string(out), "term-ok") {
+		t.Fatalf("output %q", out)
+	}
+	e.assertRootEmpty()
 }

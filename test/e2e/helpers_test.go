@@ -47,6 +47,10 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// cgroupPrefix is unique per test and per run: t.TempDir() is
+// /tmp/<TestName><random>/<NNN>, and the parent's name is the unique part.
+func (e *env) cgroupPrefix() string { return filepath.Base(filepath.Dir(e.dir)) }
+
 // cleanup force-deletes whatever a failed test left running.
 func (e *env) cleanup() {
 	ents, _ := os.ReadDir(e.root)
@@ -177,7 +181,7 @@ func (e *env) bundle(name string, args []string, mutate func(*specs.Spec)) strin
 	s.Process.Terminal = false
 	// A cgroup of its own: the default cgroup path is /<id>, which would
 	// collide between tests (and with leftovers of an interrupted run).
-	s.Linux.CgroupsPath = "/proxcage-e2e/" + filepath.Base(e.dir) + "-" + name
+	s.Linux.CgroupsPath = "/proxcage-e2e/" + e.cgroupPrefix() + "-" + name
 	if mutate != nil {
 		mutate(s)
 	}
