@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/runtime"
 )
 
 // createFlags are shared by create and run.
@@ -138,17 +140,23 @@ func (a *app) runCommand() *cobra.Command {
 }
 
 func (a *app) startCommand() *cobra.Command {
+	return a.idCommand("start", "Start the user program of a created container", (*runtime.Runtime).Start)
+}
+
+// idCommand builds a command that takes only a container id and calls one
+// runtime method (start, pause, resume).
+func (a *app) idCommand(name, short string, op func(*runtime.Runtime, context.Context, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:     "start <container-id>",
-		Short:   "Start the user program of a created container",
-		Example: "  proxcage start demo",
+		Use:     name + " <container-id>",
+		Short:   short,
+		Example: "  proxcage " + name + " demo",
 		Args:    exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rt, err := a.runtime()
 			if err != nil {
 				return err
 			}
-			return errdefs.Context(rt.Start(cmd.Context(), args[0]), "start", args[0])
+			return errdefs.Context(op(rt, cmd.Context(), args[0]), name, args[0])
 		},
 	}
 }

@@ -13,35 +13,11 @@ import (
 )
 
 func (a *app) pauseCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "pause <container-id>",
-		Short:   "Freeze all processes of a container",
-		Example: "  proxcage pause demo",
-		Args:    exactID,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := a.runtime()
-			if err != nil {
-				return err
-			}
-			return errdefs.Context(rt.Pause(cmd.Context(), args[0]), "pause", args[0])
-		},
-	}
+	return a.idCommand("pause", "Freeze all processes of a container", (*runtime.Runtime).Pause)
 }
 
 func (a *app) resumeCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:     "resume <container-id>",
-		Short:   "Thaw a paused container",
-		Example: "  proxcage resume demo",
-		Args:    exactID,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := a.runtime()
-			if err != nil {
-				return err
-			}
-			return errdefs.Context(rt.Resume(cmd.Context(), args[0]), "resume", args[0])
-		},
-	}
+	return a.idCommand("resume", "Thaw a paused container", (*runtime.Runtime).Resume)
 }
 
 func (a *app) updateCommand() *cobra.Command {
