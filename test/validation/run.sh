@@ -127,6 +127,10 @@ fi
 OUT=${OUT:-$(mktemp -d /tmp/validation.XXXXXX)}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+# mktemp -d makes 0700 dirs; the containers' bundles live below OUT, and a
+# program whose container runs in a user namespace (linux_ns_nopath) cannot
+# reach its rootfs through a 0700 parent: every runtime then fails it.
+chmod 755 "$OUT"
 for i in "${!RUNTIMES[@]}"; do
 	[ "${RUNTIMES[$i]}" != crun-wrapper ] || RUNTIMES[$i]=$(make_crun_wrapper)
 done
