@@ -45,6 +45,7 @@ type Backend struct {
 
 // foreground is a process this invocation waits for.
 type foreground struct {
+	ct      *libcontainer.Container
 	proc    *libcontainer.Process
 	stdio   *stdio
 	signals chan os.Signal
@@ -162,7 +163,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 		}
 	}
 	if fg != nil {
-		fg.stdio = sio
+		fg.ct, fg.stdio = ct, sio
 		b.fg[c.ID] = fg
 	}
 	return nil
@@ -324,7 +325,15 @@ func (b *Backend) killAll(ct *libcontainer.Container, sig unix.Signal) error {
 // Delete implements backend.Backend. It follows runc delete: a created
 // container is killed, a running one needs force.
 func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) error {
-	ct, err := libcontainer.Load(libctRoot(c), c.ID)
+	var (
+		ct  *libcontainer.Container
+		err error
+	)
+	if fg, ok := b.fg[c.ID]; ok {
+		ct = fg.ct // `run` in the foreground: no need to reload the state
+	} else {
+		ct, err = libcontainer.Load(libctRoot(c), c.ID)
+	}
 	if errors.Is(err, libcontainer.ErrNotExist) {
 		return nil // a create that died early left no libcontainer state
 	}
