@@ -151,7 +151,9 @@ func (b *Bundle) checkRootfs() error {
 	fi, err := os.Stat(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return errdefs.New(errdefs.ErrInvalidArgument, "bundle %s: rootfs %s does not exist", b.Path, p)
+			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+				Msg:  fmt.Sprintf("bundle %s: rootfs %s does not exist", b.Path, p),
+				Hint: "unpack the image into it, or point root.path at the rootfs"}
 		}
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "bundle %s: rootfs", b.Path)
 	}

@@ -126,7 +126,9 @@ func (s *Store) Reserve(rec *Record) (*Handle, error) {
 	dir := s.Dir(rec.ID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", rec.ID)
+			return nil, &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
+				Msg:  fmt.Sprintf("container %q already exists", rec.ID),
+				Hint: "pick another id, or remove the old one with `proxcage delete --force " + rec.ID + "`"}
 		}
 		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "reserve %s", rec.ID)
 	}
@@ -221,7 +223,9 @@ func (s *Store) lockRoot() (func(), error) {
 
 // notExist uses runc's wording, which containerd and podman match on.
 func notExist(id string) error {
-	return errdefs.New(errdefs.ErrNotFound, "container %q does not exist", id)
+	return &errdefs.Error{Cat: errdefs.ErrNotFound,
+		Msg:  fmt.Sprintf("container %q does not exist", id),
+		Hint: "`proxcage list` shows the containers under this --root"}
 }
 
 // Unlock releases the container lock.

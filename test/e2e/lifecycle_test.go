@@ -344,3 +344,49 @@ func alive(pid int) bool {
 	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }
+
+func TestExecFlags(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle("b", []string{"sleep", "1000"}, func(s *specs.Spec) {
+		s.Process.Env = append(s.Process.Env, "BASE=1")
+	})
+	e.ok("run", "-d", "-b", b, "c1")
+	out := e.ok("exec", "-e", "X=y", "--env", "Z=w", "--cwd", "/tmp", "-u", "123:456", "c1",
+		"sh", "-c", `echo "$BASE $X $Z $(pwd) $(id -u):$(id -g)"`)
+	if out != "1 y w /tmp 123:456\n" {
+		t.Fatalf("exec flags not applied: %q", out)
+	}
+	proc := filepath.Join(e.dir, "p.json")
+	os.WriteFile(proc, []byte(`{"args":["sh","-c","echo from-process-file; exit 9"],"cwd":"/","env":["PATH=/bin"],"user":{"uid":0,"gid":0}}`), 0o644)
+	if r := e.run("exec", "--process", proc, "c1"); r.code != 9 || r.stdout != "from-process-file\n" {
+		t.Fatalf("exec --process: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := e.run("exec", "--process", proc, "c1", "true"); r.code != 2 {
+		t.Fatalf("exec with --process and a command: exit %d", r.code)
+	}
+	e.ok("delete", "-f", "c1")
+}
+
+func TestPreserveFDs(t *testing.T) {
+	e := newEnv(t)
+	b := e.bundle("b", []string{"sh", "-c", "cat <&3"}, nil)
+	f, err := os.CreateTemp(e.dir, "fd3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("passed through fd 3\n")
+	f.Seek(0, 0)
+	c := e.cmd("run", "--preserve-fds", "1", "-b", b, "c1")
+	c.ExtraFiles = []*os.File{f}
+	out, err := c.Output()
+	if err != nil || string(out) != "passed through fd 3\n" {
+		t.Fatalf("preserve-fds: %v %q", err, out)
+	}
+	// Without the flag the fd is closed before the user program runs.
+	f.Seek(0, 0)
+	c = e.cmd("run", "-b", b, "c2")
+	c.ExtraFiles = []*os.File{f}
+	if out, err := c.Output(); err == nil {
+		t.Fatalf("fd 3 leaked into the container: %q", out)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -226,6 +227,11 @@ func classifyStart(err error) error {
 	if errors.Is(err, os.ErrPermission) {
 		return errdefs.Wrap(errdefs.ErrPermissionDenied, err, "start init")
 	}
+	// The init reports errors as text through its pipe, so match the text.
+	if msg := err.Error(); strings.Contains(msg, "executable file not found") || strings.Contains(msg, `exec: "`) && strings.Contains(msg, "no such file or directory") {
+		return errdefs.WithHint(errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "start init"),
+			"check that process.args[0] exists in the rootfs; a bare name is looked up in PATH from process.env")
+	}
 	// Almost every init failure is a property of the bundle (a missing
 	// binary, a bad mount, an unknown capability).
 	return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "start init")
@@ -287,7 +293,8 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	if err := ct.Signal(sig); err != nil {
 		if errors.Is(err, libcontainer.ErrNotRunning) {
 			// runc's wording; containerd and podman match on it.
-			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
+			return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition, Msg: "container not running",
+				Hint: "it has exited; remove it with `proxcage delete " + c.ID + "`"}
 		}
 		return errdefs.Wrap(errdefs.ErrInternal, err, "signal")
 	}
