@@ -28,6 +28,7 @@ const EnvVar = "PROXCAGE_CONFIG"
 type Config struct {
 	DefaultBackend string  `toml:"default_backend"`
 	Routes         []Route `toml:"routes"`
+	PVE            PVE     `toml:"pve"`
 
 	// Path is where the config was read from ("" for built-in defaults).
 	Path string `toml:"-"`
@@ -45,9 +46,42 @@ type Route struct {
 	annotValue string
 }
 
+// PVE configures the Proxmox VE backend.
+type PVE struct {
+	// Transport is how proxcage talks to PVE: "pct" (the local CLI on a
+	// PVE node). "api" comes with the REST transport.
+	Transport       string `toml:"transport"`
+	TemplateStorage string `toml:"template_storage"` // storage with content vztmpl
+	RootfsStorage   string `toml:"rootfs_storage"`   // storage with content rootdir
+	Bridge          string `toml:"bridge"`
+	// VMIDRange limits new VMIDs, "FIRST-LAST"; empty means anything
+	// /cluster/nextid gives.
+	VMIDRange       string `toml:"vmid_range"`
+	AllowPrivileged bool   `toml:"allow_privileged"`
+	// Features applied to every CT, e.g. "nesting=1"; a bundle annotation
+	// org.proxcage.features overrides it.
+	Features string `toml:"features"`
+	// Timeout bounds every pct/pvesh call, e.g. "2m".
+	Timeout string   `toml:"timeout"`
+	Tools   PVETools `toml:"tools"`
+}
+
+// PVETools names the PVE and LXC tools; empty means look them up in PATH.
+type PVETools struct {
+	Pct        string `toml:"pct"`
+	Pvesh      string `toml:"pvesh"`
+	Pvesm      string `toml:"pvesm"`
+	Pveversion string `toml:"pveversion"`
+	LxcInfo    string `toml:"lxc_info"`
+	LxcAttach  string `toml:"lxc_attach"`
+}
+
 // Default returns the built-in configuration.
 func Default() *Config {
-	return &Config{DefaultBackend: "native"}
+	return &Config{DefaultBackend: "native", PVE: PVE{
+		Transport: "pct", TemplateStorage: "local", RootfsStorage: "local-lvm",
+		Bridge: "vmbr0", Timeout: "2m",
+	}}
 }
 
 // Resolve returns the config path to use: the flag, else the environment,
