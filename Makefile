@@ -7,7 +7,7 @@ TAGS      ?= seccomp
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps test-deps test unit e2e validation clients bench man lint demo clean
+.PHONY: all build deps test-deps test unit e2e e2e-pve-real validation clients bench man lint demo clean
 
 all: build
 
@@ -31,7 +31,11 @@ unit:
 	$(GO) test -tags '$(TAGS)' -count=1 ./internal/... ./cmd/...
 
 e2e: build
-	PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v ./test/e2e/
+	PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v ./test/e2e/ ./test/pctdouble/
+
+# The pve e2e suite against a real Proxmox VE node (run there, as root).
+e2e-pve-real: build
+	PROXCAGE_PVE_REAL=1 PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v -run 'PVE' ./test/e2e/
 
 validation: build
 	RETRIES=1 REQUIRE_SUPERSET=proxcage:runc ./test/validation/run.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun

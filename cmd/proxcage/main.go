@@ -19,6 +19,7 @@ import (
 
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/backend/native"
+	"github.com/proxcage/proxcage/internal/backend/pve"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/runtime"
@@ -136,7 +137,7 @@ cgroups through libcontainer).`,
 		a.killCommand(), a.deleteCommand(), a.execCommand(), a.psCommand(),
 		a.listCommand(), a.pauseCommand(), a.resumeCommand(), a.updateCommand(),
 		a.featuresCommand(), a.specCommand(), a.versionCommand(),
-		a.routeCommand(), a.doctorCommand(),
+		a.routeCommand(), a.doctorCommand(), a.templatesCommand(),
 	)
 	root.AddCommand(a.extraCommands(root)...)
 	return root
@@ -154,8 +155,13 @@ func (a *app) setupLog() error {
 		}
 		a.logFile, w = f, f
 	}
+	// stderr gets warnings and errors; a log file also gets info (e.g.
+	// every failed pct call with its argv), the record engines keep.
 	level := slog.LevelWarn
 	lrLevel := logrus.WarnLevel
+	if a.logFile != nil {
+		level, lrLevel = slog.LevelInfo, logrus.InfoLevel
+	}
 	if a.debug {
 		level, lrLevel = slog.LevelDebug, logrus.DebugLevel
 	}
@@ -203,6 +209,7 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 	// routes (create, route) and shows in `doctor`; other commands work.
 	reg := backend.NewRegistry()
 	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.log, a.debug), nil })
+	reg.Register(pve.Name, func() (backend.Backend, error) { return pve.New(cfg.PVE, a.log) })
 	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
 }
 

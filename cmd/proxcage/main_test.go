@@ -522,15 +522,15 @@ func TestRouteCommand(t *testing.T) {
 		}
 	})
 	t.Run("rule to a backend not in this build", func(t *testing.T) {
-		e.writeConfig("default_backend = \"native\"\n\n[[routes]]\nmatch_id = '^pve-'\nbackend = \"pve\"\n")
+		e.writeConfig("default_backend = \"native\"\n\n[[routes]]\nmatch_id = '^pve-'\nbackend = \"vm\"\n")
 		defer e.writeConfig("")
 		r := e.run("route", "--bundle", b, "pve-web")
 		if r.code != 2 {
 			t.Errorf("exit %d, want 2 (stderr %q)", r.code, r.stderr)
 		}
 		line := oneLine(t, r)
-		if !strings.Contains(line, `unknown backend "pve"`) {
-			t.Errorf("stderr %q does not mention unknown backend \"pve\"", line)
+		if !strings.Contains(line, `unknown backend "vm"`) {
+			t.Errorf("stderr %q does not mention unknown backend \"vm\"", line)
 		}
 		if !strings.Contains(line, "native") {
 			t.Errorf("stderr %q does not list the built-in backends", line)
@@ -540,7 +540,7 @@ func TestRouteCommand(t *testing.T) {
 	// containers it routes: an id that falls through to the default still
 	// routes to native (runtime.Route checks the chosen backend itself).
 	t.Run("default id with a rule to a backend not in this build", func(t *testing.T) {
-		e.writeConfig("default_backend = \"native\"\n\n[[routes]]\nmatch_id = '^pve-'\nbackend = \"pve\"\n")
+		e.writeConfig("default_backend = \"native\"\n\n[[routes]]\nmatch_id = '^pve-'\nbackend = \"vm\"\n")
 		defer e.writeConfig("")
 		r := e.run("route", "--bundle", b, "web")
 		if r.code != 0 {

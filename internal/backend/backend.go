@@ -31,6 +31,10 @@ type Container struct {
 	// Private is the backend's own persisted data; a backend may replace it
 	// in Create and the runtime saves it with the record.
 	Private json.RawMessage
+	// Persist saves Private now, before Create returns, so that a crash in
+	// the middle of a create still leaves a record of what to clean up
+	// (e.g. the VMID just allocated). Nil outside Create.
+	Persist func() error
 }
 
 // Stdio is how the init or exec process gets its standard streams.
@@ -200,4 +204,19 @@ func WritePidFile(path string, pid int) error {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil
+}
+
+// Template is one cached template of a backend.
+type Template struct {
+	Name   string
+	Size   int64
+	InUse  bool
+	Detail string
+}
+
+// TemplateManager is implemented by backends that cache templates (pve):
+// live is every container the store holds for that backend.
+type TemplateManager interface {
+	Templates(ctx context.Context, live []*Container) ([]Template, error)
+	PruneTemplates(ctx context.Context, live []*Container) ([]string, error)
 }

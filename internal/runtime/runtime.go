@@ -98,6 +98,10 @@ func (r *Runtime) create(ctx context.Context, id, bundleDir string, opts backend
 	}
 	r.Log.Debug("creating container", "id", id, "backend", d.Backend, "reason", d.Reason, "bundle", b.Path)
 	c := r.container(rec, b.Spec)
+	c.Persist = func() error {
+		rec.Private = c.Private
+		return h.Save(rec)
+	}
 	if err := be.Create(ctx, c, opts); err != nil {
 		r.rollback(ctx, be, c, h)
 		return nil, nil, nil, err
@@ -176,6 +180,10 @@ func (r *Runtime) locked(id string, fn func(rec *store.Record, be backend.Backen
 	rec, be, c, err := r.load(id)
 	if err != nil {
 		return err
+	}
+	c.Persist = func() error {
+		rec.Private = c.Private
+		return h.Save(rec)
 	}
 	return fn(rec, be, c, h)
 }
@@ -417,4 +425,68 @@ func owner() string {
 		return strconv.Itoa(uid)
 	}
 	return "root"
+}
+
+// templateBackends yields each registered-and-configured backend that
+// caches templates, with the containers it owns.
+func (r *Runtime) templateBackends() (map[string]backend.TemplateManager, map[string][]*backend.Container, error) {
+	recs, err := r.Store.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	live := map[string][]*backend.Container{}
+	for _, rec := range recs {
+		live[rec.Backend] = append(live[rec.Backend], r.container(rec, nil))
+	}
+	mgrs := map[string]backend.TemplateManager{}
+	for _, name := range r.Config.Backends() {
+		if !r.Backends.Has(name) {
+			continue
+		}
+		be, err := r.Backends.Get(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m, ok := be.(backend.TemplateManager); ok {
+			mgrs[name] = m
+		}
+	}
+	if len(mgrs) == 0 {
+		return nil, nil, errdefs.New(errdefs.ErrFailedPrecondition, "no configured backend caches templates (the pve backend does: route containers to it)")
+	}
+	return mgrs, live, nil
+}
+
+// Templates lists the cached templates of every backend that has them.
+func (r *Runtime) Templates(ctx context.Context) (map[string][]backend.Template, error) {
+	mgrs, live, err := r.templateBackends()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]backend.Template{}
+	for name, m := range mgrs {
+		ts, err := m.Templates(ctx, live[name])
+		if err != nil {
+			return nil, err
+		}
+		out[name] = ts
+	}
+	return out, nil
+}
+
+// PruneTemplates removes cached templates no container uses.
+func (r *Runtime) PruneTemplates(ctx context.Context) ([]string, error) {
+	mgrs, live, err := r.templateBackends()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for name, m := range mgrs {
+		rm, err := m.PruneTemplates(ctx, live[name])
+		if err != nil {
+			return removed, err
+		}
+		removed = append(removed, rm...)
+	}
+	return removed, nil
 }

@@ -19,7 +19,7 @@ match_id = "^web-"
 backend = "native"
 [[routes]]
 match_annotation = "tier=ct"
-backend = "pve"
+backend = "vm"
 `), 0o644)
 	plain := e.bundle("plain", []string{"true"}, nil)
 	ct := e.bundle("ct", []string{"true"}, func(s *specs.Spec) { s.Annotations = map[string]string{"tier": "ct"} })
@@ -36,11 +36,11 @@ backend = "pve"
 	if out := e.ok("route", "--bundle", forced, "db-1"); !strings.Contains(out, "reason: bundle annotation org.proxcage.backend=native") {
 		t.Fatalf("route forced: %q", out)
 	}
-	// Rule 2 routes to pve, which this build does not have: a clear error,
+	// Rule 2 routes to vm (the future VM backend), which this build does not have: a clear error,
 	// for route and for create, and nothing is created.
 	for _, cmd := range [][]string{{"route", "--bundle", ct, "db-2"}, {"create", "--bundle", ct, "db-2"}} {
 		r := e.run(cmd...)
-		if r.code != 2 || !strings.Contains(r.stderr, `unknown backend "pve"`) {
+		if r.code != 2 || !strings.Contains(r.stderr, `unknown backend "vm"`) {
 			t.Fatalf("%v: exit %d %q", cmd, r.code, r.stderr)
 		}
 		oneLine(t, cmd[0], r.stderr)

@@ -24,6 +24,9 @@ type env struct {
 	root   string
 	config string
 	dir    string
+	// extraEnv is added to every proxcage call (the pve tests put the
+	// pct test double first on PATH).
+	extraEnv []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -56,7 +59,7 @@ func (e *env) cleanup() {
 	ents, _ := os.ReadDir(e.root)
 	for _, ent := range ents {
 		if ent.IsDir() {
-			_ = exec.Command(e.bin, "--root", e.root, "--config", e.config, "delete", "--force", ent.Name()).Run()
+			_ = e.cmd("delete", "--force", ent.Name()).Run()
 		}
 	}
 }
@@ -69,7 +72,11 @@ type result struct {
 
 func (e *env) cmd(args ...string) *exec.Cmd {
 	full := append([]string{"--root", e.root, "--config", e.config}, args...)
-	return exec.Command(e.bin, full...)
+	c := exec.Command(e.bin, full...)
+	if len(e.extraEnv) > 0 {
+		c.Env = append(os.Environ(), e.extraEnv...)
+	}
+	return c
 }
 
 // run runs proxcage with the sandbox's root and config.

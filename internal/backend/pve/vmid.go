@@ -1,0 +1,173 @@
+package pve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/proxcage/proxcage/internal/errdefs"
+)
+
+// VMIDs: PVE's range, and how new ones are found. /cluster/nextid reserves
+// nothing, so two creators can get the same id; create retries on
+// "already exists" (see backend.go). Collision checks always use the
+// cluster-wide resource list (CTs and VMs of every node), never the local
+// `pct list` the predecessor used.
+const (
+	minVMID = 100
+	maxVMID = 999999999
+)
+
+// vmidRange is an optional [first, last] limit from the config.
+type vmidRange struct{ first, last int }
+
+func parseVMIDRange(s string) (*vmidRange, error) {
+	if s == "" {
+		return nil, nil
+	}
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.Atoi(strings.TrimSpace(a))
+	last, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || first < minVMID || last > maxVMID || first > last {
+		return nil, fmt.Errorf("[pve] vmid_range %q: want FIRST-LAST within %d-%d", s, minVMID, maxVMID)
+	}
+	return &vmidRange{first, last}, nil
+}
+
+// resource is a row of /cluster/resources --type vm.
+type resource struct {
+	ID     string      `json:"id"`   // "lxc/100" or "qemu/100"
+	Type   string      `json:"type"` // lxc | qemu
+	Node   string      `json:"node"`
+	Status string      `json:"status"`
+	VMID   json.Number `json:"vmid"`
+	Name   string      `json:"name"`
+	Lock   string      `json:"lock"`
+	Tags   string      `json:"tags"`
+}
+
+func (r resource) vmid() int { n, _ := strconv.Atoi(r.VMID.String()); return n }
+
+func (r resource) hasTag(tag string) bool {
+	for _, t := range strings.FieldsFunc(r.Tags, func(c rune) bool { return c == ';' || c == ',' || c == ' ' }) {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// clusterGuests lists every CT and VM of the cluster.
+func (b *Backend) clusterGuests(ctx context.Context) ([]resource, error) {
+	out, err := b.tools.run(ctx, 0, b.tools.pvesh, "get", "/cluster/resources", "--type", "vm", "--output-format", "json")
+	if err != nil {
+		return nil, err
+	}
+	var rows []resource
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "parse pvesh /cluster/resources output")
+	}
+	return rows, nil
+}
+
+// nextFreeVMID asks the cluster for a free VMID, within the configured
+// range when there is one. avoid holds VMIDs that just lost a race.
+func (b *Backend) nextFreeVMID(ctx context.Context, avoid map[int]bool) (int, error) {
+	if b.vmids == nil {
+		out, err := b.tools.run(ctx, 0, b.tools.pvesh, "get", "/cluster/nextid", "--output-format", "json")
+		if err != nil {
+			return 0, err
+		}
+		n, err := parseNextID(out)
+		if err != nil {
+			return 0, err
+		}
+		if !avoid[n] {
+			return n, nil
+		}
+		// nextid still offers an id another creator is about to take:
+		// probe upwards from it.
+		for c := n + 1; c <= maxVMID; c++ {
+			if !avoid[c] {
+				if ok, err := b.vmidFree(ctx, c); err != nil || ok {
+					return c, err
+				}
+			}
+		}
+		return 0, errdefs.New(errdefs.ErrUnavailable, "no free VMID above %d", n)
+	}
+	guests, err := b.clusterGuests(ctx)
+	if err != nil {
+		return 0, err
+	}
+	used := map[int]bool{}
+	for _, g := range guests {
+		used[g.vmid()] = true
+	}
+	for c := b.vmids.first; c <= b.vmids.last; c++ {
+		if !used[c] && !avoid[c] {
+			return c, nil
+		}
+	}
+	return 0, &errdefs.Error{Cat: errdefs.ErrUnavailable,
+		Msg:  fmt.Sprintf("no free VMID in [pve] vmid_range %d-%d", b.vmids.first, b.vmids.last),
+		Hint: "widen vmid_range, or remove unused CTs"}
+}
+
+// vmidFree asks /cluster/nextid whether n is free.
+func (b *Backend) vmidFree(ctx context.Context, n int) (bool, error) {
+	_, err := b.tools.run(ctx, 0, b.tools.pvesh, "get", "/cluster/nextid", "--vmid", strconv.Itoa(n), "--output-format", "json")
+	if err == nil {
+		return true, nil
+	}
+	if errdefs.Category(err) == errdefs.ErrAlreadyExists {
+		return false, nil
+	}
+	return false, err
+}
+
+// parseNextID reads nextid's answer: a JSON string ("100"), or a bare
+// number from older pvesh output formats.
+func parseNextID(out string) (int, error) {
+	out = strings.TrimSpace(out)
+	var s string
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		s = out
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < minVMID || n > maxVMID {
+		return 0, errdefs.New(errdefs.ErrInternal, "pvesh /cluster/nextid answered %q, not a VMID", out)
+	}
+	return n, nil
+}
+
+// requestedVMID validates the org.proxcage.vmid annotation against the
+// whole cluster. owner is set when the VMID holds a CT that proxcage made
+// for this same OCI id (a create retried after a crash).
+func (b *Backend) requestedVMID(ctx context.Context, id, v string) (n int, ours bool, err error) {
+	n, perr := strconv.Atoi(v)
+	if perr != nil || n < minVMID || n > maxVMID {
+		return 0, false, errdefs.New(errdefs.ErrInvalidArgument, "annotation %s=%q: want an integer in %d..%d", AnnotationVMID, v, minVMID, maxVMID)
+	}
+	guests, err := b.clusterGuests(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, g := range guests {
+		if g.vmid() != n {
+			continue
+		}
+		if g.Type == "lxc" && g.hasTag(Tag) {
+			if owner, _ := b.ociIDOf(ctx, n); owner == id {
+				return n, true, nil
+			}
+		}
+		kind := map[string]string{"lxc": "CT", "qemu": "VM"}[g.Type]
+		return 0, false, &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
+			Msg:  fmt.Sprintf("VMID %d is taken by %s %q on node %s", n, kind, g.Name, g.Node),
+			Hint: "drop the " + AnnotationVMID + " annotation to let proxcage pick a free VMID, or choose another"}
+	}
+	return n, false, nil
+}

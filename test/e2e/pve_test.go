@@ -1,0 +1,330 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// pveEnv is an env whose default backend is pve, talking to the pct test
+// double (test/pctdouble), which runs every CT for real with LXC.
+type pveEnv struct {
+	*env
+	state string // PCTDOUBLE_DIR
+	real  bool   // PROXCAGE_PVE_REAL=1: a real PVE node, no double
+}
+
+// realPVEConfig is the config for a real node; PROXCAGE_PVE_STORAGE,
+// PROXCAGE_PVE_TEMPLATE_STORAGE and PROXCAGE_PVE_BRIDGE override defaults.
+func realPVEConfig() string {
+	get := func(k, def string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	return fmt.Sprintf("default_backend = \"pve\"\n[pve]\ntransport = \"pct\"\ntemplate_storage = %q\nrootfs_storage = %q\nbridge = %q\n",
+		get("PROXCAGE_PVE_TEMPLATE_STORAGE", "local"), get("PROXCAGE_PVE_STORAGE", "local-lvm"), get("PROXCAGE_PVE_BRIDGE", "vmbr0"))
+}
+
+// needDouble skips checks that look inside the double (fault injection,
+// fake VMs, the CT's rootfs on disk).
+func (p *pveEnv) needDouble() {
+	if p.real {
+		p.t.Skip("needs the pct test double (fault injection and its state dir); skipped on a real PVE node")
+	}
+}
+
+func newPVEEnv(t *testing.T) *pveEnv {
+	t.Helper()
+	e := newEnv(t)
+	if os.Getenv("PROXCAGE_PVE_REAL") == "1" {
+		// On a real PVE node: the node's own pct, storages and bridge.
+		p := &pveEnv{env: e, real: true}
+		os.WriteFile(e.config, []byte(realPVEConfig()), 0o644)
+		return p
+	}
+	if _, err := exec.LookPath("lxc-start"); err != nil {
+		t.Skip("needs lxc-start (apt-get install lxc)")
+	}
+	tools := filepath.Join(e.dir, "pvebin")
+	out, err := exec.Command("bash", "../pctdouble/install.sh", tools).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build the pct double: %v\n%s", err, out)
+	}
+	p := &pveEnv{env: e, state: filepath.Join(e.dir, "pve")}
+	if err := os.MkdirAll(p.state, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.extraEnv = []string{"PATH=" + tools + ":" + os.Getenv("PATH"), "PCTDOUBLE_DIR=" + p.state}
+	os.WriteFile(e.config, []byte(`default_backend = "pve"
+[pve]
+transport = "pct"
+template_storage = "local"
+rootfs_storage = "local-lvm"
+bridge = "vmbr0"
+timeout = "60s"
+`), 0o644)
+	t.Cleanup(p.stopAll)
+	return p
+}
+
+// stopAll stops every CT the double still runs (a failed test's).
+func (p *pveEnv) stopAll() {
+	if p.real {
+		return
+	}
+	ents, _ := os.ReadDir(filepath.Join(p.state, "lxc"))
+	for _, ent := range ents {
+		vmid := strings.TrimSuffix(ent.Name(), ".conf")
+		_ = exec.Command("lxc-stop", "-P", filepath.Join(p.state, "lxcpath"), "-n", vmid, "-k").Run()
+	}
+}
+
+// pct runs the double directly, as an operator would run pct.
+func (p *pveEnv) pct(args ...string) string {
+	p.t.Helper()
+	c := exec.Command(p.pctPath(), args...)
+	c.Env = append(os.Environ(), p.extraEnv...)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("pct %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// systemBundle is a busybox rootfs whose /sbin/init keeps the CT running.
+func (p *pveEnv) systemBundle(name string, mutate func(*specs.Spec)) string {
+	b := p.bundle(name, []string{"/sbin/init"}, func(s *specs.Spec) {
+		s.Hostname = "" // derived from the container id
+		if mutate != nil {
+			mutate(s)
+		}
+	})
+	sbin := filepath.Join(b, "rootfs", "sbin")
+	os.MkdirAll(sbin, 0o755)
+	os.WriteFile(filepath.Join(sbin, "init"), []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755)
+	return b
+}
+
+func vmidOf(t *testing.T, st specs.State) int {
+	t.Helper()
+	n, err := strconv.Atoi(st.Annotations["org.proxcage.pve.vmid"])
+	if err != nil {
+		t.Fatalf("state has no VMID annotation: %+v", st.Annotations)
+	}
+	return n
+}
+
+func TestPVESystemContainerLifecycle(t *testing.T) {
+	p := newPVEEnv(t)
+	b := p.systemBundle("sys", nil)
+	pidFile := filepath.Join(p.dir, "ct.pid")
+	p.ok("create", "--bundle", b, "--pid-file", pidFile, "web-1")
+	st := p.state_("web-1")
+	if st.Status != specs.StateCreated || st.Pid != 0 {
+		t.Fatalf("after create: %+v", st)
+	}
+	vmid := vmidOf(t, st)
+	list := p.pct("list")
+	if !strings.Contains(list, fmt.Sprintf("%-10d %-10s", vmid, "stopped")) {
+		t.Fatalf("pct list does not show CT %d stopped:\n%s", vmid, list)
+	}
+	conf := p.pct("config", strconv.Itoa(vmid))
+	for _, want := range []string{"hostname: web-1", "unprivileged: 1", "tags: proxcage", "proxcage oci-id=web-1"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("pct config lacks %q:\n%s", want, conf)
+		}
+	}
+	p.ok("start", "web-1")
+	st = p.waitStatus("web-1", specs.StateRunning)
+	if st.Pid <= 0 || !alive(st.Pid) {
+		t.Fatalf("running CT has no live host pid: %+v", st)
+	}
+	if data, _ := os.ReadFile(pidFile); string(data) != strconv.Itoa(st.Pid) {
+		t.Fatalf("pid file %q, state pid %d", data, st.Pid)
+	}
+	if out := p.ok("exec", "web-1", "hostname"); strings.TrimSpace(out) != "web-1" {
+		t.Fatalf("exec hostname: %q", out)
+	}
+	if r := p.run("exec", "web-1", "sh", "-c", "exit 6"); r.code != 6 {
+		t.Fatalf("exec exit status %d", r.code)
+	}
+	var pids []int
+	json.Unmarshal([]byte(p.ok("ps", "--format", "json", "web-1")), &pids)
+	if len(pids) < 1 {
+		t.Fatalf("ps: %v", pids)
+	}
+	if r := p.run("delete", "web-1"); r.code != 5 {
+		t.Fatalf("delete of a running CT: exit %d %q", r.code, r.stderr)
+	}
+	p.ok("kill", "web-1", "KILL")
+	p.waitStatus("web-1", specs.StateStopped)
+	p.ok("delete", "web-1")
+	if out := p.pct("list"); strings.Contains(out, fmt.Sprintf("%-10d ", vmid)) {
+		t.Fatalf("CT %d left after delete:\n%s", vmid, out)
+	}
+	p.assertRootEmpty()
+}
+
+// state_ is env.state under another name (pveEnv embeds a field "state").
+func (p *pveEnv) state_(id string) specs.State { return p.env.state(id) }
+
+func TestPVEApplicationContainer(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	b := p.bundle("app", []string{"sh", "-c", "echo hello-from-app > /tmp/out; exec sleep 100000"}, func(s *specs.Spec) {
+		s.Root.Readonly = false
+		s.Process.Env = []string{"PATH=/bin", "GREETING=hi"}
+	})
+	p.ok("run", "-d", "--bundle", b, "app-1")
+	st := p.waitStatus("app-1", specs.StateRunning)
+	vmid := vmidOf(t, st)
+	conf := p.pct("config", strconv.Itoa(vmid))
+	if !strings.Contains(conf, "entrypoint: sh -c") || !strings.Contains(conf, "host-managed=1") {
+		t.Fatalf("not an application CT:\n%s", conf)
+	}
+	out := filepath.Join(p.state, "rootfs", strconv.Itoa(vmid), "tmp", "out")
+	var data []byte
+	for range 100 {
+		if data, _ = os.ReadFile(out); len(data) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if string(data) != "hello-from-app\n" {
+		t.Fatalf("entrypoint did not run: %q", data)
+	}
+	if got := p.ok("exec", "-e", "X=1", "app-1", "sh", "-c", "echo $GREETING$X"); strings.TrimSpace(got) != "1" && strings.TrimSpace(got) != "hi1" {
+		t.Fatalf("exec env: %q", got)
+	}
+	p.ok("delete", "-f", "app-1")
+	p.assertRootEmpty()
+}
+
+func TestPVEParallelCreatesGetDistinctVMIDs(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	// A VM holds the VMID nextid would give first: it must never be used.
+	os.WriteFile(filepath.Join(p.state, "vms.json"), []byte(`[{"vmid":100,"name":"db-vm","node":"pve"}]`), 0o644)
+	b := p.systemBundle("sys", nil)
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]result, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = p.run("create", "--bundle", b, fmt.Sprintf("par-%d", i))
+		}()
+	}
+	wg.Wait()
+	seen := map[int]string{}
+	for i, r := range results {
+		if r.code != 0 {
+			t.Fatalf("create par-%d: exit %d %q", i, r.code, r.stderr)
+		}
+		id := fmt.Sprintf("par-%d", i)
+		v := vmidOf(t, p.state_(id))
+		if v == 100 {
+			t.Fatalf("%s got VMID 100, which a VM holds", id)
+		}
+		if other, dup := seen[v]; dup {
+			t.Fatalf("%s and %s share VMID %d", id, other, v)
+		}
+		seen[v] = id
+	}
+	if lines := strings.Count(p.pct("list"), "\n"); lines != n+1 {
+		t.Fatalf("pct list has %d lines, want %d CTs + header", lines, n)
+	}
+	for i := range n {
+		p.ok("delete", fmt.Sprintf("par-%d", i))
+	}
+}
+
+func TestPVEErrorMappingAndRollback(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	b := p.systemBundle("sys", nil)
+	faults := filepath.Join(p.state, "faults")
+	cases := []struct {
+		fault, want, hint string
+		code              int
+	}{
+		{"pct create fail 255 storage 'local-lvm' does not exist", "storage 'local-lvm' does not exist", "rootfs_storage", 2},
+		{"pct create fail 255 bridge 'vmbr0' does not exist", "bridge 'vmbr0' does not exist", "[pve] bridge", 2},
+		{"pct create fail 255 unable to create CT {vmid} - Only root can pass arbitrary filesystem paths.", "Only root can pass", "root@pam", 7},
+		{"pct create fail 255 something PVE never said", "something PVE never said", "", 1},
+	}
+	for _, c := range cases {
+		os.WriteFile(faults, []byte(c.fault+"\n"), 0o644)
+		r := p.run("create", "--bundle", b, "bad")
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) || !strings.Contains(r.stderr, c.hint) || !strings.Contains(r.stderr, "pct create (CT ") {
+			t.Errorf("fault %q: exit %d stderr %q", c.fault, r.code, r.stderr)
+		}
+		oneLine(t, c.fault, r.stderr)
+		p.assertRootEmpty()
+		if out := p.pct("list"); out != "" {
+			t.Fatalf("CT left after a failed create:\n%s", out)
+		}
+	}
+	// A lock timeout that clears is retried, not surfaced.
+	os.WriteFile(faults, []byte("pct start failonce 255 can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout\n"), 0o644)
+	p.ok("run", "-d", "--bundle", b, "retry")
+	p.waitStatus("retry", specs.StateRunning)
+	p.ok("delete", "-f", "retry")
+}
+
+// kill -9 of proxcage in the middle of pct create, then delete --force:
+// nothing of the CT, its config or the state is left.
+func TestPVECrashDuringCreateThenForceDelete(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	b := p.systemBundle("sys", nil)
+	os.WriteFile(filepath.Join(p.state, "faults"), []byte("pct start hang\n"), 0o644)
+	c := p.cmd("run", "-d", "--bundle", b, "crash")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the CT exists (create done, start hanging), then crash.
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && p.pctList() == "" {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	c.Process.Kill()
+	c.Wait()
+	if p.pctList() == "" {
+		t.Fatal("the CT was never created")
+	}
+	os.Remove(filepath.Join(p.state, "faults"))
+	p.ok("delete", "--force", "crash")
+	if out := p.pctList(); out != "" {
+		t.Fatalf("CT left after delete --force:\n%s", out)
+	}
+	p.assertRootEmpty()
+}
+
+func (p *pveEnv) pctList() string {
+	c := exec.Command(p.pctPath(), "list")
+	c.Env = append(os.Environ(), p.extraEnv...)
+	out, _ := c.Output()
+	return string(out)
+}
+
+// pctPath is the double's pct, or the node's on a real PVE host.
+func (p *pveEnv) pctPath() string {
+	if p.real {
+		return "pct"
+	}
+	return filepath.Join(p.dir, "pvebin", "pct")
+}

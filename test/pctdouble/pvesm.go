@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// pvesm path VOLID | pvesm status [--content TYPE] [--storage ID] [--enabled]
+func pvesmMain(args []string) error {
+	if len(args) == 0 {
+		return fail("ERROR: no command specified\nUSAGE: pvesm <COMMAND> [ARGS] [OPTIONS]")
+	}
+	switch args[0] {
+	case "path":
+		return pvesmPath(args[1:])
+	case "status":
+		return pvesmStatus(args[1:])
+	}
+	return fail("ERROR: unknown command 'pvesm %s'\nUSAGE: pvesm <COMMAND> [ARGS] [OPTIONS]", args[0])
+}
+
+func pvesmPath(args []string) error {
+	c, err := parseCLI(args, func(string) bool { return false })
+	if err != nil {
+		return err
+	}
+	if len(c.pos) != 1 {
+		return fail("400 %s arguments\npvesm path <volume>", map[bool]string{true: "not enough", false: "too many"}[len(c.pos) < 1])
+	}
+	volid := c.pos[0]
+	sid, rest, ok := strings.Cut(volid, ":")
+	if !ok || checkNamedFormat("pve-storage-id", sid) != "" || rest == "" {
+		return fail("unable to parse volume ID '%s'", volid)
+	}
+	s, err := findStorage(sid)
+	if err != nil {
+		return err
+	}
+	if file, ok := strings.CutPrefix(rest, "vztmpl/"); ok {
+		if !s.hasContent("vztmpl") {
+			return fail("content type 'vztmpl' is not available or configured on storage '%s'", sid)
+		}
+		if file == "" || strings.Contains(file, "/") {
+			return fail("unable to parse directory volume name '%s'", rest)
+		}
+		fmt.Println(statePath("storage", sid, "template", "cache", file))
+		return nil
+	}
+	// Volumes of the double's CTs.
+	if strings.HasPrefix(rest, "vm-") {
+		fmt.Println(statePath("volumes", sid, rest))
+		return nil
+	}
+	return fail("unable to parse directory volume name '%s'", rest)
+}
+
+func pvesmStatus(args []string) error {
+	c, err := parseCLI(args, func(n string) bool { return n == "enabled" })
+	if err != nil {
+		return err
+	}
+	all, err := storages()
+	if err != nil {
+		return err
+	}
+	if sid := c.opts["storage"]; sid != "" {
+		if _, err := findStorage(sid); err != nil {
+			return err
+		}
+	}
+	total, used, avail := fsUsage(stateDir)
+	maxlen := 0
+	var list []storage
+	for _, s := range all {
+		if ct := c.opts["content"]; ct != "" && !s.hasContent(ct) {
+			continue
+		}
+		if sid := c.opts["storage"]; sid != "" && s.Storage != sid {
+			continue
+		}
+		if c.opts["enabled"] == "1" && s.Disabled {
+			continue
+		}
+		list = append(list, s)
+		if len(s.Storage) > maxlen {
+			maxlen = len(s.Storage)
+		}
+	}
+	maxlen++
+	// PVE::CLI::pvesm status printout.
+	fmt.Printf("%-*s %10s %10s %15s %15s %15s %8s\n", maxlen, "Name", "Type", "Status", "Total", "Used", "Available", "%")
+	for _, s := range list {
+		if s.Disabled {
+			fmt.Printf("%-*s %10s %10s %15d %15d %15d %8s\n", maxlen, s.Storage, s.Type, "disabled", 0, 0, 0, "N/A")
+			continue
+		}
+		per := 0.0
+		if total > 0 {
+			per = float64(used) * 100 / float64(total)
+		}
+		fmt.Printf("%-*s %10s %10s %15d %15d %15d %7.2f%%\n", maxlen, s.Storage, s.Type, "active", total/1024, used/1024, avail/1024, per)
+	}
+	return nil
+}

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Layout of $PCTDOUBLE_DIR (see README.md):
+//
+//	lxc/<vmid>.conf                     PVE-style CT config (like /etc/pve/lxc)
+//	rootfs/<vmid>/                      the CT's root filesystem
+//	volumes/<storage>/vm-<vmid>-disk-N  allocated mount point volumes
+//	lxcpath/<vmid>/config               generated LXC config (like /var/lib/lxc)
+//	storage/<storage>/template/cache/   templates (volid <storage>:vztmpl/<file>)
+//	vms.json, storages.json, bridges, node, version, faults   (optional inputs)
+//	.lock                               flock taken around every state change
+var stateDir string
+
+func initState() error {
+	stateDir = os.Getenv("PCTDOUBLE_DIR")
+	if stateDir == "" {
+		return fail("pctdouble: PCTDOUBLE_DIR is not set; it must name the double's state directory (see test/pctdouble/README.md)")
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return fail("pctdouble: %v", err)
+	}
+	stateDir = abs
+	for _, d := range []string{"lxc", "rootfs", "lxcpath"} {
+		if err := os.MkdirAll(filepath.Join(stateDir, d), 0o755); err != nil {
+			return fail("pctdouble: %v", err)
+		}
+	}
+	return nil
+}
+
+func statePath(parts ...string) string {
+	return filepath.Join(append([]string{stateDir}, parts...)...)
+}
+
+func confPath(vmid int) string   { return statePath("lxc", fmt.Sprintf("%d.conf", vmid)) }
+func rootfsPath(vmid int) string { return statePath("rootfs", strconv.Itoa(vmid)) }
+func lxcPath() string            { return statePath("lxcpath") }
+
+// lockState takes the global state lock (flock on $PCTDOUBLE_DIR/.lock) and
+// returns the function that releases it. Every read-modify-write of the
+// state happens under it, so parallel invocations behave like PVE's
+// cluster-wide config locks.
+func lockState() (func(), error) {
+	f, err := os.OpenFile(statePath(".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fail("pctdouble: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fail("pctdouble: flock: %v", err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// writeFileAtomic writes via a temporary file and rename, so lock-free
+// readers (pct list, pct config) never see a half-written file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func readTrimmed(name, def string) string {
+	b, err := os.ReadFile(statePath(name))
+	if err != nil {
+		return def
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func nodeName() string { return readTrimmed("node", "pve") }
+
+const defaultVersion = "pve-manager/9.1.1/ab12cd34 (running kernel: 6.8.12-4-pve)"
+
+func versionString() string { return readTrimmed("version", defaultVersion) }
+
+// bridges lists the bridge names that "exist" (file `bridges`, whitespace
+// separated; default vmbr0).
+func bridges() map[string]bool {
+	res := map[string]bool{}
+	for _, b := range strings.Fields(readTrimmed("bridges", "vmbr0")) {
+		res[b] = true
+	}
+	return res
+}
+
+// storage is one entry of storages.json.
+type storage struct {
+	Storage  string `json:"storage"`
+	Type     string `json:"type"`
+	Content  string `json:"content"`
+	Disabled bool   `json:"disabled,omitempty"`
+	Shared   bool   `json:"shared,omitempty"`
+}
+
+func (s storage) hasContent(c string) bool {
+	for _, x := range strings.Split(s.Content, ",") {
+		if strings.TrimSpace(x) == c {
+			return true
+		}
+	}
+	return false
+}
+
+var defaultStorages = []storage{
+	{Storage: "local", Type: "dir", Content: "vztmpl,iso,backup"},
+	{Storage: "local-lvm", Type: "lvmthin", Content: "rootdir,images"},
+}
+
+func storages() ([]storage, error) {
+	b, err := os.ReadFile(statePath("storages.json"))
+	if os.IsNotExist(err) {
+		return defaultStorages, nil
+	}
+	if err != nil {
+		return nil, fail("pctdouble: %v", err)
+	}
+	var res []storage
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fail("pctdouble: storages.json: %v", err)
+	}
+	sort.Slice(res, func(i, j int) bool { return res[i].Storage < res[j].Storage })
+	return res, nil
+}
+
+// findStorage returns the storage or PVE's "storage 'x' does not exist".
+func findStorage(id string) (storage, error) {
+	all, err := storages()
+	if err != nil {
+		return storage{}, err
+	}
+	for _, s := range all {
+		if s.Storage == id {
+			if s.Disabled {
+				return s, fail("storage '%s' is disabled", id)
+			}
+			return s, nil
+		}
+	}
+	return storage{}, fail("storage '%s' does not exist", id)
+}
+
+// storageWithContent also checks the content type, as PVE's allocation does.
+func storageWithContent(id, content string) (storage, error) {
+	s, err := findStorage(id)
+	if err != nil {
+		return s, err
+	}
+	if !s.hasContent(content) {
+		return s, fail("content type '%s' is not available or configured on storage '%s'", content, id)
+	}
+	return s, nil
+}
+
+// vm is one entry of vms.json: a fake QEMU VM that occupies a VMID.
+type vm struct {
+	VMID   int    `json:"vmid"`
+	Name   string `json:"name"`
+	Node   string `json:"node"`
+	Status string `json:"status,omitempty"`
+}
+
+func vms() ([]vm, error) {
+	b, err := os.ReadFile(statePath("vms.json"))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail("pctdouble: %v", err)
+	}
+	var res []vm
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fail("pctdouble: vms.json: %v", err)
+	}
+	for i := range res {
+		if res[i].Node == "" {
+			res[i].Node = nodeName()
+		}
+	}
+	return res, nil
+}
+
+// ctIDs lists the VMIDs that have a config, sorted.
+func ctIDs() []int {
+	ents, _ := os.ReadDir(statePath("lxc"))
+	var ids []int
+	for _, e := range ents {
+		n, ok := strings.CutSuffix(e.Name(), ".conf")
+		if !ok {
+			continue
+		}
+		if id, err := strconv.Atoi(n); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Ints(ids)
+	return ids
+}
+
+// vmidOwner says who holds a VMID: "CT", "VM" (with its node) or "".
+func vmidOwner(vmid int) (string, string, error) {
+	if _, err := os.Stat(confPath(vmid)); err == nil {
+		return "CT", nodeName(), nil
+	}
+	list, err := vms()
+	if err != nil {
+		return "", "", err
+	}
+	for _, v := range list {
+		if v.VMID == vmid {
+			return "VM", v.Node, nil
+		}
+	}
+	return "", "", nil
+}
+
+// ---------------------------------------------------------------------------
+// The CT config file, in pct's format (PVE::LXC::Config write_pct_config):
+// the description as '#'-comment lines at the top (each line passed through
+// encode_text), then sorted "key: value" lines, then the raw "lxc.*" lines in
+// their original order. Snapshot sections ("[name]") are not supported.
+
+type ctConf struct {
+	Description string
+	Keys        map[string]string
+	Raw         [][2]string // lxc.* entries
+	digest      string
+}
+
+func newConf() *ctConf { return &ctConf{Keys: map[string]string{}} }
+
+var (
+	confKeyRE = regexp.MustCompile(`^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$`)
+	confRawRE = regexp.MustCompile(`^(lxc\.[a-zA-Z0-9_\-.]+)(?::|\s*=)\s*(.*?)\s*$`)
+)
+
+func parseConf(data []byte) *ctConf {
+	c := newConf()
+	sum := sha1.Sum(data)
+	c.digest = hex.EncodeToString(sum[:])
+	var desc []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "[") {
+			break // snapshot / pending sections
+		}
+		if strings.HasPrefix(line, "#") {
+			desc = append(desc, decodeText(line[1:]))
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if m := confRawRE.FindStringSubmatch(line); m != nil {
+			c.Raw = append(c.Raw, [2]string{m[1], m[2]})
+			continue
+		}
+		if m := confKeyRE.FindStringSubmatch(line); m != nil {
+			c.Keys[m[1]] = m[2]
+		}
+	}
+	c.Description = strings.Join(desc, "\n")
+	return c
+}
+
+func (c *ctConf) bytes() []byte {
+	var b bytes.Buffer
+	if c.Description != "" {
+		for _, l := range strings.Split(c.Description, "\n") {
+			b.WriteString("#" + encodeText(l) + "\n")
+		}
+	}
+	keys := make([]string, 0, len(c.Keys))
+	for k := range c.Keys {
+		if k != "description" && k != "digest" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %s\n", k, c.Keys[k])
+	}
+	for _, r := range c.Raw {
+		fmt.Fprintf(&b, "%s: %s\n", r[0], r[1])
+	}
+	return b.Bytes()
+}
+
+func (c *ctConf) rawValue(key string) (string, bool) {
+	val, ok := "", false
+	for _, r := range c.Raw {
+		if r[0] == key {
+			val, ok = r[1], true
+		}
+	}
+	return val, ok
+}
+
+// noConfErr is pct's text for a missing CT.
+func noConfErr(vmid int) error {
+	return fail("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", nodeName(), vmid)
+}
+
+func loadConf(vmid int) (*ctConf, error) {
+	b, err := os.ReadFile(confPath(vmid))
+	if os.IsNotExist(err) {
+		return nil, noConfErr(vmid)
+	}
+	if err != nil {
+		return nil, fail("pctdouble: %v", err)
+	}
+	return parseConf(b), nil
+}
+
+func writeConf(vmid int, c *ctConf) error {
+	if err := writeFileAtomic(confPath(vmid), c.bytes()); err != nil {
+		return fail("pctdouble: writing config: %v", err)
+	}
+	return nil
+}
+
+// checkLock is PVE::AbstractConfig::check_lock.
+func checkLock(c *ctConf) error {
+	if l := c.Keys["lock"]; l != "" {
+		return fail("CT is locked (%s)", l)
+	}
+	return nil
+}
+
+// encodeText is PVE::Tools::encode_text: URI-escape control characters,
+// ':' and everything outside printable ASCII.
+func encodeText(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c < 0x20 || c == ':' || c > 0x7e {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func decodeText(s string) string {
+	if d, err := url.PathUnescape(s); err == nil {
+		return d
+	}
+	return s
+}
