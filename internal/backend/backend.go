@@ -220,3 +220,11 @@ type TemplateManager interface {
 	Templates(ctx context.Context, live []*Container) ([]Template, error)
 	PruneTemplates(ctx context.Context, live []*Container) ([]string, error)
 }
+
+// Reclaimer is implemented by backends whose objects outlive the state
+// directory (a PVE CT carries its OCI id): `delete --force` of an id the
+// store does not know asks them to remove what is left. found says whether
+// anything was.
+type Reclaimer interface {
+	ReclaimByID(ctx context.Context, id string) (found bool, err error)
+}

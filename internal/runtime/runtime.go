@@ -282,8 +282,37 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool
 	})
 }
 
-// Delete removes a stopped container, or any container with force.
+// Delete removes a stopped container, or any container with force. With
+// force, an id the store does not know is looked up in the backends whose
+// objects carry it (a CT left by a crash that lost the state directory).
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	err := r.delete(ctx, id, force)
+	if !force || !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	for _, name := range r.Config.Backends() {
+		if !r.Backends.Has(name) {
+			continue
+		}
+		be, berr := r.Backends.Get(name)
+		if berr != nil {
+			continue // a backend that cannot start here holds nothing to reclaim
+		}
+		if rc, ok := be.(backend.Reclaimer); ok {
+			found, rerr := rc.ReclaimByID(ctx, id)
+			if rerr != nil {
+				return rerr
+			}
+			if found {
+				r.Log.Info("removed a container left without state", "id", id, "backend", name)
+				return nil
+			}
+		}
+	}
+	return err
+}
+
+func (r *Runtime) delete(ctx context.Context, id string, force bool) error {
 	return r.locked(id, func(rec *store.Record, be backend.Backend, c *backend.Container, h *store.Handle) error {
 		// A "creating" record whose lock we hold was left by a creator
 		// that died: clean it up whatever force says.

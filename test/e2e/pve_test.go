@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,34 +285,173 @@ func TestPVEErrorMappingAndRollback(t *testing.T) {
 	p.ok("delete", "-f", "retry")
 }
 
-// kill -9 of proxcage in the middle of pct create, then delete --force:
-// nothing of the CT, its config or the state is left.
-func TestPVECrashDuringCreateThenForceDelete(t *testing.T) {
+// kill -9 of proxcage at each step of a create (a hanging tool call stands
+// in for the step), then delete --force: no CT, config, template temp file
+// or state is left.
+func TestPVECrashAtEachCreateStepThenForceDelete(t *testing.T) {
+	steps := []struct {
+		name, fault string
+		ctExists    bool // the CT exists when proxcage dies
+	}{
+		{"template path", "pvesm path hang", false},
+		{"vmid allocation", "pvesh get hang", false},
+		{"pct create", "pct create hang", false},
+		{"inside pct create (config written, lock: create)", "pct create delay 30", true},
+		{"after pct create, in start", "pct start hang", true},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			p := newPVEEnv(t)
+			p.needDouble()
+			b := p.systemBundle("sys", nil)
+			os.WriteFile(filepath.Join(p.state, "faults"), []byte(step.fault+"\n"), 0o644)
+			c := p.cmd("run", "-d", "--bundle", b, "crash")
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Wait until a tool call hangs (it is the double's process).
+			deadline := time.Now().Add(20 * time.Second)
+			words := strings.Fields(step.fault)
+			call := words[0] + "\x00" + words[1] + "\x00"
+			for time.Now().Before(deadline) && !p.toolHangs(call) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !p.toolHangs(call) {
+				t.Fatal("no tool call reached the hanging step")
+			}
+			for step.ctExists && time.Now().Before(deadline) && p.pctList() == "" {
+				time.Sleep(20 * time.Millisecond)
+			}
+			c.Process.Kill()
+			c.Wait()
+			p.killHungTools()
+			if got := p.pctList() != ""; got != step.ctExists {
+				t.Fatalf("CT exists after the crash: %v, want %v", got, step.ctExists)
+			}
+			os.Remove(filepath.Join(p.state, "faults"))
+			p.ok("delete", "--force", "crash")
+			if out := p.pctList(); out != "" {
+				t.Fatalf("CT left after delete --force:\n%s", out)
+			}
+			p.assertRootEmpty()
+			tmps, _ := filepath.Glob(filepath.Join(p.state, "storage", "local", "template", "cache", ".proxcage-tmp-*"))
+			if len(tmps) > 0 {
+				t.Fatalf("template temp files left: %v", tmps)
+			}
+		})
+	}
+}
+
+// toolHangs reports whether the double runs a call whose argv starts with
+// call (NUL-separated), i.e. the call that hangs.
+func (p *pveEnv) toolHangs(call string) bool {
+	for _, pid := range p.hungTools() {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		argv0, rest, _ := strings.Cut(string(cmdline), "\x00")
+		if strings.HasPrefix(filepath.Base(argv0)+"\x00"+rest, call) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pveEnv) hungTools() []int {
+	var pids []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, env := range procs {
+		data, err := os.ReadFile(env)
+		if err != nil || !strings.Contains(string(data), "PCTDOUBLE_DIR="+p.state+"\x00") {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(env)))
+		exe, _ := os.Readlink(filepath.Join(filepath.Dir(env), "exe"))
+		if filepath.Base(exe) != "pctdouble" {
+			continue // proxcage itself, or lxc tools the double runs
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func (p *pveEnv) killHungTools() {
+	for _, pid := range p.hungTools() {
+		syscallKill(pid)
+	}
+}
+
+// The state directory is lost (crash, reboot of a tmpfs /run): delete
+// --force finds the CT by its tag and description and removes it.
+func TestPVEForceDeleteWithoutState(t *testing.T) {
+	p := newPVEEnv(t)
+	b := p.systemBundle("sys", nil)
+	p.ok("run", "-d", "--bundle", b, "lost")
+	vmid := vmidOf(t, p.state_("lost"))
+	if err := os.RemoveAll(filepath.Join(p.root, "lost")); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.run("state", "lost"); r.code != 3 {
+		t.Fatalf("state without record: exit %d", r.code)
+	}
+	p.ok("delete", "--force", "lost")
+	if out := p.pct("list"); strings.Contains(out, fmt.Sprintf("%-10d ", vmid)) {
+		t.Fatalf("CT %d survived delete --force:\n%s", vmid, out)
+	}
+}
+
+// A second create from the same rootfs reuses the template: no conversion.
+func TestPVETemplateCacheAndPrune(t *testing.T) {
 	p := newPVEEnv(t)
 	p.needDouble()
 	b := p.systemBundle("sys", nil)
-	os.WriteFile(filepath.Join(p.state, "faults"), []byte("pct start hang\n"), 0o644)
-	c := p.cmd("run", "-d", "--bundle", b, "crash")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
+	logf := filepath.Join(p.dir, "log.json")
+	p.ok("--debug", "--log", logf, "--log-format", "json", "create", "--bundle", b, "one")
+	p.ok("--debug", "--log", logf, "--log-format", "json", "create", "--bundle", b, "two")
+	data, _ := os.ReadFile(logf)
+	var cached []bool
+	for _, line := range strings.Split(string(data), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "template" {
+			cached = append(cached, m["cached"] == true)
+		}
 	}
-	// Wait until the CT exists (create done, start hanging), then crash.
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) && p.pctList() == "" {
-		time.Sleep(50 * time.Millisecond)
+	if len(cached) != 2 || cached[0] || !cached[1] {
+		t.Fatalf("template cache hits %v, want [false true]", cached)
 	}
-	time.Sleep(200 * time.Millisecond)
-	c.Process.Kill()
-	c.Wait()
-	if p.pctList() == "" {
-		t.Fatal("the CT was never created")
+	list := p.ok("templates")
+	if !strings.Contains(list, "local:vztmpl/proxcage-") || !strings.Contains(list, "true") {
+		t.Fatalf("templates:\n%s", list)
 	}
-	os.Remove(filepath.Join(p.state, "faults"))
-	p.ok("delete", "--force", "crash")
-	if out := p.pctList(); out != "" {
-		t.Fatalf("CT left after delete --force:\n%s", out)
+	// Another, unused template is pruned; the one in use stays.
+	cache := filepath.Join(p.state, "storage", "local", "template", "cache")
+	os.WriteFile(filepath.Join(cache, "proxcage-0123456789abcdef_amd64.tar.zst"), []byte("x"), 0o644)
+	out := p.ok("templates", "prune")
+	if !strings.Contains(out, "proxcage-0123456789abcdef_amd64.tar.zst") {
+		t.Fatalf("prune output %q", out)
 	}
-	p.assertRootEmpty()
+	left, _ := filepath.Glob(filepath.Join(cache, "proxcage-*"))
+	if len(left) != 1 {
+		t.Fatalf("templates after prune: %v", left)
+	}
+	p.ok("delete", "one")
+	p.ok("delete", "two")
+}
+
+func TestPVEDoctor(t *testing.T) {
+	p := newPVEEnv(t)
+	out := p.ok("doctor")
+	for _, want := range []string{"ok  pve: tools", "pve: version", "pve: storage local (vztmpl)", "pve: storage local-lvm (rootdir)", "pve: bridge vmbr0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, out)
+		}
+	}
+	if p.real {
+		return
+	}
+	os.WriteFile(p.config, []byte("default_backend = \"pve\"\n[pve]\nrootfs_storage = \"nope\"\nbridge = \"vmbr7\"\n"), 0o644)
+	r := p.run("doctor")
+	if r.code != 5 || !strings.Contains(r.stdout, "FAIL  pve: storage nope (rootdir)") || !strings.Contains(r.stdout, "FAIL  pve: bridge vmbr7") {
+		t.Fatalf("doctor with a bad config: exit %d\n%s", r.code, r.stdout)
+	}
 }
 
 func (p *pveEnv) pctList() string {
@@ -328,3 +468,5 @@ func (p *pveEnv) pctPath() string {
 	}
 	return filepath.Join(p.dir, "pvebin", "pct")
 }
+
+func syscallKill(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }

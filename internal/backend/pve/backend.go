@@ -521,10 +521,22 @@ func (b *Backend) destroy(ctx context.Context, vmid int) error {
 			return err
 		}
 	}
-	err := retryTransient(ctx, b.log, 4, func() error {
-		_, err := b.tools.run(ctx, vmid, b.tools.pct, "destroy", id, "--purge", "1", "--force", "1")
-		return err
-	})
+	destroy := func() error {
+		return retryTransient(ctx, b.log, 4, func() error {
+			_, err := b.tools.run(ctx, vmid, b.tools.pct, "destroy", id, "--purge", "1", "--force", "1")
+			return err
+		})
+	}
+	err := destroy()
+	if err != nil && strings.Contains(err.Error(), "CT is locked (create)") {
+		// The lock outlived a create that was killed (we hold this
+		// container's lock, so no proxcage create of it still runs, and
+		// the retries above waited for a pct create to finish).
+		b.log.Info("clearing the create lock of a CT whose create died", "vmid", vmid)
+		if _, uerr := b.tools.run(ctx, vmid, b.tools.pct, "unlock", id); uerr == nil {
+			err = destroy()
+		}
+	}
 	if errdefs.Category(err) == errdefs.ErrNotFound {
 		return nil
 	}
@@ -533,21 +545,31 @@ func (b *Backend) destroy(ctx context.Context, vmid int) error {
 
 // destroyByID removes every CT tagged proxcage whose description holds id.
 func (b *Backend) destroyByID(ctx context.Context, id string) error {
+	_, err := b.ReclaimByID(ctx, id)
+	return err
+}
+
+// ReclaimByID implements backend.Reclaimer: the CT's tag and description
+// identify it cluster-wide even when the state directory is gone. Only CTs
+// on this node can be destroyed by the pct transport.
+func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
 	guests, err := b.clusterGuests(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
+	found := false
 	for _, g := range guests {
 		if g.Type != "lxc" || !g.hasTag(Tag) {
 			continue
 		}
 		if owner, err := b.ociIDOf(ctx, g.vmid()); err == nil && owner == id {
 			if err := b.destroy(ctx, g.vmid()); err != nil {
-				return err
+				return found, err
 			}
+			found = true
 		}
 	}
-	return nil
+	return found, nil
 }
 
 // Exec implements backend.Backend with lxc-attach. LXC has no working
