@@ -51,6 +51,8 @@ test:
 
 bench: build
 	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun crun-raw
+	ROOTFS=$${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase ./bench/template.sh
+	./bench/pve.sh $(CURDIR)/$(BIN)
 
 man:
 	$(GO) build -tags '$(TAGS) genman' -o bin/proxcage-genman ./cmd/proxcage

@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(gcc make pkg-config libseccomp-dev git)
 if [ "$what" = test ]; then
-  pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd hyperfine iproute2 procps python3 bsdutils util-linux)
+  pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd hyperfine debootstrap zstd iproute2 procps python3 bsdutils util-linux)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -106,7 +106,12 @@ var encoderConcurrency = func() int { return max(runtime.GOMAXPROCS(0), 2) }
 func writeZstd(ctx context.Context, rootfs string, w io.Writer, sum io.Writer) error {
 	gw := &gateWriter{w: w}
 	enc, err := zstd.NewWriter(gw,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		// The fastest level: a template is a cache entry written on the
+		// create path, so conversion time matters more than size. On a
+		// Debian minbase rootfs it converts 1.11x as fast as
+		// `tar | zstd -T0` (level 3) for a 6% larger file; at level 3 this
+		// encoder reached only 0.91x.
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(encoderConcurrency()),
 		// Without this a stream uses at most ~2 goroutines whatever the
 		// concurrency; with it the input is split into independent jobs
