@@ -51,6 +51,7 @@ test:
 
 bench: build
 	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun crun-raw
+	./scripts/debian-rootfs.sh $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 	ROOTFS=$${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase ./bench/template.sh
 	./bench/pve.sh $(CURDIR)/$(BIN)
 
