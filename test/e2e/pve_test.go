@@ -568,3 +568,20 @@ func compareRootfs(t *testing.T, want, got string) {
 	}
 	t.Logf("rootfs round trip: %d entries compared", n)
 }
+
+// OCI: kill works in the created state. A CT has no init before start, so
+// a terminating signal leaves it stopped, and start then refuses.
+func TestPVEKillCreated(t *testing.T) {
+	p := newPVEEnv(t)
+	b := p.systemBundle("sys", nil)
+	p.ok("create", "--bundle", b, "kc")
+	p.ok("kill", "kc", "TERM")
+	if st := p.state_("kc"); st.Status != specs.StateStopped {
+		t.Fatalf("after kill of a created CT: %s", st.Status)
+	}
+	if r := p.run("start", "kc"); r.code != 5 {
+		t.Fatalf("start after kill: exit %d %q", r.code, r.stderr)
+	}
+	p.ok("delete", "kc")
+	p.assertRootEmpty()
+}

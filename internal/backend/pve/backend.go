@@ -86,6 +86,9 @@ type private struct {
 	Template string `json:"template,omitempty"` // volid
 	PidFile  string `json:"pidFile,omitempty"`  // written at start: PVE has no init before start
 	Started  bool   `json:"started,omitempty"`
+	// Killed: a terminating signal reached the container while it was
+	// "created" (no init runs yet); it is stopped without ever running.
+	Killed bool `json:"killed,omitempty"`
 }
 
 func loadPrivate(c *backend.Container) (private, error) {
@@ -296,8 +299,8 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 	if err != nil {
 		return err
 	}
-	if p.Started {
-		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started (CT %d)", p.VMID)
+	if p.Started || p.Killed {
+		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started or killed (CT %d)", p.VMID)
 	}
 	err = retryTransient(ctx, b.log, 4, func() error {
 		_, err := b.tools.run(ctx, p.VMID, b.tools.pct, "start", strconv.Itoa(p.VMID))
@@ -367,7 +370,7 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 			return backend.Status{Status: "stopped", Annotations: ann}, nil
 		}
 		return backend.Status{Status: "running", Pid: pid, Annotations: ann}, nil
-	case !p.Started:
+	case !p.Started && !p.Killed:
 		return backend.Status{Status: "created", Annotations: ann}, nil
 	default:
 		return backend.Status{Status: "stopped", Annotations: ann}, nil
@@ -384,6 +387,16 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	st, err := b.status(ctx, p.VMID)
 	if err != nil {
 		return err
+	}
+	if st != "running" && !p.Started && !p.Killed {
+		// OCI lets kill reach a created container. A PVE CT has no init
+		// before pct start, so a signal that would end one ends the
+		// container: it becomes stopped without running.
+		if terminates(sig) {
+			p.Killed = true
+			return b.savePrivate(c, p)
+		}
+		return nil
 	}
 	if st != "running" {
 		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition, Msg: "container not running",
@@ -626,4 +639,14 @@ func pctArgs(plan *Plan) []string {
 		args[i] = strings.ReplaceAll(args[i], "\x00", `\0`)
 	}
 	return args
+}
+
+// terminates reports whether sig's default action ends a process (all but
+// the ignored and job-control ones, and 0, which only probes).
+func terminates(sig unix.Signal) bool {
+	switch sig {
+	case 0, unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT, unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return false
+	}
+	return true
 }
