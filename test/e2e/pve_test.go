@@ -585,3 +585,35 @@ func TestPVEKillCreated(t *testing.T) {
 	p.ok("delete", "kc")
 	p.assertRootEmpty()
 }
+
+// exec with a terminal: through a console socket (how podman and the
+// containerd shim ask for one), and in the foreground from a terminal.
+func TestPVEExecTerminal(t *testing.T) {
+	p := newPVEEnv(t)
+	b := p.systemBundle("sys", nil)
+	p.ok("run", "-d", "--bundle", b, "tty")
+	sock, ptyc := consoleSocket(t, t.TempDir())
+	p.ok("exec", "--tty", "--detach", "--console-socket", sock, "tty", "sh", "-c", "tty; echo pve-tty-ok; sleep 2")
+	var pty *os.File
+	select {
+	case pty = <-ptyc:
+	case <-time.After(5 * time.Second):
+	}
+	if pty == nil {
+		t.Fatal("no pty master on the console socket")
+	}
+	defer pty.Close()
+	if out := readUntil(t, pty, "pve-tty-ok"); !strings.Contains(out, "/dev/pts/") {
+		t.Fatalf("exec not on a pty: %q", out)
+	}
+	if _, err := exec.LookPath("script"); err == nil {
+		args := append([]string{p.bin, "--root", p.root, "--config", p.config}, "exec", "-t", "tty", "tty")
+		c := exec.Command("script", "-qec", strings.Join(args, " "), "/dev/null")
+		c.Env = append(os.Environ(), p.extraEnv...)
+		out, err := c.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "/dev/pts/") {
+			t.Fatalf("exec -t in the foreground: %v %q", err, out)
+		}
+	}
+	p.ok("delete", "-f", "tty")
+}

@@ -197,6 +197,8 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 	w("lxc.apparmor.profile", "unconfined")
 	w("lxc.mount.auto", "proc:mixed sys:ro cgroup:mixed")
 	w("lxc.autodev", "1")
+	// As LXC's common.conf that PVE includes: ptys for lxc-attach/console.
+	w("lxc.pty.max", "1024")
 	w("lxc.tty.max", "0")
 	w("lxc.console.path", "none")
 	if m := c.Keys["memory"]; m != "" {

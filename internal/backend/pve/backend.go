@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -593,9 +594,6 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	if err != nil {
 		return -1, err
 	}
-	if proc.Terminal {
-		return -1, errdefs.New(errdefs.ErrInvalidArgument, "exec with a terminal is not supported by the pve backend yet (use `pct enter %d`)", p.VMID)
-	}
 	if st, err := b.status(ctx, p.VMID); err != nil {
 		return -1, err
 	} else if st != "running" {
@@ -612,8 +610,32 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	args = append(args, proc.Args...)
 	cmd := execCommand(b.tools.lxcAttach, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	var sendMaster func() error
+	if proc.Terminal && opts.ConsoleSocket != "" {
+		// The engine wants the pty master: lxc-attach runs on a pty we
+		// make, as its controlling terminal, and the master goes to the
+		// console socket (with our stdio as a terminal, lxc-attach makes
+		// its own pty and needs nothing from us).
+		master, slave, err := openPty()
+		if err != nil {
+			return -1, errdefs.Wrap(errdefs.ErrInternal, err, "allocate a pty")
+		}
+		defer master.Close()
+		defer slave.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		sendMaster = func() error { return sendFd(opts.ConsoleSocket, master) }
+	} else if proc.Terminal && opts.Detach {
+		return -1, errdefs.New(errdefs.ErrInvalidArgument, "exec --tty --detach needs --console-socket to receive the pty")
+	}
 	if err := cmd.Start(); err != nil {
 		return -1, errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "lxc-attach")
+	}
+	if sendMaster != nil {
+		if err := sendMaster(); err != nil {
+			_ = cmd.Process.Kill()
+			return -1, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
+		}
 	}
 	if opts.PidFile != "" {
 		if err := backend.WritePidFile(opts.PidFile, cmd.Process.Pid); err != nil {
