@@ -1,0 +1,689 @@
+package pvesim
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func (s *Server) buildRoutes() []route {
+	rs := []route{
+		{method: "GET", tmpl: "/version", h: s.version},
+		{method: "POST", tmpl: "/access/ticket", h: s.accessTicket, noAuth: true},
+		{method: "GET", tmpl: "/cluster/nextid", h: s.nextID},
+		{method: "GET", tmpl: "/cluster/resources", h: s.resources},
+		{method: "GET", tmpl: "/nodes", h: s.listNodes},
+		{method: "GET", tmpl: "/nodes/{node}/lxc", h: s.listCTs},
+		{method: "POST", tmpl: "/nodes/{node}/lxc", h: s.createCT},
+		{method: "GET", tmpl: "/nodes/{node}/lxc/{vmid}/config", h: s.getConfig},
+		{method: "PUT", tmpl: "/nodes/{node}/lxc/{vmid}/config", h: s.putConfig},
+		{method: "GET", tmpl: "/nodes/{node}/lxc/{vmid}/status/current", h: s.statusCurrent},
+		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/start", h: s.ctAction("vzstart")},
+		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/stop", h: s.ctAction("vzstop")},
+		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/shutdown", h: s.ctAction("vzshutdown")},
+		{method: "DELETE", tmpl: "/nodes/{node}/lxc/{vmid}", h: s.ctAction("vzdestroy")},
+		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/status", h: s.taskStatus},
+		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/log", h: s.taskLog},
+		{method: "GET", tmpl: "/nodes/{node}/storage", h: s.listStorage},
+		{method: "GET", tmpl: "/nodes/{node}/storage/{storage}/content", h: s.storageContent},
+		{method: "POST", tmpl: "/nodes/{node}/storage/{storage}/upload", h: s.upload},
+	}
+	for i := range rs {
+		rs[i].segs = strings.Split(strings.Trim(rs[i].tmpl, "/"), "/")
+	}
+	return rs
+}
+
+func (s *Server) version(c *call) (any, *apiError) {
+	return map[string]any{"version": "9.1.1", "release": "9.1", "repoid": "5f2e1d0c"}, nil
+}
+
+// node returns the node named in the path. Call with s.mu held.
+func (s *Server) node(c *call) (*node, *apiError) {
+	n := s.nodes[c.p["node"]]
+	if n == nil {
+		name := c.p["node"]
+		return nil, fail500("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", name, name)
+	}
+	return n, nil
+}
+
+// ct returns the container of the path on the path's node. Call with s.mu held.
+func (s *Server) ct(c *call) (*ct, *apiError) {
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	vmid, _ := strconv.Atoi(c.p["vmid"])
+	x := s.cts[vmid]
+	if x == nil || x.node != n.name {
+		return nil, fail500("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", n.name, vmid)
+	}
+	return x, nil
+}
+
+func lockTimeout(vmid int) *apiError {
+	return fail500("can't lock file '/run/lock/lxc/pve-config-%d.lock' - got timeout", vmid)
+}
+
+func (s *Server) nextID(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := c.p["vmid"]; v != "" {
+		vmid, _ := strconv.Atoi(v)
+		if kind, _ := s.vmidOwner(vmid); kind != "" {
+			return nil, paramError(map[string]string{"vmid": fmt.Sprintf("VM %d already exists", vmid)})
+		}
+		return strconv.Itoa(vmid), nil
+	}
+	for id := 100; ; id++ {
+		if kind, _ := s.vmidOwner(id); kind == "" {
+			return strconv.Itoa(id), nil
+		}
+	}
+}
+
+func (s *Server) ctRow(x *ct, full bool) map[string]any {
+	now := s.now()
+	row := map[string]any{
+		"vmid": x.vmid, "name": x.conf["hostname"], "status": x.status, "type": "lxc",
+		"maxmem": x.maxmem(), "mem": x.mem(), "maxdisk": x.maxdisk(), "disk": 0,
+		"uptime": x.uptime(now), "cpu": 0, "template": 0,
+	}
+	cores, _ := strconv.Atoi(x.conf["cores"])
+	if cores == 0 {
+		cores = s.nodes[x.node].maxcpu
+	}
+	if x.status == "running" {
+		row["cpu"] = 0.01
+	}
+	if x.lock != "" {
+		row["lock"] = x.lock
+	}
+	if t := x.conf["tags"]; t != "" {
+		row["tags"] = t
+	}
+	if full {
+		row["id"] = fmt.Sprintf("lxc/%d", x.vmid)
+		row["node"] = x.node
+		row["maxcpu"] = cores
+	} else {
+		row["cpus"] = cores
+		row["maxswap"] = int64(512 << 20)
+		row["swap"] = 0
+		row["netin"], row["netout"], row["diskread"], row["diskwrite"] = 0, 0, 0, 0
+	}
+	return row
+}
+
+// nodeMem is a node's used memory: base plus running guests. Call with s.mu held.
+func (s *Server) nodeMem(n *node) int64 {
+	m := n.mem
+	for _, x := range s.cts {
+		if x.node == n.name {
+			m += x.mem()
+		}
+	}
+	for _, q := range s.opts.QemuVMs {
+		if q.Node == n.name && q.Status == "running" {
+			m += qemuMaxMem(q) / 2
+		}
+	}
+	return m
+}
+
+func qemuMaxMem(q QemuVM) int64 {
+	if q.MaxMem == 0 {
+		return 2 << 30
+	}
+	return q.MaxMem
+}
+
+func (s *Server) nodeRow(n *node) map[string]any {
+	return map[string]any{
+		"id": "node/" + n.name, "type": "node", "node": n.name, "status": "online",
+		"maxmem": n.maxmem, "mem": s.nodeMem(n), "maxcpu": n.maxcpu, "cpu": 0.02,
+		"maxdisk": int64(100 << 30), "disk": int64(10 << 30), "uptime": 86400, "level": "",
+		"ssl_fingerprint": s.fp,
+	}
+}
+
+func (s *Server) resources(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	typ := c.p["type"]
+	rows := []map[string]any{}
+	if typ == "" || typ == "vm" {
+		ids := make([]int, 0, len(s.cts))
+		for id := range s.cts {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids)
+		for _, id := range ids {
+			rows = append(rows, s.ctRow(s.cts[id], true))
+		}
+		for _, q := range s.opts.QemuVMs {
+			st := q.Status
+			if st == "" {
+				st = "stopped"
+			}
+			mem := int64(0)
+			if st == "running" {
+				mem = qemuMaxMem(q) / 2
+			}
+			rows = append(rows, map[string]any{
+				"id": fmt.Sprintf("qemu/%d", q.VMID), "type": "qemu", "node": q.Node, "vmid": q.VMID,
+				"name": q.Name, "status": st, "template": 0, "maxmem": qemuMaxMem(q), "mem": mem,
+				"maxcpu": 2, "cpu": 0, "maxdisk": int64(32 << 30), "disk": 0, "uptime": 0,
+			})
+		}
+	}
+	for _, name := range s.order {
+		n := s.nodes[name]
+		if typ == "" || typ == "node" {
+			rows = append(rows, s.nodeRow(n))
+		}
+		if typ == "" || typ == "storage" {
+			for _, sid := range sortedKeys(n.storages) {
+				st := n.storages[sid]
+				rows = append(rows, map[string]any{
+					"id": "storage/" + name + "/" + sid, "type": "storage", "node": name, "storage": sid,
+					"status": "available", "plugintype": st.typ, "content": st.content, "shared": 0,
+					"maxdisk": st.total, "disk": st.used(),
+				})
+			}
+		}
+	}
+	return rows, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func (s *Server) listNodes(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows := []map[string]any{}
+	for _, name := range s.order {
+		rows = append(rows, s.nodeRow(s.nodes[name]))
+	}
+	return rows, nil
+}
+
+func (s *Server) listCTs(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	rows := []map[string]any{}
+	for _, x := range s.cts {
+		if x.node == n.name {
+			rows = append(rows, s.ctRow(x, false))
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i]["vmid"].(int) < rows[j]["vmid"].(int) })
+	return rows, nil
+}
+
+// notConfig are create parameters that do not end up in the config.
+var notConfig = map[string]bool{
+	"node": true, "vmid": true, "ostemplate": true, "password": true, "ssh-public-keys": true,
+	"storage": true, "start": true, "pool": true, "force": true, "unique": true, "restore": true,
+	"ignore-unpack-errors": true, "bwlimit": true, "delete": true, "digest": true, "revert": true,
+	"skiplock": true,
+}
+
+var allocRE = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(\d+(?:\.\d+)?)$`)
+
+// checkRootOnly refuses root-only parameters to anyone but a root@pam ticket.
+func checkRootOnly(c *call) *apiError {
+	if c.id == nil || c.id.root() {
+		return nil
+	}
+	for k, v := range c.p {
+		if regexp.MustCompile(`^mp\d+$`).MatchString(k) {
+			vol, _, _ := strings.Cut(v, ",")
+			vol = strings.TrimPrefix(vol, "volume=")
+			if strings.HasPrefix(vol, "/") {
+				return &apiError{code: 403, msg: "Only root can pass arbitrary filesystem paths."}
+			}
+		}
+		if k == "features" {
+			for _, part := range strings.Split(v, ",") {
+				fk, _, _ := strings.Cut(part, "=")
+				if fk != "" && fk != "nesting" {
+					return &apiError{code: 403, msg: "changing feature flags (except nesting) is only allowed for root@pam"}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) createCT(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	vmid, _ := strconv.Atoi(c.p["vmid"])
+	if kind, owner := s.vmidOwner(vmid); kind != "" {
+		return nil, fail500("%s %d already exists on node '%s'", kind, vmid, owner)
+	}
+	if err := checkRootOnly(c); err != nil {
+		return nil, err
+	}
+	if s.faults.LockTimeout {
+		return nil, lockTimeout(vmid)
+	}
+	// The template must be on this node.
+	tpl := c.p["ostemplate"]
+	sid, _, _ := strings.Cut(tpl, ":")
+	st := n.storages[sid]
+	if st == nil {
+		return nil, fail500("storage '%s' does not exist", sid)
+	}
+	vol := st.vols[tpl]
+	if vol == nil || vol.content != "vztmpl" {
+		return nil, fail500("volume '%s' does not exist", tpl)
+	}
+	// rootfs: "STORAGE:SIZE" allocates a volume.
+	rootfs := c.p["rootfs"]
+	if rootfs == "" {
+		rs := c.p["storage"]
+		if rs == "" {
+			rs = "local"
+		}
+		rootfs = rs + ":4"
+	}
+	conf := map[string]string{}
+	for k, v := range c.p {
+		if !notConfig[k] {
+			conf[k] = v
+		}
+	}
+	var newVols []*volume
+	if m := allocRE.FindStringSubmatch(strings.TrimPrefix(rootfs, "volume=")); m != nil {
+		rst := n.storages[m[1]]
+		if rst == nil {
+			return nil, fail500("storage '%s' does not exist", m[1])
+		}
+		if !rst.allows("rootdir") {
+			return nil, fail500("content type 'rootdir' is not available or configured on storage '%s'", m[1])
+		}
+		v := &volume{volid: fmt.Sprintf("%s:vm-%d-disk-0", m[1], vmid), content: "rootdir", format: "raw",
+			size: parseSize(m[2]), ctime: s.now().Unix(), vmid: vmid}
+		newVols = append(newVols, v)
+		rst.vols[v.volid] = v
+		conf["rootfs"] = fmt.Sprintf("%s,size=%sG", v.volid, m[2])
+	} else {
+		conf["rootfs"] = rootfs
+	}
+	for k, v := range map[string]string{"arch": "amd64", "memory": "512", "swap": "512", "unprivileged": "1"} {
+		if _, ok := conf[k]; !ok {
+			conf[k] = v
+		}
+	}
+	if _, ok := conf["ostype"]; !ok {
+		conf["ostype"] = "unmanaged"
+		base := path.Base(tpl)
+		for _, os := range []string{"debian", "ubuntu", "alpine", "centos", "fedora", "archlinux", "opensuse", "devuan", "gentoo", "nixos"} {
+			if strings.HasPrefix(base, os) {
+				conf["ostype"] = os
+			}
+		}
+	}
+	x := &ct{vmid: vmid, node: n.name, conf: conf, lock: "create", status: "stopped"}
+	s.cts[vmid] = x
+	start := c.p["start"] == "1"
+	tplPath := "/var/lib/vz/template/cache/" + path.Base(tpl)
+	upid := s.startTask(n.name, "vzcreate", strconv.Itoa(vmid), c.id.user, func(fail string) ([]string, string) {
+		lines := []string{
+			fmt.Sprintf("extracting archive '%s'", tplPath),
+			fmt.Sprintf("Total bytes read: %d (%dMiB, 100MiB/s)", vol.size, vol.size>>20),
+			"Detected container architecture: " + conf["arch"],
+		}
+		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
+			delete(s.cts, vmid)
+			for _, v := range newVols {
+				for _, st := range n.storages {
+					delete(st.vols, v.volid)
+				}
+			}
+			return lines, fail
+		}
+		x.lock = ""
+		if start {
+			x.status, x.started = "running", s.now()
+		}
+		return append(lines, warnLines(fail)...), fail
+	})
+	return upid, nil
+}
+
+// typed renders config values with their schema types (integers and
+// booleans as JSON numbers), as PVE does.
+func typed(key string, conf map[string]string) map[string]any {
+	sch := schemaFor(key)
+	out := map[string]any{}
+	for k, v := range conf {
+		out[k] = v
+		if p := sch.lookup(k); p != nil && (p.Type == "integer" || p.Type == "boolean" || p.Type == "number") {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				out[k] = json.Number(strconv.FormatFloat(f, 'f', -1, 64))
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) getConfig(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, err := s.ct(c)
+	if err != nil {
+		return nil, err
+	}
+	out := typed("POST /nodes/{node}/lxc", x.conf)
+	if x.lock != "" {
+		out["lock"] = x.lock
+	}
+	out["digest"] = x.digest()
+	return out, nil
+}
+
+func (s *Server) putConfig(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, err := s.ct(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRootOnly(c); err != nil {
+		return nil, err
+	}
+	if s.faults.LockTimeout {
+		return nil, lockTimeout(x.vmid)
+	}
+	if x.lock != "" && c.p["skiplock"] != "1" {
+		return nil, fail500("CT is locked (%s)", x.lock)
+	}
+	if d := c.p["digest"]; d != "" && d != x.digest() {
+		return nil, fail500("detected modified configuration - file changed by other user? Try again.")
+	}
+	var del []string
+	for _, k := range strings.FieldsFunc(c.p["delete"], func(r rune) bool { return r == ',' || r == ';' || r == ' ' }) {
+		if _, set := c.p[k]; set {
+			return nil, paramError(map[string]string{k: "unable to delete parameter which is set"})
+		}
+		if k == "rootfs" {
+			return nil, paramError(map[string]string{"delete": "unable to delete required option 'rootfs'"})
+		}
+		del = append(del, k)
+	}
+	for _, k := range del {
+		delete(x.conf, k)
+	}
+	for k, v := range c.p {
+		if !notConfig[k] {
+			x.conf[k] = v
+		}
+	}
+	return nil, nil
+}
+
+func (s *Server) statusCurrent(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, err := s.ct(c)
+	if err != nil {
+		return nil, err
+	}
+	row := s.ctRow(x, false)
+	row["ha"] = map[string]any{"managed": 0}
+	return row, nil
+}
+
+// ctAction starts a vzstart, vzstop, vzshutdown or vzdestroy task.
+func (s *Server) ctAction(typ string) handlerFunc {
+	return func(c *call) (any, *apiError) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		x, err := s.ct(c)
+		if err != nil {
+			return nil, err
+		}
+		if s.faults.LockTimeout {
+			return nil, lockTimeout(x.vmid)
+		}
+		if x.lock != "" && c.p["skiplock"] != "1" {
+			return nil, fail500("CT is locked (%s)", x.lock)
+		}
+		if typ == "vzstart" && s.faults.NoWorkerUPID > 0 {
+			s.faults.NoWorkerUPID--
+			return nil, fail500("got no worker upid")
+		}
+		vmid := x.vmid
+		force := c.p["force"] == "1"
+		return s.startTask(x.node, typ, strconv.Itoa(vmid), c.id.user, func(fail string) ([]string, string) {
+			if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
+				return nil, fail
+			}
+			w := warnLines(fail)
+			if s.cts[vmid] != x {
+				return w, fmt.Sprintf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", x.node, vmid)
+			}
+			switch typ {
+			case "vzstart":
+				if x.status == "running" {
+					return w, fmt.Sprintf("CT %d already running", vmid)
+				}
+				x.status, x.started = "running", s.now()
+			case "vzstop", "vzshutdown":
+				if x.status != "running" {
+					return w, fmt.Sprintf("CT %d not running", vmid)
+				}
+				x.status = "stopped"
+			case "vzdestroy":
+				if x.status == "running" && !force {
+					return w, fmt.Sprintf("unable to destroy CT %d - container is running", vmid)
+				}
+				delete(s.cts, vmid)
+				for _, st := range s.nodes[x.node].storages {
+					for id, v := range st.vols {
+						if v.vmid == vmid {
+							delete(st.vols, id)
+						}
+					}
+				}
+				w = append(w, fmt.Sprintf("Logical volume \"vm-%d-disk-0\" successfully removed.", vmid))
+				if c.p["purge"] == "1" {
+					w = append(w, fmt.Sprintf("purging CT %d from related configurations..", vmid))
+				}
+			}
+			return w, fail
+		}), nil
+	}
+}
+
+// task returns the task of the path. Call with s.mu held.
+func (s *Server) task(c *call) (*task, *apiError) {
+	if _, err := s.node(c); err != nil {
+		return nil, err
+	}
+	if _, ok := parseUPID(c.p["upid"]); !ok {
+		return nil, paramError(map[string]string{"upid": "unable to parse worker upid '" + c.p["upid"] + "'"})
+	}
+	t := s.tasks[c.p["upid"]]
+	if t == nil || t.node != c.p["node"] {
+		return nil, fail500("no such task")
+	}
+	return t, nil
+}
+
+func (s *Server) taskStatus(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.task(c)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{
+		"upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.start.Unix(),
+		"type": t.typ, "id": t.id, "user": t.user, "status": "running",
+	}
+	if u, tok, ok := strings.Cut(t.user, "!"); ok {
+		out["user"], out["tokenid"] = u, tok
+	}
+	if !t.running {
+		out["status"] = "stopped"
+		out["exitstatus"] = t.exit
+	}
+	return out, nil
+}
+
+func (s *Server) taskLog(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.task(c)
+	if err != nil {
+		return nil, err
+	}
+	start, limit := 0, 50
+	if v, e := strconv.Atoi(c.p["start"]); e == nil {
+		start = v
+	}
+	if v, e := strconv.Atoi(c.p["limit"]); e == nil {
+		limit = v
+	}
+	lines := t.log
+	if t.running {
+		lines = []string{}
+	}
+	rows := []map[string]any{}
+	for i := start; i < len(lines) && len(rows) < limit; i++ {
+		rows = append(rows, map[string]any{"n": i + 1, "t": lines[i]})
+	}
+	if len(lines) == 0 && t.running {
+		rows = append(rows, map[string]any{"n": 1, "t": "no content"})
+	}
+	c.extra["total"] = len(lines)
+	return rows, nil
+}
+
+func (s *Server) listStorage(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	rows := []map[string]any{}
+	for _, sid := range sortedKeys(n.storages) {
+		st := n.storages[sid]
+		if want := c.p["content"]; want != "" && !st.allows(want) {
+			continue
+		}
+		if want := c.p["storage"]; want != "" && want != sid {
+			continue
+		}
+		used := st.used()
+		rows = append(rows, map[string]any{
+			"storage": sid, "type": st.typ, "content": st.content, "active": 1, "enabled": 1, "shared": 0,
+			"total": st.total, "used": used, "avail": st.total - used, "used_fraction": float64(used) / float64(st.total),
+		})
+	}
+	return rows, nil
+}
+
+func (s *Server) storageContent(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	st := n.storages[c.p["storage"]]
+	if st == nil {
+		return nil, fail500("storage '%s' does not exist", c.p["storage"])
+	}
+	rows := []map[string]any{}
+	for _, id := range sortedKeys(st.vols) {
+		v := st.vols[id]
+		if want := c.p["content"]; want != "" && v.content != want {
+			continue
+		}
+		row := map[string]any{"volid": v.volid, "content": v.content, "format": v.format, "size": v.size, "ctime": v.ctime}
+		if v.vmid != 0 {
+			row["vmid"] = v.vmid
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+var tmplExtRE = regexp.MustCompile(`\.(tar\.gz|tar\.xz|tar\.zst|tar\.bz2|tar)$`)
+
+// POST /nodes/{node}/storage/{storage}/upload (multipart; the file part is
+// named "filename"). The volume appears when the imgcopy task finishes.
+func (s *Server) upload(c *call) (any, *apiError) {
+	fh := c.files["filename"]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	st := n.storages[c.p["storage"]]
+	if st == nil {
+		return nil, fail500("storage '%s' does not exist", c.p["storage"])
+	}
+	content := c.p["content"]
+	if !st.allows(content) {
+		return nil, fail500("storage '%s' does not support '%s' content", st.id, content)
+	}
+	if fh == nil {
+		return nil, paramError(map[string]string{"filename": "property is missing and it is not optional"})
+	}
+	name := path.Base(fh.Filename)
+	if content == "vztmpl" && !tmplExtRE.MatchString(name) {
+		return nil, fail500("wrong file extension")
+	}
+	f, ferr := fh.Open()
+	if ferr != nil {
+		return nil, fail500("%v", ferr)
+	}
+	size, _ := io.Copy(io.Discard, f)
+	f.Close()
+	volid := fmt.Sprintf("%s:%s/%s", st.id, content, name)
+	target := "/var/lib/vz/template/cache/" + name
+	tmp := fmt.Sprintf("/var/tmp/pveupload-%x", s.pid*2654435761)
+	return s.startTask(n.name, "imgcopy", "", c.id.user, func(fail string) ([]string, string) {
+		lines := []string{
+			"starting file import from: " + tmp,
+			"target node: " + n.name,
+			"target file: " + target,
+			fmt.Sprintf("file size is: %d", size),
+			fmt.Sprintf("command: cp -- %s %s", tmp, target),
+		}
+		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
+			return lines, fail
+		}
+		st.vols[volid] = &volume{volid: volid, content: content, format: volFormat(name), size: size, ctime: s.now().Unix()}
+		return append(append(lines, "finished file import successfully"), warnLines(fail)...), fail
+	}), nil
+}

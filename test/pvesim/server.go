@@ -1,0 +1,425 @@
+// Package pvesim simulates the Proxmox VE 9.1 REST API (the subset a
+// container runtime uses) over HTTPS, for tests and by hand. Nothing runs
+// for real: containers are records whose status changes when their tasks
+// finish. See README.md.
+package pvesim
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a simulator. The zero value works: one node "pve1",
+// user root@pam with password "secret", token root@pam!pvesim with secret
+// DefaultTokenSecret, tasks that finish right away.
+type Options struct {
+	Listen string   // address to listen on; default 127.0.0.1:0
+	Nodes  []string // node names; default ["pve1"]
+
+	// Users maps "user@realm" to a password (ticket login); Tokens maps
+	// "user@realm!tokenid" to a secret. If both are nil, the defaults above
+	// are used.
+	Users  map[string]string
+	Tokens map[string]string
+
+	// Now is the clock used for tickets and task start times; default
+	// time.Now. Use a FakeClock to expire tickets.
+	Now func() time.Time
+
+	// TaskDuration is how long every task stays "running".
+	TaskDuration time.Duration
+	// AuthFailDelay delays every 401 (pveproxy waits about 3 s).
+	AuthFailDelay time.Duration
+
+	// NodeMaxMem / NodeMem set a node's total and used memory in bytes
+	// (default 16 GiB / 2 GiB); running guests add their mem.
+	NodeMaxMem map[string]int64
+	NodeMem    map[string]int64
+
+	// QemuVMs are fake VMs that occupy VMIDs and appear in resources.
+	QemuVMs []QemuVM
+	// Templates are volids present on every node from the start, e.g.
+	// "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".
+	Templates []string
+
+	// Logf, if set, receives one line per request.
+	Logf func(format string, args ...any)
+}
+
+// QemuVM is a fake QEMU guest (only listed; never managed).
+type QemuVM struct {
+	VMID   int
+	Node   string
+	Name   string
+	Status string // running or stopped (default stopped)
+	MaxMem int64  // bytes; default 2 GiB
+}
+
+// DefaultTokenSecret is the secret of the default token root@pam!pvesim.
+const DefaultTokenSecret = "5ec2e7a0-0000-4000-8000-000000000001"
+
+// Faults are the fault switches. Change them with Server.SetFaults or the
+// convenience methods; counters are consumed as requests arrive.
+type Faults struct {
+	Latency time.Duration // added to every request
+
+	FailNext int            // fail this many next requests...
+	FailCode int            // ...with this code (502, 503 or 504; default 503)
+	FailPath *regexp.Regexp // ...counting only requests whose path matches (nil: all)
+
+	DropNext int            // hijack and close this many next requests (-1: all)...
+	DropPath *regexp.Regexp // ...matching this path (nil: all)
+
+	LockTimeout   bool              // config-lock operations fail with "got timeout"
+	TaskFail      map[string]string // task type -> exit text for its next task ("WARNINGS: n" succeeds with warnings)
+	NoWorkerUPID  int               // next N start requests fail with "got no worker upid"
+	AuthFailDelay time.Duration     // delay of every 401
+}
+
+// Server is one simulated cluster.
+type Server struct {
+	opts Options
+	now  func() time.Time
+
+	mu      sync.Mutex
+	nodes   map[string]*node
+	order   []string
+	cts     map[int]*ct
+	tasks   map[string]*task
+	tickets map[string]*ticket
+	calls   map[string]int
+	faults  Faults
+	pid     uint32
+	closed  bool
+	timers  []*time.Timer
+
+	cert   tls.Certificate
+	fp     string
+	ln     net.Listener
+	srv    *http.Server
+	url    string
+	routes []route
+}
+
+// New builds a simulator; call Start to serve.
+func New(opts Options) *Server {
+	if len(opts.Nodes) == 0 {
+		opts.Nodes = []string{"pve1"}
+	}
+	if opts.Users == nil && opts.Tokens == nil {
+		opts.Users = map[string]string{"root@pam": "secret"}
+		opts.Tokens = map[string]string{"root@pam!pvesim": DefaultTokenSecret}
+	}
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	s := &Server{
+		opts:    opts,
+		now:     opts.Now,
+		nodes:   map[string]*node{},
+		cts:     map[int]*ct{},
+		tasks:   map[string]*task{},
+		tickets: map[string]*ticket{},
+		calls:   map[string]int{},
+		pid:     0x1000,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.faults.AuthFailDelay = opts.AuthFailDelay
+	for _, n := range opts.Nodes {
+		nd := &node{name: n, maxmem: 16 << 30, mem: 2 << 30, maxcpu: 8, storages: map[string]*storage{}}
+		if v, ok := opts.NodeMaxMem[n]; ok {
+			nd.maxmem = v
+		}
+		if v, ok := opts.NodeMem[n]; ok {
+			nd.mem = v
+		}
+		nd.storages["local"] = &storage{id: "local", typ: "dir", content: "backup,iso,vztmpl", total: 100 << 30, vols: map[string]*volume{}}
+		nd.storages["local-lvm"] = &storage{id: "local-lvm", typ: "lvmthin", content: "images,rootdir", total: 200 << 30, vols: map[string]*volume{}}
+		s.nodes[n] = nd
+		s.order = append(s.order, n)
+		for _, t := range opts.Templates {
+			sid, _, _ := strings.Cut(t, ":")
+			if st := nd.storages[sid]; st != nil {
+				st.vols[t] = &volume{volid: t, content: "vztmpl", format: volFormat(t), size: 120 << 20, ctime: s.now().Unix()}
+			}
+		}
+	}
+	s.routes = s.buildRoutes()
+	return s
+}
+
+// Start generates the certificate and serves HTTPS (HTTP/1.1 only, so that
+// status lines carry PVE's messages).
+func (s *Server) Start() error {
+	cert, fp, err := selfSigned(s.opts.Nodes)
+	if err != nil {
+		return err
+	}
+	s.cert, s.fp = cert, fp
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:      s,
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ErrorLog:     log.New(io.Discard, "", 0),
+		TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	}
+	s.url = "https://" + ln.Addr().String()
+	go s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig))
+	return nil
+}
+
+// Close stops serving and cancels pending tasks.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	s.mu.Unlock()
+	if s.srv != nil {
+		s.srv.Close()
+	}
+}
+
+// URL is "https://HOST:PORT" (append /api2/json for the API).
+func (s *Server) URL() string { return s.url }
+
+// Fingerprint is the SHA-256 fingerprint of the certificate, "AB:CD:...".
+func (s *Server) Fingerprint() string { return s.fp }
+
+// Client returns an http.Client that pins the simulator's certificate.
+func (s *Server) Client() *http.Client { return PinnedClient(s.fp) }
+
+// Calls returns the number of requests per "METHOD /path/{template}"
+// (unrouted requests are counted under their raw path).
+func (s *Server) Calls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// ResetCalls zeroes the request counters.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	s.calls = map[string]int{}
+	s.mu.Unlock()
+}
+
+// SetFaults changes the fault switches under the server's lock.
+func (s *Server) SetFaults(f func(*Faults)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.faults)
+}
+
+// SetLatency adds d to every request.
+func (s *Server) SetLatency(d time.Duration) { s.SetFaults(func(f *Faults) { f.Latency = d }) }
+
+// FailNext fails the next n requests whose path matches pathRE ("" = any)
+// with HTTP code (502, 503 or 504).
+func (s *Server) FailNext(n, code int, pathRE string) {
+	s.SetFaults(func(f *Faults) {
+		f.FailNext, f.FailCode, f.FailPath = n, code, compileOpt(pathRE)
+	})
+}
+
+// DropNext hijacks and closes the next n requests matching pathRE
+// (n = -1: all of them).
+func (s *Server) DropNext(n int, pathRE string) {
+	s.SetFaults(func(f *Faults) { f.DropNext, f.DropPath = n, compileOpt(pathRE) })
+}
+
+// SetLockTimeout makes config-lock operations fail with "got timeout".
+func (s *Server) SetLockTimeout(on bool) { s.SetFaults(func(f *Faults) { f.LockTimeout = on }) }
+
+// FailNextTask makes the next task of type typ (vzcreate, vzstart, ...)
+// end with exit status text.
+func (s *Server) FailNextTask(typ, text string) {
+	s.SetFaults(func(f *Faults) {
+		if f.TaskFail == nil {
+			f.TaskFail = map[string]string{}
+		}
+		f.TaskFail[typ] = text
+	})
+}
+
+// NoWorkerUPID makes the next n start requests fail with "got no worker upid".
+func (s *Server) NoWorkerUPID(n int) { s.SetFaults(func(f *Faults) { f.NoWorkerUPID = n }) }
+
+// SetAuthFailDelay delays every 401 by d.
+func (s *Server) SetAuthFailDelay(d time.Duration) {
+	s.SetFaults(func(f *Faults) { f.AuthFailDelay = d })
+}
+
+// SetNodeMem sets a node's total and base used memory in bytes.
+func (s *Server) SetNodeMem(nodeName string, maxmem, mem int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.nodes[nodeName]; n != nil {
+		n.maxmem, n.mem = maxmem, mem
+	}
+}
+
+func compileOpt(re string) *regexp.Regexp {
+	if re == "" {
+		return nil
+	}
+	return regexp.MustCompile(re)
+}
+
+// FakeClock is a settable clock for Options.Now.
+type FakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewFakeClock starts a clock at t.
+func NewFakeClock(t time.Time) *FakeClock { return &FakeClock{t: t} }
+
+// Now returns the clock's time.
+func (c *FakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// Advance moves the clock forward.
+func (c *FakeClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// selfSigned makes an ECDSA P-256 certificate like pveproxy's and returns it
+// with its SHA-256 fingerprint.
+func selfSigned(nodes []string) (tls.Certificate, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: nodes[0] + ".pvesim", Organization: []string{"PVE Cluster Node (pvesim)"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(2 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     append([]string{"localhost"}, nodes...),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, FingerprintOf(der), nil
+}
+
+// FingerprintOf formats the SHA-256 of a DER certificate as PVE does.
+func FingerprintOf(der []byte) string {
+	sum := sha256.Sum256(der)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(parts, ":")
+}
+
+// PinnedClient returns an http.Client that accepts exactly the certificate
+// with fingerprint fp (PVE format, case-insensitive).
+func PinnedClient(fp string) *http.Client {
+	want := strings.ToUpper(fp)
+	return &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, // replaced by the pin below
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 || FingerprintOf(raw[0]) != want {
+					return fmt.Errorf("pvesim: certificate fingerprint mismatch")
+				}
+				return nil
+			},
+		}},
+	}
+}
+
+// ---- responses ----
+
+// apiError is a failed request: a status code, the status-line message and
+// for 400 the per-parameter errors.
+type apiError struct {
+	code   int
+	msg    string
+	errors map[string]string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s", e.code, e.msg) }
+
+func fail500(format string, a ...any) *apiError {
+	return &apiError{code: 500, msg: fmt.Sprintf(format, a...)}
+}
+
+func paramError(errs map[string]string) *apiError {
+	return &apiError{code: 400, msg: "Parameter verification failed.", errors: errs}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "max-age=0")
+	w.Write(b)
+}
+
+// writeError answers with PVE's message in the status line. net/http cannot
+// set a reason phrase, so the connection is hijacked and the response
+// written by hand (with Connection: close).
+func writeError(w http.ResponseWriter, e *apiError) {
+	body := map[string]any{"data": nil}
+	if e.errors != nil {
+		body["errors"] = e.errors
+	}
+	b, _ := json.Marshal(body)
+	reason := strings.NewReplacer("\r", " ", "\n", " ").Replace(strings.TrimSpace(e.msg))
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+		w.WriteHeader(e.code)
+		w.Write(b)
+		return
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	writeRaw(buf, e.code, reason, b)
+}
+
+func writeRaw(buf *bufio.ReadWriter, code int, reason string, body []byte) {
+	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", code, reason)
+	fmt.Fprintf(buf, "Content-Type: application/json;charset=UTF-8\r\n")
+	fmt.Fprintf(buf, "Content-Length: %d\r\n", len(body))
+	fmt.Fprintf(buf, "Date: %s\r\n", time.Now().UTC().Format(http.TimeFormat))
+	fmt.Fprintf(buf, "Connection: close\r\n\r\n")
+	buf.Write(body)
+	buf.Flush()
+}
