@@ -64,6 +64,17 @@ type PVE struct {
 	// Timeout bounds every pct/pvesh call, e.g. "2m".
 	Timeout string   `toml:"timeout"`
 	Tools   PVETools `toml:"tools"`
+
+	// The REST API transport (transport = "api").
+	URL             string `toml:"url"`               // https://pve1.example:8006
+	TokenID         string `toml:"token_id"`          // user@realm!tokenid
+	TokenSecretFile string `toml:"token_secret_file"` // 0600 file; or $PROXCAGE_PVE_TOKEN_SECRET
+	User            string `toml:"user"`              // ticket login, e.g. root@pam
+	PasswordFile    string `toml:"password_file"`     // 0600 file
+	Fingerprint     string `toml:"fingerprint"`       // SHA-256 of the server certificate, AB:CD:...
+	CAFile          string `toml:"ca_file"`           // or a CA bundle
+	Insecure        bool   `toml:"insecure"`          // skip TLS verification (warns on every call)
+	Node            string `toml:"node"`              // a node name, or "auto"
 }
 
 // PVETools names the PVE and LXC tools; empty means look them up in PATH.
