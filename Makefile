@@ -28,7 +28,7 @@ lint:
 	$(GO) vet -tags '$(TAGS) genman' ./cmd/proxcage
 
 unit:
-	$(GO) test -tags '$(TAGS)' -count=1 ./internal/... ./cmd/... ./test/pvesim/...
+	$(GO) test -tags '$(TAGS)' -count=1 ./internal/... ./cmd/... ./test/pvesim/... ./test/pveschema/...
 
 e2e: build
 	PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v ./test/e2e/ ./test/pctdouble/

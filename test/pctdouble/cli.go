@@ -2,6 +2,8 @@ package main
 
 import (
 	"strings"
+
+	"github.com/proxcage/proxcage/test/pveschema"
 )
 
 // cliArgs is a parsed PVE-style command line: positional arguments, options
@@ -75,20 +77,20 @@ func parseCLIx(args []string, isBool, unknownOption func(string) bool) (*cliArgs
 }
 
 // unknownOf reports options that neither the method nor the CLI knows.
-func unknownOf(m *schemaMethod, extra ...string) func(string) bool {
+func unknownOf(m *pveschema.Method, extra ...string) func(string) bool {
 	return func(name string) bool {
 		if contains(extra, name) {
 			return false
 		}
-		return m == nil || m.lookup(name) == nil
+		return m == nil || m.Lookup(name) == nil
 	}
 }
 
-func isNumber(s string) bool { return numberRE.MatchString(s) }
+func isNumber(s string) bool { return pveschema.NumberRE.MatchString(s) }
 
 // boolsOf returns an isBool function for a schema method plus extra
 // CLI-only boolean options.
-func boolsOf(m *schemaMethod, extra ...string) func(string) bool {
+func boolsOf(m *pveschema.Method, extra ...string) func(string) bool {
 	return func(name string) bool {
 		for _, e := range extra {
 			if e == name {
@@ -98,7 +100,7 @@ func boolsOf(m *schemaMethod, extra ...string) func(string) bool {
 		if m == nil {
 			return false
 		}
-		p := m.lookup(name)
+		p := m.Lookup(name)
 		return p != nil && p.Type == "boolean"
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/proxcage/proxcage/test/pveschema"
 )
 
 // lxcBin is where the real LXC tools live (the double's own lxc-info and
@@ -229,13 +231,13 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 	}
 	// Mount points, in index order (PVE mounts them sorted by path; the
 	// double keeps it simple).
-	format := method("lxc-create").Properties["mp[n]"].subformat
+	format := method("lxc-create").Properties["mp[n]"].PropertyFormat
 	for i := 0; i <= 255; i++ {
 		v, ok := c.Keys[fmt.Sprintf("mp%d", i)]
 		if !ok {
 			continue
 		}
-		mp := parsePropString(format, v)
+		mp := pveschema.SplitPropertyString(format, v)
 		src := mountSource(mp["volume"])
 		st, err := os.Stat(src)
 		if err != nil {
@@ -245,20 +247,20 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 		if !st.IsDir() {
 			opts = "bind,create=file"
 		}
-		if b, _ := parseBoolean(mp["ro"]); b == "1" {
+		if b, _ := pveschema.ParseBoolean(mp["ro"]); b == "1" {
 			opts += ",ro"
 		}
 		w("lxc.mount.entry", fmt.Sprintf("%s %s none %s 0 0", escapeMountPath(src), escapeMountPath(strings.TrimLeft(mp["mp"], "/")), opts))
 	}
-	devFormat := method("lxc-create").Properties["dev[n]"].subformat
+	devFormat := method("lxc-create").Properties["dev[n]"].PropertyFormat
 	for i := 0; i <= 255; i++ {
 		v, ok := c.Keys[fmt.Sprintf("dev%d", i)]
 		if !ok {
 			continue
 		}
-		d := parsePropString(devFormat, v)
+		d := pveschema.SplitPropertyString(devFormat, v)
 		opts := "bind,create=file"
-		if b, _ := parseBoolean(d["deny-write"]); b == "1" {
+		if b, _ := pveschema.ParseBoolean(d["deny-write"]); b == "1" {
 			opts += ",ro"
 		}
 		w("lxc.mount.entry", fmt.Sprintf("%s %s none %s 0 0", escapeMountPath(d["path"]), escapeMountPath(strings.TrimLeft(d["path"], "/")), opts))

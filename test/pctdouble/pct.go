@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/proxcage/proxcage/test/pveschema"
 )
 
 var pctUsage = map[string]string{
@@ -68,7 +70,7 @@ func pctMain(args []string) error {
 // parseVMIDCmd parses "<vmid> [OPTIONS]" (plus extra positionals) and
 // validates against the API method's schema.
 func parseVMIDCmd(sub, methodName string, args []string, npos int, cliOnly ...string) (int, *cliArgs, error) {
-	var m *schemaMethod
+	var m *pveschema.Method
 	if methodName != "" {
 		m = method(methodName)
 	}
@@ -88,21 +90,21 @@ func parseVMIDCmd(sub, methodName string, args []string, npos int, cliOnly ...st
 	}
 	params["vmid"] = c.pos[0]
 	if m != nil {
-		if errs := m.validate(params, cliOnly...); len(errs) > 0 {
-			return 0, nil, errs.err(pctUsage[sub])
+		if errs := validate(m, params, cliOnly...); len(errs) > 0 {
+			return 0, nil, paramError(errs, pctUsage[sub])
 		}
 	} else {
-		errs := paramErrors{}
-		if msg := checkNamedFormat("pve-vmid", c.pos[0]); msg != "" {
-			errs.add("vmid", "invalid format - "+msg)
+		errs := pveschema.Errors{}
+		if msg := pveschema.CheckNamedFormat("pve-vmid", c.pos[0]); msg != "" {
+			errs.Add("vmid", "invalid format - "+msg)
 		}
 		for k := range c.opts {
 			if !contains(cliOnly, k) {
-				errs.add(k, additionalPropMsg)
+				errs.Add(k, pveschema.AdditionalPropMsg)
 			}
 		}
 		if len(errs) > 0 {
-			return 0, nil, errs.err(pctUsage[sub])
+			return 0, nil, paramError(errs, pctUsage[sub])
 		}
 	}
 	for k, v := range params {
@@ -153,8 +155,8 @@ func pctCreate(args []string) error {
 	}
 	params["vmid"], params["ostemplate"] = c.pos[0], c.pos[1]
 	envFromCLI(params)
-	if errs := m.validate(params); len(errs) > 0 {
-		return errs.err(pctUsage["create"])
+	if errs := validate(m, params); len(errs) > 0 {
+		return paramError(errs, pctUsage["create"])
 	}
 	vmid, _ := strconv.Atoi(params["vmid"])
 	ostemplate := params["ostemplate"]
@@ -283,7 +285,7 @@ func prepareCreate(vmid int, params map[string]string, conf *ctConf) error {
 func sortedIndexed(params map[string]string, prefix string) []string {
 	var keys []string
 	for k := range params {
-		if m := indexedRE.FindStringSubmatch(k); m != nil && m[1] == prefix {
+		if m := pveschema.IndexedNameRE.FindStringSubmatch(k); m != nil && m[1] == prefix {
 			keys = append(keys, k)
 		}
 	}
@@ -301,11 +303,11 @@ var allocRE = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(\d+(?:
 // volume vm-<vmid>-disk-N (rootdir content required); an absolute path is a
 // bind mount (must exist); anything else must be an existing volume.
 func allocVolume(vmid int, key, value string, disk *int, isRoot bool) (string, error) {
-	format := method("lxc-create").Properties["rootfs"].subformat
+	format := method("lxc-create").Properties["rootfs"].PropertyFormat
 	if !isRoot {
-		format = method("lxc-create").Properties["mp[n]"].subformat
+		format = method("lxc-create").Properties["mp[n]"].PropertyFormat
 	}
-	mp := parsePropString(format, value)
+	mp := pveschema.SplitPropertyString(format, value)
 	vol := mp["volume"]
 	if m := allocRE.FindStringSubmatch(vol); m != nil {
 		if _, err := storageWithContent(m[1], "rootdir"); err != nil {
@@ -339,7 +341,7 @@ func allocVolume(vmid int, key, value string, disk *int, isRoot bool) (string, e
 			return "", err
 		}
 	}
-	return printPropertyString(format, mp), nil
+	return pveschema.PrintPropertyString(format, mp), nil
 }
 
 // formatDiskSize is PVE::JSONSchema::format_size.
@@ -358,8 +360,8 @@ func formatDiskSize(b int64) string {
 
 // checkNet verifies the bridge and fills in what PVE adds (hwaddr, type).
 func checkNet(value string) (string, error) {
-	format := method("lxc-create").Properties["net[n]"].subformat
-	n := parsePropString(format, value)
+	format := method("lxc-create").Properties["net[n]"].PropertyFormat
+	n := pveschema.SplitPropertyString(format, value)
 	if br := n["bridge"]; br != "" && !bridges()[br] {
 		return "", fail("bridge '%s' does not exist", br)
 	}
@@ -371,7 +373,7 @@ func checkNet(value string) (string, error) {
 	if n["type"] == "" {
 		n["type"] = "veth"
 	}
-	return printPropertyString(format, n), nil
+	return pveschema.PrintPropertyString(format, n), nil
 }
 
 var osTypes = map[string]string{"debian": "debian", "devuan": "devuan", "ubuntu": "ubuntu",
@@ -669,7 +671,7 @@ func ctStatus(vmid int, c *ctConf) map[string]any {
 		cpus = n
 	}
 	d["cpus"] = cpus
-	rootfs := parsePropString(method("lxc-create").Properties["rootfs"].subformat, c.Keys["rootfs"])
+	rootfs := pveschema.SplitPropertyString(method("lxc-create").Properties["rootfs"].PropertyFormat, c.Keys["rootfs"])
 	d["maxdisk"] = sizeBytes(rootfs["size"])
 	if l := c.Keys["lock"]; l != "" {
 		d["lock"] = l
@@ -710,7 +712,7 @@ func pctStatus(args []string) error {
 		return err
 	}
 	d := ctStatus(vmid, conf)
-	if v, _ := parseBoolean(c.opts["verbose"]); v != "1" {
+	if v, _ := pveschema.ParseBoolean(c.opts["verbose"]); v != "1" {
 		fmt.Printf("status: %s\n", d["status"])
 		return nil
 	}
@@ -799,8 +801,8 @@ func pctSet(args []string) error {
 		params[k] = v
 	}
 	envFromCLI(params)
-	if errs := m.validate(params); len(errs) > 0 {
-		return errs.err(pctUsage["set"])
+	if errs := validate(m, params); len(errs) > 0 {
+		return paramError(errs, pctUsage["set"])
 	}
 	vmid, _ := strconv.Atoi(params["vmid"])
 	delete(params, "vmid")
@@ -857,13 +859,13 @@ func pctSet(args []string) error {
 			if allocRE.MatchString(strings.SplitN(v, ",", 2)[0]) {
 				return fail("unable to modify read-only option: 'rootfs'")
 			}
-		case strings.HasPrefix(k, "mp") && indexedRE.MatchString(k):
+		case strings.HasPrefix(k, "mp") && pveschema.IndexedNameRE.MatchString(k):
 			nv, err := allocVolume(vmid, k, v, &disk, false)
 			if err != nil {
 				return err
 			}
 			params[k] = nv
-		case strings.HasPrefix(k, "net") && indexedRE.MatchString(k):
+		case strings.HasPrefix(k, "net") && pveschema.IndexedNameRE.MatchString(k):
 			nv, err := checkNet(v)
 			if err != nil {
 				return err
@@ -911,7 +913,7 @@ func pctExec(args []string) error {
 	attach := []string{"lxc-attach", "-P", lxcPath(), "-n", strconv.Itoa(vmid)}
 	// PVE 9 defaults keep-env to 0: the command starts from a clean
 	// environment (plus the CT's lxc.environment).
-	if v, _ := parseBoolean(c.opts["keep-env"]); v == "1" {
+	if v, _ := pveschema.ParseBoolean(c.opts["keep-env"]); v == "1" {
 		attach = append(attach, "--keep-env")
 	} else {
 		attach = append(attach, "--clear-env", "--keep-var", "TERM")

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/proxcage/proxcage/test/pveschema"
 )
 
 // The end-to-end tests build the double with install.sh, make a tiny busybox
@@ -786,25 +788,25 @@ func TestEmbeddedSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	create := ms["lxc-create"]
-	if create == nil || create.Path != "/nodes/{node}/lxc" || create.Method != "POST" {
+	if create == nil || create.Path != "/nodes/{node}/lxc" || create.HTTPMethod != "POST" {
 		t.Fatalf("lxc-create: %+v", create)
 	}
-	if p := create.lookup("memory"); p == nil || *p.Minimum != 16 || p.Type != "integer" {
+	if p := create.Lookup("memory"); p == nil || *p.Minimum != 16 || p.Type != "integer" {
 		t.Fatalf("memory: %+v", p)
 	}
-	if p := create.lookup("vmid"); p == nil || *p.Minimum != 100 || *p.Maximum != 999999999 {
+	if p := create.Lookup("vmid"); p == nil || *p.Minimum != 100 || *p.Maximum != 999999999 {
 		t.Fatalf("vmid: %+v", p)
 	}
-	if create.lookup("net31") == nil || create.lookup("net32") != nil || create.lookup("mp255") == nil {
+	if create.Lookup("net31") == nil || create.Lookup("net32") != nil || create.Lookup("mp255") == nil {
 		t.Fatal("indexed parameter ranges")
 	}
-	if p := create.lookup("net0"); p.subformat["name"] == nil || p.subformat["name"].Optional != 0 {
+	if p := create.Lookup("net0"); p.PropertyFormat["name"] == nil || p.PropertyFormat["name"].Optional != 0 {
 		t.Fatal("net[n] property string format")
 	}
 	for name, m := range ms {
 		for k, p := range m.Properties {
 			if p.Pattern != "" {
-				if _, err := compilePattern(p.Pattern); err != nil {
+				if _, err := pveschema.CompilePattern(p.Pattern); err != nil {
 					t.Errorf("%s %s: %v", name, k, err)
 				}
 			}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/proxcage/proxcage/test/pveschema"
 )
 
 // pvesh get PATH [--param value ...] [--output-format json|json-pretty|text]
@@ -96,8 +98,8 @@ func pveshGet(path string, opts map[string]string) (any, error) {
 	case "/cluster/nextid":
 		return clusterNextID(opts)
 	case "/cluster/resources":
-		if errs := method("cluster-resources").validate(opts); len(errs) > 0 {
-			return nil, errs.err("")
+		if errs := validate(method("cluster-resources"), opts); len(errs) > 0 {
+			return nil, paramError(errs, "")
 		}
 		return clusterResources(opts["type"])
 	case "/version":
@@ -137,7 +139,7 @@ func pveshGet(path string, opts map[string]string) (any, error) {
 		}
 		return rows, nil
 	}
-	if msg := checkNamedFormat("pve-vmid", m[2]); msg != "" {
+	if msg := pveschema.CheckNamedFormat("pve-vmid", m[2]); msg != "" {
 		return nil, fail("400 Parameter verification failed.\nvmid: invalid format - %s", msg)
 	}
 	vmid, _ := strconv.Atoi(m[2])
@@ -160,7 +162,7 @@ func configJSON(c *ctConf) map[string]any {
 	m := method("lxc-create")
 	res := map[string]any{"digest": c.digest}
 	for k, v := range c.Keys {
-		p := m.lookup(k)
+		p := m.Lookup(k)
 		if p != nil && (p.Type == "integer" || p.Type == "boolean" || p.Type == "number") {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
 				res[k] = f
@@ -183,8 +185,8 @@ func configJSON(c *ctConf) map[string]any {
 // clusterNextID is GET /cluster/nextid: the lowest free VMID >= 100 (free
 // of CTs and VMs), as a JSON string. It reserves nothing.
 func clusterNextID(opts map[string]string) (any, error) {
-	if errs := method("cluster-nextid").validate(opts); len(errs) > 0 {
-		return nil, errs.err("")
+	if errs := validate(method("cluster-nextid"), opts); len(errs) > 0 {
+		return nil, paramError(errs, "")
 	}
 	used := map[int]string{}
 	for _, id := range ctIDs() {

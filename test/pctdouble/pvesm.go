@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/proxcage/proxcage/test/pveschema"
 )
 
 // pvesm path VOLID | pvesm status [--content TYPE] [--storage ID] [--enabled]
@@ -29,7 +31,7 @@ func pvesmPath(args []string) error {
 	}
 	volid := c.pos[0]
 	sid, rest, ok := strings.Cut(volid, ":")
-	if !ok || checkNamedFormat("pve-storage-id", sid) != "" || rest == "" {
+	if !ok || pveschema.CheckNamedFormat("pve-storage-id", sid) != "" || rest == "" {
 		return fail("unable to parse volume ID '%s'", volid)
 	}
 	s, err := findStorage(sid)

@@ -382,7 +382,7 @@ func typed(key string, conf map[string]string) map[string]any {
 	out := map[string]any{}
 	for k, v := range conf {
 		out[k] = v
-		if p := sch.lookup(k); p != nil && (p.Type == "integer" || p.Type == "boolean" || p.Type == "number") {
+		if p := sch.Lookup(k); p != nil && (p.Type == "integer" || p.Type == "boolean" || p.Type == "number") {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
 				out[k] = json.Number(strconv.FormatFloat(f, 'f', -1, 64))
 			}

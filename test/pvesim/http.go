@@ -156,7 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.id = id
 	}
 	if sch := schemaFor(key); sch != nil {
-		if errs := sch.validate(c.p); len(errs) > 0 {
+		if errs := sch.Validate(c.p); len(errs) > 0 {
 			writeError(w, paramError(errs))
 			return
 		}
