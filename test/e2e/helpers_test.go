@@ -118,11 +118,12 @@ func (e *env) state(id string) specs.State {
 	return s
 }
 
-// waitStatus polls state until it reports want (2 s at most).
+// waitStatus polls state until it reports want (10 s at most: CI
+// machines are shared).
 func (e *env) waitStatus(id string, want specs.ContainerState) specs.State {
 	e.t.Helper()
 	var s specs.State
-	for range 200 {
+	for range 1000 {
 		s = e.state(id)
 		if s.Status == want {
 			return s

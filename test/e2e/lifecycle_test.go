@@ -83,12 +83,18 @@ func TestKillInCreatedState(t *testing.T) {
 func TestKillDeliversNamedSignal(t *testing.T) {
 	e := newEnv(t)
 	marker := filepath.Join(e.dir, "b", "rootfs", "tmp", "got")
-	b := e.bundle("b", []string{"sh", "-c", `trap 'echo USR1 > /tmp/got; exit 0' USR1; while true; do sleep 0.05; done`}, func(s *specs.Spec) {
+	b := e.bundle("b", []string{"sh", "-c", `trap 'echo USR1 > /tmp/got; exit 0' USR1; touch /tmp/ready; while true; do sleep 0.05; done`}, func(s *specs.Spec) {
 		s.Root.Readonly = false
 	})
 	e.ok("run", "-d", "--bundle", b, "c1")
-	// give sh a moment to install the trap
-	time.Sleep(200 * time.Millisecond)
+	// Signal only once the trap is installed (PID 1 ignores USR1 otherwise).
+	ready := filepath.Join(e.dir, "b", "rootfs", "tmp", "ready")
+	for i := 0; i < 500; i++ {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	e.ok("kill", "c1", "usr1") // lower case, no SIG prefix
 	e.waitStatus("c1", specs.StateStopped)
 	got, err := os.ReadFile(marker)
