@@ -8,7 +8,7 @@ import (
 )
 
 // The parameter rules come from the official PVE 9.1 API schema, reduced by
-// gen_schema.go into testdata/pve-api-schema.json and embedded here; the
+// test/pveschema/gen_schema.go into testdata/pve-api-schema.json and embedded here; the
 // validator (PVE::JSONSchema rules) is test/pveschema.
 //
 //go:embed testdata/pve-api-schema.json
