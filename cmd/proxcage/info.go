@@ -134,10 +134,14 @@ func (a *app) listCommand() *cobra.Command {
 				return json.NewEncoder(a.stdout).Encode(states)
 			}
 			w := tabwriter.NewWriter(a.stdout, 12, 1, 3, ' ', 0)
-			fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\tBACKEND\n")
+			fmt.Fprint(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER\tBACKEND\tNODE\n")
 			for _, s := range states {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Pid, s.Status, s.Bundle,
-					s.Created.Format(time.RFC3339Nano), s.Owner, s.Backend)
+				node := s.Node
+				if node == "" {
+					node = "-" // this host
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Pid, s.Status, s.Bundle,
+					s.Created.Format(time.RFC3339Nano), s.Owner, s.Backend, node)
 			}
 			return w.Flush()
 		},

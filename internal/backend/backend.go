@@ -68,6 +68,9 @@ type Status struct {
 	Pid    int    // host pid of init, 0 when stopped or unknown
 	// Annotations the backend adds to `state` (e.g. the PVE node).
 	Annotations map[string]string
+	// Node is where the container runs when that is not this host (a PVE
+	// cluster node); `list` shows it.
+	Node string
 }
 
 // Backend runs containers. Every method gets the container as recorded; the

@@ -49,7 +49,7 @@ type Route struct {
 // PVE configures the Proxmox VE backend.
 type PVE struct {
 	// Transport is how proxcage talks to PVE: "pct" (the local CLI on a
-	// PVE node). "api" comes with the REST transport.
+	// PVE node) or "api" (the REST API, from any host).
 	Transport       string `toml:"transport"`
 	TemplateStorage string `toml:"template_storage"` // storage with content vztmpl
 	RootfsStorage   string `toml:"rootfs_storage"`   // storage with content rootdir
@@ -75,6 +75,9 @@ type PVE struct {
 	CAFile          string `toml:"ca_file"`           // or a CA bundle
 	Insecure        bool   `toml:"insecure"`          // skip TLS verification (warns on every call)
 	Node            string `toml:"node"`              // a node name, or "auto"
+	// TemplateCache is where the api transport builds templates before
+	// uploading them (default /var/cache/proxcage/vztmpl).
+	TemplateCache string `toml:"template_cache"`
 }
 
 // PVETools names the PVE and LXC tools; empty means look them up in PATH.

@@ -41,6 +41,8 @@ type State struct {
 	Created time.Time `json:"created"`
 	Owner   string    `json:"owner"`
 	Backend string    `json:"backend"`
+	// Node is the PVE cluster node of a pve container over the API.
+	Node string `json:"node,omitempty"`
 }
 
 // Route decides the backend for a new container without creating anything.
@@ -86,7 +88,11 @@ func (r *Runtime) create(ctx context.Context, id, bundleDir string, opts backend
 	d := route.Pick(r.Config, id, b.Spec.Annotations)
 	be, err := r.Backends.Get(d.Backend)
 	if err != nil {
-		return nil, nil, nil, errdefs.WithHint(err, errdefs.Hint(err)+" (chosen by "+d.Reason+")")
+		hint := "the backend was chosen by " + d.Reason
+		if h := errdefs.Hint(err); h != "" {
+			hint = h + " (" + hint + ")"
+		}
+		return nil, nil, nil, errdefs.WithHint(err, hint)
 	}
 	rec := &store.Record{
 		ID: id, Backend: d.Backend, RouteReason: d.Reason, Bundle: b.Path, Rootfs: b.Rootfs,
@@ -235,6 +241,7 @@ func (r *Runtime) state(ctx context.Context, rec *store.Record, be backend.Backe
 	}
 	st.Status = specs.ContainerState(bs.Status)
 	st.Pid = bs.Pid
+	st.Node = bs.Node
 	if len(bs.Annotations) > 0 {
 		merged := make(map[string]string, len(rec.Annotations)+len(bs.Annotations))
 		for k, v := range rec.Annotations {

@@ -1,6 +1,8 @@
 package pvesim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +31,7 @@ func (s *Server) buildRoutes() []route {
 		{method: "DELETE", tmpl: "/nodes/{node}/lxc/{vmid}", h: s.ctAction("vzdestroy")},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/status", h: s.taskStatus},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/log", h: s.taskLog},
+		{method: "GET", tmpl: "/nodes/{node}/network", h: s.network},
 		{method: "GET", tmpl: "/nodes/{node}/storage", h: s.listStorage},
 		{method: "GET", tmpl: "/nodes/{node}/storage/{storage}/content", h: s.storageContent},
 		{method: "POST", tmpl: "/nodes/{node}/storage/{storage}/upload", h: s.upload},
@@ -585,6 +588,29 @@ func (s *Server) taskLog(c *call) (any, *apiError) {
 	return rows, nil
 }
 
+// network lists the node's interfaces; the simulator knows only bridges
+// (Linux bridges, which both "bridge" and "any_bridge" select).
+func (s *Server) network(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	rows := []map[string]any{}
+	switch c.p["type"] {
+	case "", "bridge", "any_bridge", "any_local_bridge", "include_sdn":
+		for _, b := range n.bridges {
+			rows = append(rows, map[string]any{
+				"iface": b, "type": "bridge", "active": 1, "autostart": 1, "method": "manual",
+				"method6": "manual", "families": []string{"inet"}, "bridge_ports": "eno1",
+				"bridge_stp": "off", "bridge_fd": "0", "priority": 3,
+			})
+		}
+	}
+	return rows, nil
+}
+
 func (s *Server) listStorage(c *call) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -667,8 +693,14 @@ func (s *Server) upload(c *call) (any, *apiError) {
 	if ferr != nil {
 		return nil, fail500("%v", ferr)
 	}
-	size, _ := io.Copy(io.Discard, f)
+	sum := sha256.New()
+	size, _ := io.Copy(sum, f)
 	f.Close()
+	got := hex.EncodeToString(sum.Sum(nil))
+	want, algo := c.p["checksum"], c.p["checksum-algorithm"]
+	if algo != "" && algo != "sha256" {
+		return nil, fail500("pvesim verifies only sha256 checksums, not %s", algo)
+	}
 	volid := fmt.Sprintf("%s:%s/%s", st.id, content, name)
 	target := "/var/lib/vz/template/cache/" + name
 	tmp := fmt.Sprintf("/var/tmp/pveupload-%x", s.pid*2654435761)
@@ -679,6 +711,12 @@ func (s *Server) upload(c *call) (any, *apiError) {
 			"target file: " + target,
 			fmt.Sprintf("file size is: %d", size),
 			fmt.Sprintf("command: cp -- %s %s", tmp, target),
+		}
+		if want != "" {
+			if got != want {
+				return lines, fmt.Sprintf("checksum mismatch: got '%s' != expect '%s'", got, want)
+			}
+			lines = append(lines, "calculating checksum...OK, checksum verified")
 		}
 		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
 			return lines, fail

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"time"
@@ -114,14 +115,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logf("%s %s", r.Method, r.URL.RequestURI())
 	}
 
-	if drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+	dropAfter := drop && f.DropAfter
+	if drop && !dropAfter {
+		hangUp(w)
+		return
 	}
 	if latency > 0 {
 		time.Sleep(latency)
@@ -130,7 +127,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{code: failCode, msg: http.StatusText(failCode)})
 		return
 	}
+	if dropAfter {
+		// Let the handler act, then hang up instead of answering.
+		rec := httptest.NewRecorder()
+		s.serve(rec, r, rt, pathParams, key)
+		hangUp(w)
+		return
+	}
+	s.serve(w, r, rt, pathParams, key)
+}
+
+// hangUp closes the client's connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// serve authenticates, validates against the schema and runs the handler.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt *route, pathParams map[string]string, key string) {
 	if !strings.HasPrefix(r.URL.Path, apiPrefix+"/") || rt == nil {
+		s.reject(key, "not implemented")
 		writeError(w, &apiError{code: 501, msg: fmt.Sprintf("Method '%s %s' not implemented", r.Method, r.URL.Path)})
 		return
 	}
@@ -157,6 +178,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if sch := schemaFor(key); sch != nil {
 		if errs := sch.Validate(c.p); len(errs) > 0 {
+			s.reject(key, fmt.Sprint(errs))
 			writeError(w, paramError(errs))
 			return
 		}
@@ -293,4 +315,19 @@ func (s *Server) accessTicket(c *call) (any, *apiError) {
 		"CSRFPreventionToken": csrf,
 		"cap":                 map[string]any{},
 	}, nil
+}
+
+// reject records a request that broke the API's rules, for Rejected.
+func (s *Server) reject(key, why string) {
+	s.mu.Lock()
+	s.rejected = append(s.rejected, key+": "+why)
+	s.mu.Unlock()
+}
+
+// Rejected lists the requests refused for an unknown method or parameters
+// that fail the schema. A client under test should cause none.
+func (s *Server) Rejected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.rejected...)
 }

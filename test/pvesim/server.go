@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,12 @@ type Options struct {
 	NodeMaxMem map[string]int64
 	NodeMem    map[string]int64
 
+	// Bridges maps a node to its bridges (default: every node has vmbr0).
+	Bridges map[string][]string
+	// NoStorage maps a node to storage ids it lacks (default: every node
+	// has local (backup,iso,vztmpl) and local-lvm (images,rootdir)).
+	NoStorage map[string][]string
+
 	// QemuVMs are fake VMs that occupy VMIDs and appear in resources.
 	QemuVMs []QemuVM
 	// Templates are volids present on every node from the start, e.g.
@@ -84,8 +91,9 @@ type Faults struct {
 	FailCode int            // ...with this code (502, 503 or 504; default 503)
 	FailPath *regexp.Regexp // ...counting only requests whose path matches (nil: all)
 
-	DropNext int            // hijack and close this many next requests (-1: all)...
-	DropPath *regexp.Regexp // ...matching this path (nil: all)
+	DropNext  int            // hijack and close this many next requests (-1: all)...
+	DropPath  *regexp.Regexp // ...matching this path (nil: all)...
+	DropAfter bool           // ...after the request took effect (else before)
 
 	LockTimeout   bool              // config-lock operations fail with "got timeout"
 	TaskFail      map[string]string // task type -> exit text for its next task ("WARNINGS: n" succeeds with warnings)
@@ -98,17 +106,18 @@ type Server struct {
 	opts Options
 	now  func() time.Time
 
-	mu      sync.Mutex
-	nodes   map[string]*node
-	order   []string
-	cts     map[int]*ct
-	tasks   map[string]*task
-	tickets map[string]*ticket
-	calls   map[string]int
-	faults  Faults
-	pid     uint32
-	closed  bool
-	timers  []*time.Timer
+	mu       sync.Mutex
+	nodes    map[string]*node
+	order    []string
+	cts      map[int]*ct
+	tasks    map[string]*task
+	tickets  map[string]*ticket
+	calls    map[string]int
+	rejected []string
+	faults   Faults
+	pid      uint32
+	closed   bool
+	timers   []*time.Timer
 
 	cert   tls.Certificate
 	fp     string
@@ -154,6 +163,13 @@ func New(opts Options) *Server {
 		}
 		nd.storages["local"] = &storage{id: "local", typ: "dir", content: "backup,iso,vztmpl", total: 100 << 30, vols: map[string]*volume{}}
 		nd.storages["local-lvm"] = &storage{id: "local-lvm", typ: "lvmthin", content: "images,rootdir", total: 200 << 30, vols: map[string]*volume{}}
+		for _, sid := range opts.NoStorage[n] {
+			delete(nd.storages, sid)
+		}
+		nd.bridges = []string{"vmbr0"}
+		if b, ok := opts.Bridges[n]; ok {
+			nd.bridges = b
+		}
 		s.nodes[n] = nd
 		s.order = append(s.order, n)
 		for _, t := range opts.Templates {
@@ -253,7 +269,13 @@ func (s *Server) FailNext(n, code int, pathRE string) {
 // DropNext hijacks and closes the next n requests matching pathRE
 // (n = -1: all of them).
 func (s *Server) DropNext(n int, pathRE string) {
-	s.SetFaults(func(f *Faults) { f.DropNext, f.DropPath = n, compileOpt(pathRE) })
+	s.SetFaults(func(f *Faults) { f.DropNext, f.DropPath, f.DropAfter = n, compileOpt(pathRE), false })
+}
+
+// DropNextAfter is DropNext, but each request takes effect before its
+// connection is closed: the client cannot know whether it happened.
+func (s *Server) DropNextAfter(n int, pathRE string) {
+	s.SetFaults(func(f *Faults) { f.DropNext, f.DropPath, f.DropAfter = n, compileOpt(pathRE), true })
 }
 
 // SetLockTimeout makes config-lock operations fail with "got timeout".
@@ -422,4 +444,20 @@ func writeRaw(buf *bufio.ReadWriter, code int, reason string, body []byte) {
 	fmt.Fprintf(buf, "Connection: close\r\n\r\n")
 	buf.Write(body)
 	buf.Flush()
+}
+
+// Guests lists the cluster's CTs as "VMID@NODE STATUS", sorted by VMID.
+func (s *Server) Guests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int, 0, len(s.cts))
+	for id := range s.cts {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, fmt.Sprintf("%d@%s %s", id, s.cts[id].node, s.cts[id].status))
+	}
+	return out
 }

@@ -16,6 +16,7 @@ type node struct {
 	mem      int64 // base use, without guests
 	maxcpu   int
 	storages map[string]*storage
+	bridges  []string
 }
 
 type storage struct {

@@ -1,7 +1,6 @@
 package pve
 
-// A thin typed client for the PVE REST API (the "api" transport of issue 4;
-// not wired into the lifecycle yet).
+// A thin typed client for the PVE REST API, used by apiTransport.
 //
 // Why not github.com/luthermonson/go-proxmox: at v0.8.2 its Task.Wait
 // returns nil for a failed task, Container.Config returns a nil task,
@@ -22,10 +21,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -234,7 +235,9 @@ func (c *apiClient) call(ctx context.Context, step string, vmid int, method, pat
 		}
 		var ae *apiError
 		dropped := !errors.As(err, &ae) && ctx.Err() == nil && !tlsFailure(err)
-		retry := ae != nil && ae.transient() || dropped && (method == http.MethodGet)
+		// A dropped GET or DELETE is safe to repeat (DELETE of a CT that
+		// is gone fails cleanly); a dropped POST may have acted.
+		retry := ae != nil && ae.transient() || dropped && (method == http.MethodGet || method == http.MethodDelete)
 		if !retry || attempt >= 5 {
 			return c.wrap(step, vmid, err)
 		}
@@ -247,6 +250,20 @@ func (c *apiClient) call(ctx context.Context, step string, vmid int, method, pat
 		}
 		delay *= 2
 	}
+}
+
+// callOnce is one request without retries, its failure classified.
+func (c *apiClient) callOnce(ctx context.Context, step string, vmid int, method, path string, params url.Values, out any) error {
+	if err := c.once(ctx, method, path, params, out); err != nil {
+		return c.wrap(step, vmid, err)
+	}
+	return nil
+}
+
+// mayRetry reports whether a classified failure may pass when repeated
+// (5xx, lock timeouts, a dropped connection).
+func mayRetry(err error) bool {
+	return errdefs.Category(err) == errdefs.ErrUnavailable
 }
 
 // wrap classifies a failed call with the same table as pct's messages.
@@ -267,12 +284,26 @@ func (c *apiClient) wrap(step string, vmid int, err error) error {
 		}
 		return te.asError()
 	}
-	te := &toolError{Step: step, VMID: vmid, Code: -1, Stderr: err.Error(), Cat: errdefs.ErrUnavailable,
-		Hint: "the PVE API did not answer; check [pve] url and the network"}
+	// Drop Go's `Get "https://...":` wrapper: the step names the call.
+	text := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		text = ue.Err.Error()
+	}
+	te := &toolError{Step: step, VMID: vmid, Code: -1, Stderr: text, Cat: errdefs.ErrUnavailable,
+		Hint: "the PVE API at " + c.host() + " did not answer; check [pve] url and the network"}
 	if tlsFailure(err) {
 		te.Cat, te.Hint = errdefs.ErrPermissionDenied, "TLS verification failed: check [pve] fingerprint or ca_file"
 	}
 	return te.asError()
+}
+
+// host is the API's host:port, for messages.
+func (c *apiClient) host() string {
+	if u, err := url.Parse(c.base); err == nil {
+		return u.Host
+	}
+	return c.base
 }
 
 func (c *apiClient) once(ctx context.Context, method, path string, params url.Values, out any) error {
@@ -298,6 +329,12 @@ func (c *apiClient) once(ctx context.Context, method, path string, params url.Va
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	return c.do(req, out)
+}
+
+// do sends an authorized request and decodes PVE's {"data": ...} answer.
+func (c *apiClient) do(req *http.Request, out any) error {
+	path := req.URL.Path
 	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -386,13 +423,20 @@ func parseUPID(s string) (upid, error) {
 
 // waitTask polls a task until it stops. Success is "OK" or "WARNINGS: n";
 // anything else fails with the exit status and the tail of the task log.
-func (c *apiClient) waitTask(ctx context.Context, step string, vmid int, taskID string) error {
+//
+// With grace > 0 it waits at most that long and returns nil if the task is
+// still running then (an action that may take long, such as a shutdown).
+func (c *apiClient) waitTask(ctx context.Context, step string, vmid int, taskID string, grace time.Duration) error {
 	u, err := parseUPID(taskID)
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "%s", step)
 	}
 	path := "/nodes/" + url.PathEscape(u.node) + "/tasks/" + url.PathEscape(u.raw)
-	delay := 100 * time.Millisecond
+	delay := 50 * time.Millisecond
+	var deadline <-chan time.Time
+	if grace > 0 {
+		deadline = time.After(grace)
+	}
 	for {
 		var st struct {
 			Status     string `json:"status"`
@@ -414,6 +458,9 @@ func (c *apiClient) waitTask(ctx context.Context, step string, vmid int, taskID 
 		select {
 		case <-ctx.Done():
 			return errdefs.Wrap(errdefs.ErrUnavailable, ctx.Err(), "%s: task %s still running", step, u.raw)
+		case <-deadline:
+			c.log.Debug("task still running after its grace time", "step", step, "task", u.raw)
+			return nil
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, time.Second)
@@ -445,4 +492,75 @@ func (c *apiClient) taskLogTail(ctx context.Context, path string) string {
 func tlsFailure(err error) bool {
 	var cv *tls.CertificateVerificationError
 	return errors.As(err, &cv) || strings.Contains(err.Error(), "fingerprint") || strings.Contains(err.Error(), "certificate")
+}
+
+// upload posts a file as multipart/form-data (fields first, the file part
+// last, as PVE's own web UI sends it), streamed from disk. An upload is
+// repeated on transient failures, a dropped connection included: the file
+// name is the template's digest, so a second upload writes the same file.
+func (c *apiClient) upload(ctx context.Context, step, path string, fields url.Values, fileField, file string, out any) error {
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.uploadOnce(ctx, path, fields, fileField, file, out)
+		if err == nil {
+			return nil
+		}
+		var ae *apiError
+		retry := errors.As(err, &ae) && ae.transient() || ae == nil && ctx.Err() == nil && !tlsFailure(err)
+		if !retry || attempt >= 3 {
+			return c.wrap(step, 0, err)
+		}
+		c.log.Debug("retrying PVE upload", "attempt", attempt, "reason", err.Error())
+		select {
+		case <-ctx.Done():
+			return c.wrap(step, 0, err)
+		case <-time.After(delay + time.Duration(rand.Int64N(int64(delay)))):
+		}
+		delay *= 2
+	}
+}
+
+func (c *apiClient) uploadOnce(ctx context.Context, path string, fields url.Values, fileField, file string, out any) error {
+	if err := c.login(ctx); err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := func() error {
+			keys := make([]string, 0, len(fields))
+			for k := range fields {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if err := mw.WriteField(k, fields.Get(k)); err != nil {
+					return err
+				}
+			}
+			part, err := mw.CreateFormFile(fileField, filepath.Base(file))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(part, f); err != nil {
+				return err
+			}
+			return mw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, pr)
+	if err != nil {
+		pr.Close()
+		return err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	err = c.do(req, out)
+	pr.Close()
+	return err
 }

@@ -155,7 +155,7 @@ func TestAPIErrorsAreClassified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.waitTask(ctx, "create", 100, task); err != nil {
+	if err := c.waitTask(ctx, "create", 100, task, 0); err != nil {
 		t.Fatalf("create task: %v", err)
 	}
 	// The same VMID on another node: already exists, with the holder.
@@ -169,7 +169,7 @@ func TestAPIErrorsAreClassified(t *testing.T) {
 	if err := c.call(ctx, "start", 100, http.MethodPost, "/nodes/pve1/lxc/100/status/start", nil, &start); err != nil {
 		t.Fatal(err)
 	}
-	err = c.waitTask(ctx, "start", 100, start)
+	err = c.waitTask(ctx, "start", 100, start, 0)
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "storage 'local-lvm' does not exist") || !strings.Contains(errdefs.Hint(err), "rootfs_storage") {
 		t.Fatalf("failed task: %v", err)
 	}

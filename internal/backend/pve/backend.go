@@ -1,7 +1,9 @@
 // Package pve runs OCI bundles as first-class Proxmox VE containers (CTs),
 // so backups, HA, migration and the PVE UI apply. This file is the
-// lifecycle over the local pct transport; translate.go maps the bundle to
-// pct options, errors.go classifies PVE's failures, vmid.go finds VMIDs.
+// lifecycle, the same over both transports (transport.go: pct on the node;
+// apitransport.go: the REST API from anywhere); translate.go maps the
+// bundle to CT options, errors.go classifies PVE's failures, vmid.go finds
+// VMIDs.
 //
 // OCI "created" is modelled as a CT that exists but was never started: PVE
 // has no created-but-paused init. The pid in state is the host pid of the
@@ -17,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,29 +30,24 @@ import (
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
-	"github.com/proxcage/proxcage/internal/vztmpl"
 )
 
 // Name is the backend's routing name.
 const Name = "pve"
 
-// Backend is the Proxmox VE backend over pct.
+// Backend is the Proxmox VE backend, over pct or the REST API.
 type Backend struct {
 	cfg   config.PVE
 	set   Settings
 	vmids *vmidRange
-	tools tools
+	tools tools // the node's tools: the pct transport, lxc-info, lxc-attach
+	tr    transport
 	log   *slog.Logger
-	node  *Node // cached per invocation
+	ver   *Version // cached per invocation
 }
 
 // New checks the [pve] config and returns the backend.
 func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
-	if cfg.Transport != "pct" {
-		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-			Msg:  fmt.Sprintf("[pve] transport %q is not available", cfg.Transport),
-			Hint: `use transport = "pct" on a PVE node (the REST API transport is not built yet)`}
-	}
 	timeout, err := time.ParseDuration(cfg.Timeout)
 	if err != nil || timeout <= 0 {
 		return nil, errdefs.New(errdefs.ErrInvalidArgument, "[pve] timeout %q: want a duration such as \"2m\"", cfg.Timeout)
@@ -75,6 +71,18 @@ func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
 			lxcAttach: or(cfg.Tools.LxcAttach, "lxc-attach"), timeout: timeout, log: log,
 		},
 	}
+	switch cfg.Transport {
+	case "pct":
+		b.tr = &pctTransport{tools: b.tools, templateStorage: cfg.TemplateStorage}
+	case "api":
+		c, err := newAPIClient(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		b.tr = newAPITransport(cfg, c, b.tools.lxcInfo)
+	default:
+		return nil, errdefs.New(errdefs.ErrInvalidArgument, "[pve] transport %q: want \"pct\" (on a PVE node) or \"api\" (REST API)", cfg.Transport)
+	}
 	return b, nil
 }
 
@@ -84,6 +92,7 @@ func (b *Backend) Name() string { return Name }
 // private is what the store keeps for a pve container.
 type private struct {
 	VMID     int    `json:"vmid"`
+	Node     string `json:"node,omitempty"`     // api transport: the CT's node
 	Template string `json:"template,omitempty"` // volid
 	PidFile  string `json:"pidFile,omitempty"`  // written at start: PVE has no init before start
 	Started  bool   `json:"started,omitempty"`
@@ -112,81 +121,64 @@ func (b *Backend) savePrivate(c *backend.Container, p private) error {
 	return nil
 }
 
-var versionRE = regexp.MustCompile(`pve-manager/(\d+)\.(\d+)`)
-
-// nodeInfo reads the node's PVE version once per invocation.
-func (b *Backend) nodeInfo(ctx context.Context) (Node, error) {
-	if b.node != nil {
-		return *b.node, nil
+// version reads the PVE version once per invocation.
+func (b *Backend) version(ctx context.Context) (Version, error) {
+	if b.ver != nil {
+		return *b.ver, nil
 	}
-	out, err := b.tools.run(ctx, 0, b.tools.pveversion)
+	v, err := b.tr.version(ctx)
 	if err != nil {
-		return Node{}, err
+		return Version{}, err
 	}
-	m := versionRE.FindStringSubmatch(out)
-	if m == nil {
-		return Node{}, errdefs.New(errdefs.ErrInternal, "pveversion printed %q: no pve-manager version", strings.TrimSpace(out))
-	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
-	b.node = &Node{Version: Version{major, minor}}
-	return *b.node, nil
-}
-
-// templateDir asks pvesm where the template storage keeps vztmpl files.
-func (b *Backend) templateDir(ctx context.Context) (string, error) {
-	out, err := b.tools.run(ctx, 0, b.tools.pvesm, "path", b.cfg.TemplateStorage+":vztmpl/proxcage-probe.tar.zst")
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Dir(strings.TrimSpace(out))
-	// A dir storage creates template/cache/ on first download; do the same.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "template directory of storage %s", b.cfg.TemplateStorage)
-	}
-	return dir, nil
+	b.ver = &v
+	return v, nil
 }
 
 const createAttempts = 10
 
-// Create implements backend.Backend: template, VMID, pct create. A failure
-// after pct create destroys the CT again.
+// Create implements backend.Backend: node, template, VMID, create. A
+// failure after the create call destroys the CT again.
 func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
 	if opts.ConsoleSocket != "" {
 		return errdefs.New(errdefs.ErrInvalidArgument, "--console-socket is not supported by the pve backend (use `pct console VMID`)")
 	}
-	node, err := b.nodeInfo(ctx)
+	ver, err := b.version(ctx)
 	if err != nil {
 		return err
 	}
-	plan, err := Translate(c.ID, c.Spec, b.set, node)
+	set := b.set
+	set.RemoteNode = b.tr.name() == "api"
+	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
 	}
-	dir, err := b.templateDir(ctx)
+	node, err := b.tr.place(ctx)
 	if err != nil {
 		return err
 	}
-	path, digest, cached, err := vztmpl.Ensure(ctx, c.Rootfs, dir)
-	if err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", c.Rootfs)
+	if opts.PidFile != "" && !b.tr.local(node) {
+		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg:  fmt.Sprintf("--pid-file needs the host pid of the CT's init, which the PVE API does not give (CT would run on node %s)", node),
+			Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or drop --pid-file"}
 	}
-	b.log.Debug("template", "path", path, "digest", digest, "cached", cached)
-	volid := b.cfg.TemplateStorage + ":vztmpl/" + filepath.Base(path)
-	p := private{Template: volid, PidFile: opts.PidFile}
+	volid, err := b.tr.ensureTemplate(ctx, node, c.Rootfs)
+	if err != nil {
+		return err
+	}
+	p := private{Template: volid, PidFile: opts.PidFile, Node: node}
 
 	avoid := map[int]bool{}
 	requested, hasRequest := c.Spec.Annotations[AnnotationVMID]
 	for attempt := 1; ; attempt++ {
 		var vmid int
 		if hasRequest {
-			n, ours, err := b.requestedVMID(ctx, c.ID, requested)
+			n, owner, err := b.requestedVMID(ctx, c.ID, requested)
 			if err != nil {
 				return err
 			}
-			if ours {
+			if owner != nil {
 				// A create of this same id got this far before: start over.
-				if err := b.destroy(ctx, n); err != nil {
+				if err := b.destroy(ctx, owner.Node, n); err != nil {
 					return err
 				}
 			}
@@ -195,16 +187,12 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 			return err
 		}
 		p.VMID = vmid
-		// Record the VMID before pct create: a crash from here on still
+		// Record the VMID before the create: a crash from here on still
 		// leaves the record that `delete --force` needs.
 		if err := b.savePrivate(c, p); err != nil {
 			return err
 		}
-		args := append([]string{"create", strconv.Itoa(vmid), volid}, pctArgs(plan)...)
-		err = retryTransient(ctx, b.log, 4, func() error {
-			_, err := b.tools.run(ctx, vmid, b.tools.pct, args...)
-			return err
-		})
+		err = b.tr.create(ctx, node, vmid, volid, plan)
 		if err == nil {
 			return nil
 		}
@@ -214,36 +202,46 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 			avoid[vmid] = true
 			continue
 		}
-		// pct create may have left a half-made CT: remove it if it is ours.
-		b.cleanupFailedCreate(ctx, c.ID, vmid)
-		p.VMID = 0
-		_ = b.savePrivate(c, p)
+		// The create may have left a half-made CT: remove it if it is ours.
+		// The VMID stays recorded only if that failed, for the rollback's
+		// (or a later `delete --force`'s) next try.
+		if b.cleanupFailedCreate(ctx, c.ID, node, vmid) {
+			p.VMID = 0
+			_ = b.savePrivate(c, p)
+		}
 		return err
 	}
 }
 
-// cleanupFailedCreate destroys the CT at vmid if it carries our id.
-func (b *Backend) cleanupFailedCreate(ctx context.Context, id string, vmid int) {
+// cleanupFailedCreate destroys the CT at vmid if it carries our id, and
+// reports whether no CT of ours is left there.
+func (b *Backend) cleanupFailedCreate(ctx context.Context, id, node string, vmid int) bool {
 	ctx = context.WithoutCancel(ctx)
-	if owner, err := b.ociIDOf(ctx, vmid); err == nil && owner == id {
-		if err := b.destroy(ctx, vmid); err != nil {
-			b.log.Warn("rollback: destroy half-created CT failed", "vmid", vmid, "err", err)
-		}
+	owner, err := b.ociIDOf(ctx, node, vmid)
+	if errdefs.Category(err) == errdefs.ErrNotFound {
+		return true
 	}
+	if err != nil {
+		b.log.Debug("rollback: cannot read the CT's config", "vmid", vmid, "err", err)
+		return false
+	}
+	if owner != id {
+		return true // another creator's CT (a VMID race): not ours to touch
+	}
+	if err := b.destroy(ctx, node, vmid); err != nil {
+		b.log.Debug("rollback: destroy half-created CT failed", "vmid", vmid, "err", err)
+		return false
+	}
+	return true
 }
 
 // ociIDOf reads the OCI id from a CT's description ("" when not ours).
-func (b *Backend) ociIDOf(ctx context.Context, vmid int) (string, error) {
-	out, err := b.tools.run(ctx, vmid, b.tools.pct, "config", strconv.Itoa(vmid))
+func (b *Backend) ociIDOf(ctx context.Context, node string, vmid int) (string, error) {
+	cfg, err := b.tr.config(ctx, node, vmid)
 	if err != nil {
 		return "", err
 	}
-	cfg := parseConfig(out)
-	desc := cfg["description"]
-	if d, err := urlUnescape(desc); err == nil {
-		desc = d
-	}
-	id, _ := OCIIDFromDescription(desc)
+	id, _ := OCIIDFromDescription(cfg["description"])
 	return id, nil
 }
 
@@ -293,7 +291,7 @@ func (b *Backend) vmidOf(c *backend.Container) (private, error) {
 	return p, nil
 }
 
-// Start implements backend.Backend: pct start, then the init's host pid
+// Start implements backend.Backend: start the CT, then the init's host pid
 // goes to the pid file given at create.
 func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 	p, err := b.vmidOf(c)
@@ -303,11 +301,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 	if p.Started || p.Killed {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started or killed (CT %d)", p.VMID)
 	}
-	err = retryTransient(ctx, b.log, 4, func() error {
-		_, err := b.tools.run(ctx, p.VMID, b.tools.pct, "start", strconv.Itoa(p.VMID))
-		return err
-	})
-	if err != nil {
+	if err := b.tr.start(ctx, p.Node, p.VMID); err != nil {
 		return err
 	}
 	p.Started = true
@@ -326,7 +320,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 	return nil
 }
 
-// hostPid is the host pid of the CT's init, from lxc-info.
+// hostPid is the host pid of the CT's init, from lxc-info on this node.
 func (b *Backend) hostPid(ctx context.Context, vmid int) (int, error) {
 	out, err := b.tools.run(ctx, vmid, b.tools.lxcInfo, "-n", strconv.Itoa(vmid), "-p", "-H")
 	if err != nil {
@@ -339,72 +333,97 @@ func (b *Backend) hostPid(ctx context.Context, vmid int) (int, error) {
 	return pid, nil
 }
 
-// status returns "running" or "stopped" from pct status.
-func (b *Backend) status(ctx context.Context, vmid int) (string, error) {
-	out, err := b.tools.run(ctx, vmid, b.tools.pct, "status", strconv.Itoa(vmid))
-	if err != nil {
-		return "", err
-	}
-	st := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out), "status:"))
-	if st != "running" && st != "stopped" {
-		return "", errdefs.New(errdefs.ErrInternal, "pct status %d printed %q", vmid, strings.TrimSpace(out))
-	}
-	return st, nil
-}
+// Annotations `state` adds for a pve container.
+const (
+	AnnotationStateVMID = "org.proxcage.pve.vmid"
+	AnnotationStateNode = "org.proxcage.pve.node"
+)
 
-// State implements backend.Backend.
+// State implements backend.Backend. Over the API from another host the
+// pid is 0 (PVE does not report it) and the node is in the annotations.
 func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Status, error) {
 	p, err := b.vmidOf(c)
 	if err != nil {
 		return backend.Status{}, err
 	}
-	ann := map[string]string{"org.proxcage.pve.vmid": strconv.Itoa(p.VMID)}
-	st, err := b.status(ctx, p.VMID)
+	ann := map[string]string{AnnotationStateVMID: strconv.Itoa(p.VMID)}
+	if p.Node != "" {
+		ann[AnnotationStateNode] = p.Node
+	}
+	out := backend.Status{Annotations: ann, Node: p.Node}
+	st, err := b.tr.status(ctx, p.Node, p.VMID)
 	if err != nil {
 		return backend.Status{}, err
 	}
 	switch {
 	case st == "running":
-		pid, err := b.hostPid(ctx, p.VMID)
-		if err != nil {
-			// Stopped between the two calls.
-			return backend.Status{Status: "stopped", Annotations: ann}, nil
+		out.Status = "running"
+		if b.tr.local(p.Node) {
+			pid, err := b.hostPid(ctx, p.VMID)
+			if err != nil {
+				// Stopped between the two calls.
+				out.Status = "stopped"
+			}
+			out.Pid = pid
 		}
-		return backend.Status{Status: "running", Pid: pid, Annotations: ann}, nil
 	case !p.Started && !p.Killed:
-		return backend.Status{Status: "created", Annotations: ann}, nil
+		out.Status = "created"
 	default:
-		return backend.Status{Status: "stopped", Annotations: ann}, nil
+		out.Status = "stopped"
 	}
+	return out, nil
 }
 
-// Kill implements backend.Backend: the signal goes to the CT's init from
-// the host (a pidfd pins the process, so a recycled pid is never hit).
+// Kill implements backend.Backend. On the CT's node the signal goes to the
+// CT's init from the host (a pidfd pins the process, so a recycled pid is
+// never hit). Over the API from elsewhere only two signals can be sent:
+// TERM becomes a shutdown, KILL a stop.
 func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signal, all bool) error {
 	p, err := b.vmidOf(c)
 	if err != nil {
 		return err
 	}
-	st, err := b.status(ctx, p.VMID)
-	if err != nil {
+	if !p.Started && !p.Killed {
+		st, err := b.tr.status(ctx, p.Node, p.VMID)
+		if err != nil {
+			return err
+		}
+		if st != "running" {
+			// OCI lets kill reach a created container. A PVE CT has no
+			// init before start, so a signal that would end one ends the
+			// container: it becomes stopped without running.
+			if terminates(sig) {
+				p.Killed = true
+				return b.savePrivate(c, p)
+			}
+			return nil
+		}
+	}
+	notRunning := &errdefs.Error{Cat: errdefs.ErrFailedPrecondition, Msg: "container not running",
+		Hint: fmt.Sprintf("CT %d is stopped; remove it with `proxcage delete %s`", p.VMID, c.ID)}
+	if !b.tr.local(p.Node) {
+		var err error
+		switch sig {
+		case unix.SIGTERM:
+			err = b.tr.shutdown(ctx, p.Node, p.VMID)
+		case unix.SIGKILL:
+			err = b.tr.stop(ctx, p.Node, p.VMID)
+		default:
+			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+				Msg:  fmt.Sprintf("signal %s cannot reach CT %d on node %s over the PVE API", unix.SignalName(sig), p.VMID, p.Node),
+				Hint: "the API can only shut down (SIGTERM) or stop (SIGKILL) a CT; run proxcage on " + p.Node + " for other signals"}
+		}
+		if errdefs.Category(err) == errdefs.ErrFailedPrecondition {
+			return notRunning
+		}
 		return err
 	}
-	if st != "running" && !p.Started && !p.Killed {
-		// OCI lets kill reach a created container. A PVE CT has no init
-		// before pct start, so a signal that would end one ends the
-		// container: it becomes stopped without running.
-		if terminates(sig) {
-			p.Killed = true
-			return b.savePrivate(c, p)
-		}
-		return nil
-	}
-	if st != "running" {
-		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition, Msg: "container not running",
-			Hint: fmt.Sprintf("CT %d is stopped; remove it with `proxcage delete %s`", p.VMID, c.ID)}
-	}
+	// lxc-info fails on a stopped CT, so no status call is needed first.
 	pid, err := b.hostPid(ctx, p.VMID)
 	if err != nil {
+		if errdefs.Category(err) == errdefs.ErrFailedPrecondition {
+			return notRunning
+		}
 		return err
 	}
 	if all {
@@ -479,10 +498,23 @@ func cgroupPids(pid int) ([]int, error) {
 	return pids, nil
 }
 
+// needLocal refuses what only works on the CT's node.
+func (b *Backend) needLocal(p private, what string) error {
+	if b.tr.local(p.Node) {
+		return nil
+	}
+	return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+		Msg:  fmt.Sprintf("%s needs the CT's processes, which the PVE API does not reach (CT %d is on node %s)", what, p.VMID, p.Node),
+		Hint: "run proxcage on " + p.Node + " (transport \"pct\"), or use `pct enter " + strconv.Itoa(p.VMID) + "` there"}
+}
+
 // Pids implements backend.Lister.
 func (b *Backend) Pids(ctx context.Context, c *backend.Container) ([]int, error) {
 	p, err := b.vmidOf(c)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.needLocal(p, "ps"); err != nil {
 		return nil, err
 	}
 	pid, err := b.hostPid(ctx, p.VMID)
@@ -496,78 +528,60 @@ func (b *Backend) Pids(ctx context.Context, c *backend.Container) ([]int, error)
 	return pids, nil
 }
 
-// Delete implements backend.Backend: pct destroy --purge; with force a
-// running CT is stopped first. A CT that is already gone is not an error.
+// Delete implements backend.Backend: destroy with purge; with force a
+// running CT is stopped by PVE first. PVE's own refusal says when a CT
+// still runs, so no status call goes first. A CT that is already gone is
+// not an error.
 func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) error {
 	p, err := loadPrivate(c)
 	if err != nil {
 		return err
 	}
 	if p.VMID == 0 {
-		if force {
-			// The record may predate the VMID (crash in create): find the
-			// CT by its tag and description.
-			return b.destroyByID(ctx, c.ID)
+		// Create records the VMID before it asks PVE for a CT, and clears
+		// it only once no CT of ours is left: nothing to remove. (A CT
+		// whose record is gone altogether is found by ReclaimByID.)
+		return nil
+	}
+	if !force {
+		err := b.tr.destroy(ctx, p.Node, p.VMID, false)
+		switch errdefs.Category(err) {
+		case errdefs.ErrNotFound:
+			return nil
+		case errdefs.ErrFailedPrecondition:
+			if strings.Contains(err.Error(), "running") {
+				return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running (CT %d)", c.ID, p.VMID)
+			}
 		}
-		return nil
-	}
-	st, err := b.status(ctx, p.VMID)
-	if errdefs.Category(err) == errdefs.ErrNotFound {
-		return nil
-	}
-	if err != nil {
 		return err
 	}
-	if st == "running" && !force {
-		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running (CT %d)", c.ID, p.VMID)
-	}
-	return b.destroy(ctx, p.VMID)
+	return b.destroy(ctx, p.Node, p.VMID)
 }
 
 // destroy stops (if needed) and purges a CT.
-func (b *Backend) destroy(ctx context.Context, vmid int) error {
-	id := strconv.Itoa(vmid)
-	if st, err := b.status(ctx, vmid); err == nil && st == "running" {
-		if err := retryTransient(ctx, b.log, 4, func() error {
-			_, err := b.tools.run(ctx, vmid, b.tools.pct, "stop", id)
-			return err
-		}); err != nil && errdefs.Category(err) != errdefs.ErrFailedPrecondition {
-			return err
-		}
-	}
-	destroy := func() error {
-		return retryTransient(ctx, b.log, 4, func() error {
-			_, err := b.tools.run(ctx, vmid, b.tools.pct, "destroy", id, "--purge", "1", "--force", "1")
-			return err
-		})
-	}
-	err := destroy()
+func (b *Backend) destroy(ctx context.Context, node string, vmid int) error {
+	err := b.tr.destroy(ctx, node, vmid, true)
 	if err != nil && strings.Contains(err.Error(), "CT is locked (create)") {
 		// The lock outlived a create that was killed (we hold this
 		// container's lock, so no proxcage create of it still runs, and
-		// the retries above waited for a pct create to finish).
+		// the retries waited for a running create task to finish).
 		b.log.Info("clearing the create lock of a CT whose create died", "vmid", vmid)
-		if _, uerr := b.tools.run(ctx, vmid, b.tools.pct, "unlock", id); uerr == nil {
-			err = destroy()
+		if uerr := b.tr.unlock(ctx, node, vmid); uerr != nil {
+			return errdefs.WithHint(err, errdefs.Hint(uerr))
 		}
+		err = b.tr.destroy(ctx, node, vmid, true)
 	}
 	if errdefs.Category(err) == errdefs.ErrNotFound {
 		return nil
 	}
-	return err
-}
-
-// destroyByID removes every CT tagged proxcage whose description holds id.
-func (b *Backend) destroyByID(ctx context.Context, id string) error {
-	_, err := b.ReclaimByID(ctx, id)
 	return err
 }
 
 // ReclaimByID implements backend.Reclaimer: the CT's tag and description
-// identify it cluster-wide even when the state directory is gone. Only CTs
-// on this node can be destroyed by the pct transport.
+// identify it cluster-wide even when the state directory is gone. The pct
+// transport reaches only the CTs of its own node.
 func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
-	guests, err := b.clusterGuests(ctx)
+	guests, err := b.tr.guests(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -576,14 +590,23 @@ func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
 		if g.Type != "lxc" || !g.hasTag(Tag) {
 			continue
 		}
-		if owner, err := b.ociIDOf(ctx, g.vmid()); err == nil && owner == id {
-			if err := b.destroy(ctx, g.vmid()); err != nil {
+		if owner, err := b.ociIDOf(ctx, b.nodeOf(g), g.vmid()); err == nil && owner == id {
+			if err := b.destroy(ctx, b.nodeOf(g), g.vmid()); err != nil {
 				return found, err
 			}
 			found = true
 		}
 	}
 	return found, nil
+}
+
+// nodeOf is the node argument for a guest: its node over the API, "" (this
+// node) for pct.
+func (b *Backend) nodeOf(g resource) string {
+	if b.tr.name() == "pct" {
+		return ""
+	}
+	return g.Node
 }
 
 // Exec implements backend.Backend with lxc-attach. LXC has no working
@@ -594,7 +617,10 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	if err != nil {
 		return -1, err
 	}
-	if st, err := b.status(ctx, p.VMID); err != nil {
+	if err := b.needLocal(p, "exec"); err != nil {
+		return -1, err
+	}
+	if st, err := b.tr.status(ctx, p.Node, p.VMID); err != nil {
 		return -1, err
 	} else if st != "running" {
 		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container (CT %d)", p.VMID)
@@ -649,18 +675,6 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 		return pid, nil
 	}
 	return waitStatus(cmd), nil
-}
-
-// pctArgs renders a plan for the pct command line. An argv cannot hold
-// the NUL bytes that separate the API's env list, so it is written with
-// the two characters \0 there (what pct's option parser splits on; to be
-// confirmed on a real PVE 9.1 node).
-func pctArgs(plan *Plan) []string {
-	args := plan.Args()
-	for i := range args {
-		args[i] = strings.ReplaceAll(args[i], "\x00", `\0`)
-	}
-	return args
 }
 
 // terminates reports whether sig's default action ends a process (all but

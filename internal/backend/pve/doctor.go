@@ -8,11 +8,49 @@ import (
 	"strings"
 
 	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
 )
 
-// Doctor implements backend.Doctor: what the pct transport needs from the
-// node.
+// Doctor implements backend.Doctor: what the transport needs.
 func (b *Backend) Doctor(ctx context.Context) []backend.Check {
+	if t, ok := b.tr.(*apiTransport); ok {
+		return b.apiDoctor(ctx, t)
+	}
+	return b.pctDoctor(ctx)
+}
+
+// apiDoctor checks the API: TLS and login (through /version), then the
+// node placement would pick, which needs both storages and the bridge.
+func (b *Backend) apiDoctor(ctx context.Context, t *apiTransport) []backend.Check {
+	c := backend.Check{Name: "pve: api " + b.cfg.URL}
+	v, err := b.version(ctx)
+	if err != nil {
+		c.Detail, c.Hint = errdefs.OneLine(err), errdefs.Hint(err)
+		return []backend.Check{c}
+	}
+	c.OK, c.Detail = true, "pve-manager "+v.String()
+	checks := []backend.Check{c}
+	c = backend.Check{Name: "pve: node (" + cmpOr(b.cfg.Node, "auto") + ")"}
+	if node, err := t.place(ctx); err != nil {
+		c.Detail, c.Hint = errdefs.OneLine(err), errdefs.Hint(err)
+	} else {
+		c.OK, c.Detail = true, "new CTs go to "+node
+		if b.cfg.Node == "" || b.cfg.Node == "auto" {
+			c.Detail += " (most free memory with storages " + b.cfg.RootfsStorage + ", " + b.cfg.TemplateStorage + " and bridge " + b.cfg.Bridge + ")"
+		}
+	}
+	return append(checks, c)
+}
+
+func cmpOr(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+// pctDoctor checks what the pct transport needs from the node.
+func (b *Backend) pctDoctor(ctx context.Context) []backend.Check {
 	var checks []backend.Check
 	t := &b.tools
 	missing := []string{}
@@ -30,12 +68,12 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 	checks = append(checks, c)
 
 	c = backend.Check{Name: "pve: version"}
-	if node, err := b.nodeInfo(ctx); err != nil {
+	if v, err := b.version(ctx); err != nil {
 		c.Detail, c.Hint = err.Error(), "pveversion must work on this node"
 	} else {
 		c.OK = true
-		c.Detail = "pve-manager " + node.Version.String()
-		if node.Version.AtLeast(9, 1) {
+		c.Detail = "pve-manager " + v.String()
+		if v.AtLeast(9, 1) {
 			c.Detail += " (application containers supported)"
 		} else {
 			c.Detail += " (system containers only: application containers need 9.1)"

@@ -20,6 +20,19 @@ func inUse(live []*backend.Container) map[string]bool {
 	return keep
 }
 
+// templateDir is where templates are built: the template storage's
+// directory on the node (pct), or the local cache before upload (api;
+// prune then frees the cache only, the uploaded copies stay on PVE).
+func (b *Backend) templateDir(ctx context.Context) (string, error) {
+	switch t := b.tr.(type) {
+	case *pctTransport:
+		return t.templateDir(ctx)
+	case *apiTransport:
+		return t.cacheDir, nil
+	}
+	return "", errdefs.New(errdefs.ErrInternal, "no template directory for transport %s", b.tr.name())
+}
+
 // Templates implements backend.TemplateManager.
 func (b *Backend) Templates(ctx context.Context, live []*backend.Container) ([]backend.Template, error) {
 	dir, err := b.templateDir(ctx)

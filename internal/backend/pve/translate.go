@@ -33,6 +33,9 @@ type Settings struct {
 	Bridge          string
 	AllowPrivileged bool
 	Features        string
+	// RemoteNode: the CT goes to another host (api transport), so bind
+	// mount sources cannot be checked here; PVE checks them on the node.
+	RemoteNode bool
 }
 
 // Node is what translation needs to know about the target node.
@@ -253,7 +256,7 @@ func (t *translator) mounts() error {
 		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 		switch {
 		case bind:
-			if _, err := os.Stat(m.Source); err != nil {
+			if _, err := os.Stat(m.Source); err != nil && !t.set.RemoteNode {
 				return fmt.Errorf("bind mount %s: source %s does not exist on this node", m.Destination, m.Source)
 			}
 			v := fmt.Sprintf("%s,mp=%s", m.Source, m.Destination)

@@ -59,28 +59,11 @@ func (r resource) hasTag(tag string) bool {
 	return false
 }
 
-// clusterGuests lists every CT and VM of the cluster.
-func (b *Backend) clusterGuests(ctx context.Context) ([]resource, error) {
-	out, err := b.tools.run(ctx, 0, b.tools.pvesh, "get", "/cluster/resources", "--type", "vm", "--output-format", "json")
-	if err != nil {
-		return nil, err
-	}
-	var rows []resource
-	if err := json.Unmarshal([]byte(out), &rows); err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "parse pvesh /cluster/resources output")
-	}
-	return rows, nil
-}
-
 // nextFreeVMID asks the cluster for a free VMID, within the configured
 // range when there is one. avoid holds VMIDs that just lost a race.
 func (b *Backend) nextFreeVMID(ctx context.Context, avoid map[int]bool) (int, error) {
 	if b.vmids == nil {
-		out, err := b.tools.run(ctx, 0, b.tools.pvesh, "get", "/cluster/nextid", "--output-format", "json")
-		if err != nil {
-			return 0, err
-		}
-		n, err := parseNextID(out)
+		n, err := b.tr.nextID(ctx)
 		if err != nil {
 			return 0, err
 		}
@@ -91,14 +74,14 @@ func (b *Backend) nextFreeVMID(ctx context.Context, avoid map[int]bool) (int, er
 		// probe upwards from it.
 		for c := n + 1; c <= maxVMID; c++ {
 			if !avoid[c] {
-				if ok, err := b.vmidFree(ctx, c); err != nil || ok {
+				if ok, err := b.tr.vmidFree(ctx, c); err != nil || ok {
 					return c, err
 				}
 			}
 		}
 		return 0, errdefs.New(errdefs.ErrUnavailable, "no free VMID above %d", n)
 	}
-	guests, err := b.clusterGuests(ctx)
+	guests, err := b.tr.guests(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -114,18 +97,6 @@ func (b *Backend) nextFreeVMID(ctx context.Context, avoid map[int]bool) (int, er
 	return 0, &errdefs.Error{Cat: errdefs.ErrUnavailable,
 		Msg:  fmt.Sprintf("no free VMID in [pve] vmid_range %d-%d", b.vmids.first, b.vmids.last),
 		Hint: "widen vmid_range, or remove unused CTs"}
-}
-
-// vmidFree asks /cluster/nextid whether n is free.
-func (b *Backend) vmidFree(ctx context.Context, n int) (bool, error) {
-	_, err := b.tools.run(ctx, 0, b.tools.pvesh, "get", "/cluster/nextid", "--vmid", strconv.Itoa(n), "--output-format", "json")
-	if err == nil {
-		return true, nil
-	}
-	if errdefs.Category(err) == errdefs.ErrAlreadyExists {
-		return false, nil
-	}
-	return false, err
 }
 
 // parseNextID reads nextid's answer: a JSON string ("100"), or a bare
@@ -146,28 +117,29 @@ func parseNextID(out string) (int, error) {
 // requestedVMID validates the org.proxcage.vmid annotation against the
 // whole cluster. owner is set when the VMID holds a CT that proxcage made
 // for this same OCI id (a create retried after a crash).
-func (b *Backend) requestedVMID(ctx context.Context, id, v string) (n int, ours bool, err error) {
+func (b *Backend) requestedVMID(ctx context.Context, id, v string) (n int, owner *resource, err error) {
 	n, perr := strconv.Atoi(v)
 	if perr != nil || n < minVMID || n > maxVMID {
-		return 0, false, errdefs.New(errdefs.ErrInvalidArgument, "annotation %s=%q: want an integer in %d..%d", AnnotationVMID, v, minVMID, maxVMID)
+		return 0, nil, errdefs.New(errdefs.ErrInvalidArgument, "annotation %s=%q: want an integer in %d..%d", AnnotationVMID, v, minVMID, maxVMID)
 	}
-	guests, err := b.clusterGuests(ctx)
+	guests, err := b.tr.guests(ctx)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, err
 	}
 	for _, g := range guests {
 		if g.vmid() != n {
 			continue
 		}
 		if g.Type == "lxc" && g.hasTag(Tag) {
-			if owner, _ := b.ociIDOf(ctx, n); owner == id {
-				return n, true, nil
+			if ociID, _ := b.ociIDOf(ctx, b.nodeOf(g), n); ociID == id {
+				g.Node = b.nodeOf(g)
+				return n, &g, nil
 			}
 		}
 		kind := map[string]string{"lxc": "CT", "qemu": "VM"}[g.Type]
-		return 0, false, &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
+		return 0, nil, &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
 			Msg:  fmt.Sprintf("VMID %d is taken by %s %q on node %s", n, kind, g.Name, g.Node),
 			Hint: "drop the " + AnnotationVMID + " annotation to let proxcage pick a free VMID, or choose another"}
 	}
-	return n, false, nil
+	return n, nil, nil
 }

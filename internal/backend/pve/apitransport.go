@@ -1,0 +1,349 @@
+package pve
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/proxcage/proxcage/internal/config"
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/vztmpl"
+)
+
+// apiTransport drives PVE over its REST API, from any host. The API has
+// no exec and reports no pid: the host pid, signals and lxc-attach work
+// only when proxcage runs on the CT's node (local).
+type apiTransport struct {
+	c        *apiClient
+	cfg      config.PVE
+	cacheDir string // where templates are built before upload
+	hostname string // this host's short name: a PVE node is named so
+	lxcInfo  string
+}
+
+func newAPITransport(cfg config.PVE, c *apiClient, lxcInfo string) *apiTransport {
+	h, _ := os.Hostname()
+	h, _, _ = strings.Cut(h, ".")
+	dir := cfg.TemplateCache
+	if dir == "" {
+		dir = "/var/cache/proxcage/vztmpl"
+	}
+	return &apiTransport{c: c, cfg: cfg, cacheDir: dir, hostname: h, lxcInfo: lxcInfo}
+}
+
+func (t *apiTransport) name() string { return "api" }
+
+func (t *apiTransport) local(node string) bool {
+	if node == "" || node != t.hostname {
+		return false
+	}
+	_, err := exec.LookPath(t.lxcInfo)
+	return err == nil
+}
+
+func nodePath(node string) string { return "/nodes/" + url.PathEscape(node) }
+
+func ctPath(node string, vmid int) string {
+	return nodePath(node) + "/lxc/" + strconv.Itoa(vmid)
+}
+
+func (t *apiTransport) version(ctx context.Context) (Version, error) {
+	var v struct {
+		Version string `json:"version"`
+	}
+	if err := t.c.call(ctx, "GET /version", 0, http.MethodGet, "/version", nil, &v); err != nil {
+		return Version{}, err
+	}
+	return parseVersion(v.Version, "GET /version")
+}
+
+// clusterRow is a row of /cluster/resources of any type.
+type clusterRow struct {
+	resource
+	MaxMem  int64  `json:"maxmem"`
+	Mem     int64  `json:"mem"`
+	Storage string `json:"storage"`
+	Content string `json:"content"`
+}
+
+// place returns the configured node, or with node = "auto" (or unset) the
+// online node with the most free memory that has both storages (with the
+// right content) and the bridge. One /cluster/resources call gives nodes
+// and storages; only the chosen node's bridges are asked for.
+func (t *apiTransport) place(ctx context.Context) (string, error) {
+	if t.cfg.Node != "" && t.cfg.Node != "auto" {
+		return t.cfg.Node, nil
+	}
+	var rows []clusterRow
+	if err := t.c.call(ctx, "placement (GET /cluster/resources)", 0, http.MethodGet, "/cluster/resources", nil, &rows); err != nil {
+		return "", err
+	}
+	has := map[string]bool{} // "node/storage/content"
+	var nodes []clusterRow
+	for _, r := range rows {
+		switch r.Type {
+		case "node":
+			if r.Status == "online" {
+				nodes = append(nodes, r)
+			}
+		case "storage":
+			if r.Status == "available" {
+				for _, c := range strings.Split(r.Content, ",") {
+					has[r.Node+"/"+r.Storage+"/"+c] = true
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(nodes, func(a, b clusterRow) int {
+		return cmp.Compare(b.MaxMem-b.Mem, a.MaxMem-a.Mem)
+	})
+	var why []string
+	for _, n := range nodes {
+		if !has[n.Node+"/"+t.cfg.RootfsStorage+"/rootdir"] {
+			why = append(why, fmt.Sprintf("%s: no storage %s for rootdir", n.Node, t.cfg.RootfsStorage))
+			continue
+		}
+		if !has[n.Node+"/"+t.cfg.TemplateStorage+"/vztmpl"] {
+			why = append(why, fmt.Sprintf("%s: no storage %s for vztmpl", n.Node, t.cfg.TemplateStorage))
+			continue
+		}
+		if t.cfg.Bridge != "" {
+			ok, err := t.hasBridge(ctx, n.Node)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				why = append(why, fmt.Sprintf("%s: no bridge %s", n.Node, t.cfg.Bridge))
+				continue
+			}
+		}
+		t.c.log.Debug("placement", "node", n.Node, "free", n.MaxMem-n.Mem, "skipped", why)
+		return n.Node, nil
+	}
+	if len(nodes) == 0 {
+		why = append(why, "no node is online")
+	}
+	return "", &errdefs.Error{Cat: errdefs.ErrUnavailable,
+		Msg:  "no node can take the CT (" + strings.Join(why, "; ") + ")",
+		Hint: "set [pve] node to a node name, or fix [pve] rootfs_storage, template_storage and bridge"}
+}
+
+func (t *apiTransport) hasBridge(ctx context.Context, node string) (bool, error) {
+	var ifaces []struct {
+		Iface string `json:"iface"`
+	}
+	if err := t.c.call(ctx, "placement (GET network)", 0, http.MethodGet, nodePath(node)+"/network",
+		url.Values{"type": {"any_bridge"}}, &ifaces); err != nil {
+		return false, err
+	}
+	for _, i := range ifaces {
+		if i.Iface == t.cfg.Bridge {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ensureTemplate builds the template in the local cache (reused by
+// digest), then uploads it unless the node's storage already has it.
+func (t *apiTransport) ensureTemplate(ctx context.Context, node, rootfs string) (string, error) {
+	if err := os.MkdirAll(t.cacheDir, 0o755); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "[pve] template_cache")
+	}
+	path, digest, cached, err := vztmpl.Ensure(ctx, rootfs, t.cacheDir)
+	if err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
+	}
+	name := filepath.Base(path)
+	volid := t.cfg.TemplateStorage + ":vztmpl/" + name
+	t.c.log.Debug("template", "path", path, "digest", digest, "cached", cached)
+	storage := nodePath(node) + "/storage/" + url.PathEscape(t.cfg.TemplateStorage)
+	var vols []struct {
+		Volid string `json:"volid"`
+	}
+	if err := t.c.call(ctx, "template lookup", 0, http.MethodGet, storage+"/content", url.Values{"content": {"vztmpl"}}, &vols); err != nil {
+		return "", err
+	}
+	for _, v := range vols {
+		if v.Volid == volid {
+			return volid, nil
+		}
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "checksum template")
+	}
+	fields := url.Values{"content": {"vztmpl"}, "checksum-algorithm": {"sha256"}, "checksum": {sum}}
+	var upid string
+	if err := t.c.upload(ctx, "template upload", storage+"/upload", fields, "filename", path, &upid); err != nil {
+		return "", err
+	}
+	if err := t.c.waitTask(ctx, "template upload", 0, upid, 0); err != nil {
+		return "", err
+	}
+	return volid, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (t *apiTransport) guests(ctx context.Context) ([]resource, error) {
+	var rows []resource
+	err := t.c.call(ctx, "GET /cluster/resources", 0, http.MethodGet, "/cluster/resources", url.Values{"type": {"vm"}}, &rows)
+	return rows, err
+}
+
+func (t *apiTransport) nextID(ctx context.Context) (int, error) {
+	var raw json.RawMessage
+	if err := t.c.call(ctx, "GET /cluster/nextid", 0, http.MethodGet, "/cluster/nextid", nil, &raw); err != nil {
+		return 0, err
+	}
+	return parseNextID(string(raw))
+}
+
+func (t *apiTransport) vmidFree(ctx context.Context, n int) (bool, error) {
+	err := t.c.call(ctx, "GET /cluster/nextid", n, http.MethodGet, "/cluster/nextid", url.Values{"vmid": {strconv.Itoa(n)}}, nil)
+	return nextIDAnswer(err)
+}
+
+// task posts an action that answers with a UPID and waits for the task.
+// The request itself is retried inside call (only when PVE refused it
+// before acting); a task that ran and failed transiently (a lock held by
+// another task) is posted again, at most three times in all.
+func (t *apiTransport) task(ctx context.Context, step string, vmid int, method, path string, params url.Values, grace time.Duration) error {
+	delay := 300 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var upid string
+		if err := t.c.call(ctx, step, vmid, method, path, params, &upid); err != nil {
+			return err
+		}
+		err := t.c.waitTask(ctx, step, vmid, upid, grace)
+		var te *toolError
+		if err == nil || attempt >= 3 || !errors.As(err, &te) || !te.Retry {
+			return err
+		}
+		t.c.log.Debug("retrying a task that failed transiently", "step", step, "attempt", attempt, "reason", te.Stderr)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+// create posts the CT. A create is never repeated blindly: after a
+// failure that may be transient (or a connection dropped mid-request), the
+// VMID is checked first, and the POST is repeated only while it is free.
+func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid string, plan *Plan) error {
+	params := url.Values{"vmid": {strconv.Itoa(vmid)}, "ostemplate": {volid}}
+	for _, o := range plan.Options {
+		params.Set(o.Key, o.Value)
+	}
+	const step = "create CT"
+	delay := 300 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		var upid string
+		err := t.c.callOnce(ctx, step, vmid, http.MethodPost, nodePath(node)+"/lxc", params, &upid)
+		if err == nil {
+			return t.c.waitTask(ctx, step, vmid, upid, 0)
+		}
+		if !mayRetry(err) || attempt >= 4 {
+			return err
+		}
+		free, ferr := t.vmidFree(ctx, vmid)
+		if ferr != nil || !free {
+			// It may have happened: the caller's rollback looks.
+			return err
+		}
+		t.c.log.Debug("retrying create: the VMID is still free", "vmid", vmid, "attempt", attempt, "reason", err.Error())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+func (t *apiTransport) start(ctx context.Context, node string, vmid int) error {
+	return t.task(ctx, "start CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/start", nil, 0)
+}
+
+func (t *apiTransport) stop(ctx context.Context, node string, vmid int) error {
+	return t.task(ctx, "stop CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/stop", nil, 0)
+}
+
+// shutdownGrace is how long kill TERM waits for the shutdown task: a
+// signal does not wait for the process to end, but a task that fails at
+// once (CT not running) must not be reported as delivered.
+const shutdownGrace = 2 * time.Second
+
+func (t *apiTransport) shutdown(ctx context.Context, node string, vmid int) error {
+	return t.task(ctx, "shutdown CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/shutdown",
+		url.Values{"forceStop": {"1"}}, shutdownGrace)
+}
+
+func (t *apiTransport) destroy(ctx context.Context, node string, vmid int, force bool) error {
+	params := url.Values{"purge": {"1"}}
+	if force {
+		params.Set("force", "1")
+	}
+	return t.task(ctx, "destroy CT", vmid, http.MethodDelete, ctPath(node, vmid), params, 0)
+}
+
+// unlock: the API cannot clear a lock (pct unlock is a node-local command).
+func (t *apiTransport) unlock(_ context.Context, node string, vmid int) error {
+	return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+		Msg:  fmt.Sprintf("CT %d on node %s keeps a stale lock", vmid, node),
+		Hint: fmt.Sprintf("the API cannot clear it: run `pct unlock %d` on %s", vmid, node)}
+}
+
+func (t *apiTransport) status(ctx context.Context, node string, vmid int) (string, error) {
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := t.c.call(ctx, "CT status", vmid, http.MethodGet, ctPath(node, vmid)+"/status/current", nil, &st); err != nil {
+		return "", err
+	}
+	if st.Status != "running" && st.Status != "stopped" {
+		return "", errdefs.New(errdefs.ErrInternal, "CT %d on %s has status %q", vmid, node, st.Status)
+	}
+	return st.Status, nil
+}
+
+func (t *apiTransport) config(ctx context.Context, node string, vmid int) (map[string]string, error) {
+	var raw map[string]any
+	if err := t.c.call(ctx, "CT config", vmid, http.MethodGet, ctPath(node, vmid)+"/config", nil, &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		out[k] = fmt.Sprint(v)
+	}
+	return out, nil
+}

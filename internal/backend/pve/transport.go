@@ -1,0 +1,225 @@
+package pve
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/vztmpl"
+)
+
+// transport is how the lifecycle reaches PVE: the pct CLI on a node
+// (pctTransport, below) or the REST API from anywhere (apiTransport, in
+// apitransport.go). Each method is one PVE operation with its own retries
+// and error classification; the lifecycle (VMID choice, rollback, OCI
+// states) lives once, in backend.go.
+type transport interface {
+	// name is the [pve] transport value, for messages.
+	name() string
+	// version is the pve-manager release of the node that answers.
+	version(ctx context.Context) (Version, error)
+	// place picks the node for a new CT ("" means this node, for pct).
+	place(ctx context.Context) (string, error)
+	// ensureTemplate makes rootfs a vztmpl on node's template storage
+	// (built once per digest, reused) and returns its volid.
+	ensureTemplate(ctx context.Context, node, rootfs string) (string, error)
+	// guests lists every CT and VM of the cluster.
+	guests(ctx context.Context) ([]resource, error)
+	// nextID is /cluster/nextid; vmidFree asks it about one VMID.
+	nextID(ctx context.Context) (int, error)
+	vmidFree(ctx context.Context, n int) (bool, error)
+	create(ctx context.Context, node string, vmid int, volid string, plan *Plan) error
+	start(ctx context.Context, node string, vmid int) error
+	stop(ctx context.Context, node string, vmid int) error
+	// shutdown asks the CT's init to end (a clean shutdown, like SIGTERM).
+	shutdown(ctx context.Context, node string, vmid int) error
+	// destroy removes the CT with purge; force stops it first if running.
+	destroy(ctx context.Context, node string, vmid int, force bool) error
+	// unlock clears a stale config lock.
+	unlock(ctx context.Context, node string, vmid int) error
+	status(ctx context.Context, node string, vmid int) (string, error)
+	// config returns the CT's config, values as strings.
+	config(ctx context.Context, node string, vmid int) (map[string]string, error)
+	// local reports whether node is this host, where the CT's processes
+	// are visible (host pid, signals, lxc-attach).
+	local(node string) bool
+}
+
+// pctTransport drives the local node's pct, pvesh and pvesm. Every CT it
+// sees is on this node, so node arguments are ignored.
+type pctTransport struct {
+	tools           tools
+	templateStorage string
+}
+
+func (t *pctTransport) name() string { return "pct" }
+
+func (t *pctTransport) local(string) bool { return true }
+
+var versionRE = regexp.MustCompile(`pve-manager/(\d+)\.(\d+)`)
+
+func (t *pctTransport) version(ctx context.Context) (Version, error) {
+	out, err := t.tools.run(ctx, 0, t.tools.pveversion)
+	if err != nil {
+		return Version{}, err
+	}
+	return parseVersion(out, "pveversion")
+}
+
+// parseVersion reads "pve-manager/9.1.1/..." or "9.1.1".
+func parseVersion(s, from string) (Version, error) {
+	m := versionRE.FindStringSubmatch(s)
+	if m == nil {
+		m = regexp.MustCompile(`^(\d+)\.(\d+)`).FindStringSubmatch(strings.TrimSpace(s))
+	}
+	if m == nil {
+		return Version{}, errdefs.New(errdefs.ErrInternal, "%s printed %q: no pve-manager version", from, strings.TrimSpace(s))
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	return Version{major, minor}, nil
+}
+
+func (t *pctTransport) place(context.Context) (string, error) { return "", nil }
+
+// templateDir asks pvesm where the template storage keeps vztmpl files.
+func (t *pctTransport) templateDir(ctx context.Context) (string, error) {
+	out, err := t.tools.run(ctx, 0, t.tools.pvesm, "path", t.templateStorage+":vztmpl/proxcage-probe.tar.zst")
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(strings.TrimSpace(out))
+	// A dir storage creates template/cache/ on first download; do the same.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "template directory of storage %s", t.templateStorage)
+	}
+	return dir, nil
+}
+
+func (t *pctTransport) ensureTemplate(ctx context.Context, _ string, rootfs string) (string, error) {
+	dir, err := t.templateDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	path, digest, cached, err := vztmpl.Ensure(ctx, rootfs, dir)
+	if err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
+	}
+	t.tools.log.Debug("template", "path", path, "digest", digest, "cached", cached)
+	return t.templateStorage + ":vztmpl/" + filepath.Base(path), nil
+}
+
+func (t *pctTransport) guests(ctx context.Context) ([]resource, error) {
+	out, err := t.tools.run(ctx, 0, t.tools.pvesh, "get", "/cluster/resources", "--type", "vm", "--output-format", "json")
+	if err != nil {
+		return nil, err
+	}
+	var rows []resource
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "parse pvesh /cluster/resources output")
+	}
+	return rows, nil
+}
+
+func (t *pctTransport) nextID(ctx context.Context) (int, error) {
+	out, err := t.tools.run(ctx, 0, t.tools.pvesh, "get", "/cluster/nextid", "--output-format", "json")
+	if err != nil {
+		return 0, err
+	}
+	return parseNextID(out)
+}
+
+func (t *pctTransport) vmidFree(ctx context.Context, n int) (bool, error) {
+	_, err := t.tools.run(ctx, 0, t.tools.pvesh, "get", "/cluster/nextid", "--vmid", strconv.Itoa(n), "--output-format", "json")
+	return nextIDAnswer(err)
+}
+
+// nextIDAnswer: nextid?vmid=N fails with "already exists" when N is taken.
+func nextIDAnswer(err error) (bool, error) {
+	if err == nil {
+		return true, nil
+	}
+	if errdefs.Category(err) == errdefs.ErrAlreadyExists {
+		return false, nil
+	}
+	return false, err
+}
+
+// pct runs one pct subcommand on vmid, retrying transient failures.
+func (t *pctTransport) pct(ctx context.Context, vmid int, args ...string) error {
+	return retryTransient(ctx, t.tools.log, 4, func() error {
+		_, err := t.tools.run(ctx, vmid, t.tools.pct, args...)
+		return err
+	})
+}
+
+func (t *pctTransport) create(ctx context.Context, _ string, vmid int, volid string, plan *Plan) error {
+	return t.pct(ctx, vmid, append([]string{"create", strconv.Itoa(vmid), volid}, pctArgs(plan)...)...)
+}
+
+func (t *pctTransport) start(ctx context.Context, _ string, vmid int) error {
+	return t.pct(ctx, vmid, "start", strconv.Itoa(vmid))
+}
+
+func (t *pctTransport) stop(ctx context.Context, _ string, vmid int) error {
+	return t.pct(ctx, vmid, "stop", strconv.Itoa(vmid))
+}
+
+func (t *pctTransport) shutdown(ctx context.Context, _ string, vmid int) error {
+	return t.pct(ctx, vmid, "shutdown", strconv.Itoa(vmid))
+}
+
+func (t *pctTransport) destroy(ctx context.Context, _ string, vmid int, force bool) error {
+	args := []string{"destroy", strconv.Itoa(vmid), "--purge", "1"}
+	if force {
+		args = append(args, "--force", "1")
+	}
+	return t.pct(ctx, vmid, args...)
+}
+
+func (t *pctTransport) unlock(ctx context.Context, _ string, vmid int) error {
+	_, err := t.tools.run(ctx, vmid, t.tools.pct, "unlock", strconv.Itoa(vmid))
+	return err
+}
+
+func (t *pctTransport) status(ctx context.Context, _ string, vmid int) (string, error) {
+	out, err := t.tools.run(ctx, vmid, t.tools.pct, "status", strconv.Itoa(vmid))
+	if err != nil {
+		return "", err
+	}
+	st := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out), "status:"))
+	if st != "running" && st != "stopped" {
+		return "", errdefs.New(errdefs.ErrInternal, "pct status %d printed %q", vmid, strings.TrimSpace(out))
+	}
+	return st, nil
+}
+
+func (t *pctTransport) config(ctx context.Context, _ string, vmid int) (map[string]string, error) {
+	out, err := t.tools.run(ctx, vmid, t.tools.pct, "config", strconv.Itoa(vmid))
+	if err != nil {
+		return nil, err
+	}
+	cfg := parseConfig(out)
+	// pct config prints the description %XX-escaped.
+	if d, err := urlUnescape(cfg["description"]); err == nil {
+		cfg["description"] = d
+	}
+	return cfg, nil
+}
+
+// pctArgs renders a plan for the pct command line. An argv cannot hold
+// the NUL bytes that separate the API's env list, so it is written with
+// the two characters \0 there (what pct's option parser splits on; to be
+// confirmed on a real PVE 9.1 node).
+func pctArgs(plan *Plan) []string {
+	args := plan.Args()
+	for i := range args {
+		args[i] = strings.ReplaceAll(args[i], "\x00", `\0`)
+	}
+	return args
+}

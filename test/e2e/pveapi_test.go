@@ -1,0 +1,229 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/proxcage/proxcage/test/pvesim"
+)
+
+// The pve backend over the REST API (transport = "api"), driven through
+// the proxcage binary against the PVE API simulator (test/pvesim) on a
+// two-node cluster. The simulator runs no CT for real: these tests cover
+// the CLI, placement, state, faults and secrets; the CTs themselves run in
+// the pct-double tests (pve_test.go).
+
+const apiTokenSecret = "7d1e9c40-4b2a-4f7e-9a55-0c3b8e6f2a19"
+
+type pveAPIEnv struct {
+	*env
+	sim *pvesim.Server
+	log string
+}
+
+func newPVEAPIEnv(t *testing.T) *pveAPIEnv {
+	t.Helper()
+	e := newEnv(t)
+	sim := pvesim.New(pvesim.Options{
+		Nodes:        []string{"pve1", "pve2"},
+		NodeMaxMem:   map[string]int64{"pve1": 32 << 30, "pve2": 32 << 30},
+		NodeMem:      map[string]int64{"pve1": 20 << 30, "pve2": 3 << 30},
+		Tokens:       map[string]string{"proxcage@pve!runtime": apiTokenSecret},
+		Users:        map[string]string{"root@pam": "rootpw"},
+		TaskDuration: 100 * time.Millisecond,
+	})
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	t.Cleanup(func() {
+		if r := sim.Rejected(); len(r) > 0 {
+			t.Errorf("requests the PVE schema rejects:\n%s", strings.Join(r, "\n"))
+		}
+	})
+	secret := filepath.Join(e.dir, "pve-token")
+	if err := os.WriteFile(secret, []byte(apiTokenSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`default_backend = "pve"
+[pve]
+transport = "api"
+url = %q
+token_id = "proxcage@pve!runtime"
+token_secret_file = %q
+fingerprint = %q
+node = "auto"
+template_storage = "local"
+rootfs_storage = "local-lvm"
+bridge = "vmbr0"
+template_cache = %q
+timeout = "60s"
+`, sim.URL(), secret, sim.Fingerprint(), filepath.Join(e.dir, "tplcache"))
+	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &pveAPIEnv{env: e, sim: sim, log: filepath.Join(e.dir, "proxcage.log")}
+}
+
+// runLogged runs proxcage with debug logging into the test's log file.
+func (p *pveAPIEnv) runLogged(args ...string) result {
+	p.t.Helper()
+	return p.run(append([]string{"--debug", "--log", p.log}, args...)...)
+}
+
+func (p *pveAPIEnv) okLogged(args ...string) string {
+	p.t.Helper()
+	r := p.runLogged(args...)
+	if r.code != 0 {
+		p.t.Fatalf("proxcage %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func TestPVEAPILifecycleOnTwoNodes(t *testing.T) {
+	p := newPVEAPIEnv(t)
+	b := p.bundle("api", []string{"/sbin/init"}, func(s *specs.Spec) { s.Hostname = "" })
+	os.MkdirAll(filepath.Join(b, "rootfs", "sbin"), 0o755)
+	os.WriteFile(filepath.Join(b, "rootfs", "sbin", "init"), []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755)
+
+	p.okLogged("create", "--bundle", b, "web-1")
+	st := p.state("web-1")
+	if st.Status != specs.StateCreated || st.Pid != 0 || st.Annotations["org.proxcage.pve.node"] != "pve2" {
+		t.Fatalf("after create: %+v (want created on pve2, the node with the most free memory)", st)
+	}
+	vmid := vmidOf(t, st)
+	list := p.ok("list")
+	if !strings.Contains(list, "NODE") || !strings.Contains(list, "pve2") {
+		t.Fatalf("list does not show the node:\n%s", list)
+	}
+	p.okLogged("start", "web-1")
+	st = p.waitStatus("web-1", specs.StateRunning)
+	if st.Pid != 0 {
+		t.Fatalf("pid %d over the API from another host: PVE reports none", st.Pid)
+	}
+	if r := p.run("exec", "web-1", "true"); r.code == 0 || !strings.Contains(r.stderr, "pve2") {
+		t.Fatalf("exec over the API: exit %d %q", r.code, r.stderr)
+	} else {
+		oneLine(t, "exec over the API", r.stderr)
+	}
+	if r := p.run("kill", "web-1", "HUP"); r.code != 2 || !strings.Contains(r.stderr, "SIGHUP") {
+		t.Fatalf("kill HUP over the API: exit %d %q", r.code, r.stderr)
+	}
+	p.okLogged("kill", "web-1", "TERM")
+	p.waitStatus("web-1", specs.StateStopped)
+	p.okLogged("delete", "web-1")
+	if r := p.run("state", "web-1"); r.code != 3 {
+		t.Fatalf("state after delete: exit %d", r.code)
+	}
+	if rows := simGuests(t, p); len(rows) != 0 {
+		t.Fatalf("CT %d left: %v", vmid, rows)
+	}
+	p.assertRootEmpty()
+	p.assertNoSecret()
+}
+
+func TestPVEAPIDroppedCreateThenForceDelete(t *testing.T) {
+	p := newPVEAPIEnv(t)
+	b := p.bundle("drop", []string{"/sbin/init"}, nil)
+	os.MkdirAll(filepath.Join(b, "rootfs", "sbin"), 0o755)
+	os.WriteFile(filepath.Join(b, "rootfs", "sbin", "init"), []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755)
+	// The create reaches PVE but its answer is lost, and every destroy
+	// fails while the rollback tries: the CT is left, the state is not.
+	p.sim.DropNextAfter(1, "/lxc$")
+	p.sim.FailNext(1000, 503, `/lxc/\d+$`)
+	r := p.runLogged("create", "--bundle", b, "lost-1")
+	if r.code != 6 {
+		t.Fatalf("create with a dropped answer: exit %d %q", r.code, r.stderr)
+	}
+	oneLine(t, "dropped create", r.stderr)
+	if rows := simGuests(t, p); len(rows) != 1 {
+		t.Fatalf("want the one CT the failed rollback left, got %v", rows)
+	}
+	p.sim.SetFaults(func(f *pvesim.Faults) { f.FailNext = 0 })
+	// delete --force of the id finds the CT by its tag and description.
+	p.okLogged("delete", "--force", "lost-1")
+	if rows := simGuests(t, p); len(rows) != 0 {
+		t.Fatalf("orphan left after delete --force: %v", rows)
+	}
+	p.assertRootEmpty()
+	p.assertNoSecret()
+}
+
+func TestPVEAPIDoctorAndBadCredentials(t *testing.T) {
+	p := newPVEAPIEnv(t)
+	out := p.ok("doctor")
+	if !strings.Contains(out, "pve-manager 9.1") || !strings.Contains(out, "new CTs go to pve2") {
+		t.Fatalf("doctor over the API:\n%s", out)
+	}
+	// A wrong fingerprint: refused before any request, one line, exit 7.
+	cfg, _ := os.ReadFile(p.config)
+	bad := strings.Replace(string(cfg), p.sim.Fingerprint(), strings.Repeat("AB:", 31)+"AB", 1)
+	os.WriteFile(p.config, []byte(bad), 0o644)
+	b0 := p.bundle("tls", []string{"/sbin/init"}, nil)
+	r0 := p.run("create", "--bundle", b0, "tls-1")
+	if r0.code != 7 || !strings.Contains(r0.stderr, "does not match [pve] fingerprint") {
+		t.Fatalf("wrong fingerprint: exit %d %q", r0.code, r0.stderr)
+	}
+	oneLine(t, "wrong fingerprint", r0.stderr)
+	os.WriteFile(p.config, cfg, 0o644)
+	p.assertRootEmpty()
+
+	// A wrong secret: one clear line, exit 7, the secret nowhere.
+	os.WriteFile(filepath.Join(p.dir, "pve-token"), []byte("wrong-secret-123\n"), 0o600)
+	b := p.bundle("cred", []string{"/sbin/init"}, nil)
+	r := p.runLogged("create", "--bundle", b, "cred-1")
+	if r.code != 7 || !strings.Contains(r.stderr, "token_id") {
+		t.Fatalf("bad token: exit %d %q", r.code, r.stderr)
+	}
+	oneLine(t, "bad token", r.stderr)
+	if strings.Contains(r.stderr, "wrong-secret-123") {
+		t.Fatalf("secret in the error: %q", r.stderr)
+	}
+	if data, _ := os.ReadFile(p.log); strings.Contains(string(data), "wrong-secret-123") {
+		t.Fatal("secret in the log")
+	}
+	p.assertRootEmpty()
+	// A secret file others can read is refused before any request.
+	os.Chmod(filepath.Join(p.dir, "pve-token"), 0o644)
+	r = p.run("create", "--bundle", b, "cred-2")
+	if r.code != 2 || !strings.Contains(r.stderr, "chmod 600") {
+		t.Fatalf("0644 secret file: exit %d %q", r.code, r.stderr)
+	}
+}
+
+// simGuests lists the simulator's CTs ("vmid@node status").
+func simGuests(t *testing.T, p *pveAPIEnv) []string {
+	t.Helper()
+	return p.sim.Guests()
+}
+
+// assertNoSecret: the token secret is in no state file and no log line.
+// (It never reaches an argv: proxcage reads it from a 0600 file and starts
+// no process with it.)
+func (p *pveAPIEnv) assertNoSecret() {
+	p.t.Helper()
+	filepath.Walk(p.root, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			if data, _ := os.ReadFile(path); strings.Contains(string(data), apiTokenSecret) {
+				p.t.Errorf("secret in state file %s", path)
+			}
+		}
+		return nil
+	})
+	data, err := os.ReadFile(p.log)
+	if err != nil || len(data) == 0 {
+		p.t.Fatalf("no log written (%v): the check proves nothing", err)
+	}
+	if strings.Contains(string(data), apiTokenSecret) {
+		p.t.Error("secret in the log file")
+	}
+	if !strings.Contains(string(data), "level=debug") {
+		p.t.Error("the log has no debug lines: the check proves little")
+	}
+}
