@@ -47,6 +47,8 @@ type apiClient struct {
 
 	tokenHeader string // "PVEAPIToken=user@realm!id=secret"; never logged
 
+	timeout time.Duration // per request, and per task wait ([pve] timeout)
+
 	user, password string // ticket login
 	ticket, csrf   string
 	ticketAt       time.Time
@@ -96,7 +98,12 @@ func newAPIClient(cfg config.PVE, log *slog.Logger) (*apiClient, error) {
 		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: "[pve] url is set but TLS cannot be verified",
 			Hint: "set [pve] fingerprint to the node's SHA-256 certificate fingerprint (pvenode cert info), or ca_file"}
 	}
+	timeout, err := time.ParseDuration(cfg.Timeout)
+	if err != nil || timeout <= 0 {
+		timeout = 2 * time.Minute
+	}
 	c := &apiClient{
+		timeout:  timeout,
 		base:     strings.TrimSuffix(u.String(), "/") + "/api2/json",
 		insecure: cfg.Insecure && cfg.Fingerprint == "" && cfg.CAFile == "",
 		log:      log,
@@ -310,6 +317,8 @@ func (c *apiClient) once(ctx context.Context, method, path string, params url.Va
 	if c.insecure {
 		c.log.Warn("PVE API call without TLS verification ([pve] insecure = true)", "path", path)
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	if err := c.login(ctx); err != nil {
 		return err
 	}
@@ -432,6 +441,8 @@ func (c *apiClient) waitTask(ctx context.Context, step string, vmid int, taskID 
 		return errdefs.Wrap(errdefs.ErrInternal, err, "%s", step)
 	}
 	path := "/nodes/" + url.PathEscape(u.node) + "/tasks/" + url.PathEscape(u.raw)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	delay := 50 * time.Millisecond
 	var deadline <-chan time.Time
 	if grace > 0 {
@@ -457,7 +468,9 @@ func (c *apiClient) waitTask(ctx context.Context, step string, vmid int, taskID 
 		}
 		select {
 		case <-ctx.Done():
-			return errdefs.Wrap(errdefs.ErrUnavailable, ctx.Err(), "%s: task %s still running", step, u.raw)
+			return &errdefs.Error{Cat: errdefs.ErrUnavailable,
+				Msg:  fmt.Sprintf("%s: task %s still running after %v", step, u.raw, c.timeout),
+				Hint: "the node is slow or a lock is held; raise [pve] timeout, or look at the task in the PVE UI"}
 		case <-deadline:
 			c.log.Debug("task still running after its grace time", "step", step, "task", u.raw)
 			return nil
@@ -521,6 +534,10 @@ func (c *apiClient) upload(ctx context.Context, step, path string, fields url.Va
 }
 
 func (c *apiClient) uploadOnce(ctx context.Context, path string, fields url.Values, fileField, file string, out any) error {
+	// [pve] timeout bounds an upload too (raise it for big templates on
+	// slow links): a stalled connection must not hang a create.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	if err := c.login(ctx); err != nil {
 		return err
 	}

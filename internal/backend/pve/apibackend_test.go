@@ -521,3 +521,58 @@ func TestAPISecretNeverInLogsOrState(t *testing.T) {
 		t.Fatal("no debug logs were written: the check above proves nothing")
 	}
 }
+
+func TestAPITicketRenewedBeforeExpiry(t *testing.T) {
+	clock := pvesim.NewFakeClock(time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC))
+	f := newAPIFixture(t, pvesim.Options{Now: clock.Now})
+	f.cfg.TokenID, f.cfg.TokenSecretFile = "", ""
+	f.cfg.User, f.cfg.PasswordFile = "root@pam", secretFile(t, "rootpw", 0o600)
+	b := f.backend()
+	b.tr.(*apiTransport).c.now = clock.Now
+	ctx := context.Background()
+	c := f.container("ticket", nil)
+	f.sim.ResetCalls()
+	if err := b.Create(ctx, c, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	// 100 minutes on: PVE's ticket would still live (2 h), but it is
+	// renewed before then, and a long-lived caller keeps working past 2 h.
+	clock.Advance(100 * time.Minute)
+	if err := b.Start(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(100 * time.Minute)
+	if _, err := b.State(ctx, c); err != nil {
+		t.Fatalf("state 200 minutes after login: %v", err)
+	}
+	if n := f.sim.Calls()["POST /access/ticket"]; n != 3 {
+		t.Fatalf("%d logins, want 3 (one, then one renewal per 90 minutes)", n)
+	}
+}
+
+func TestAPINoWorkerUPIDAndSlowTasks(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{})
+	ctx := context.Background()
+	b := f.backend()
+	c := f.container("worker", nil)
+	if err := b.Create(ctx, c, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.NoWorkerUPID(2)
+	f.sim.ResetCalls()
+	if err := b.Start(ctx, c); err != nil {
+		t.Fatalf("start after two 'got no worker upid': %v", err)
+	}
+	if n := f.sim.Calls()["POST /nodes/{node}/lxc/{vmid}/status/start"]; n != 3 {
+		t.Fatalf("start posted %d times, want 3", n)
+	}
+	// A task that outlives [pve] timeout: a clear error, not a hang.
+	slow := newAPIFixture(t, pvesim.Options{TaskDuration: 5 * time.Second})
+	slow.cfg.Timeout = "500ms"
+	start := time.Now()
+	err := slow.backend().Create(ctx, slow.container("slow", nil), backend.CreateOpts{})
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(errdefs.Hint(err), "[pve] timeout") {
+		t.Fatalf("slow task: %v (hint %q) after %v", err, errdefs.Hint(err), time.Since(start))
+	}
+	t.Logf("slow task after %v: %v", time.Since(start).Round(time.Millisecond), errdefs.OneLine(err))
+}
