@@ -54,6 +54,7 @@ bench: build
 	./scripts/debian-rootfs.sh $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 	ROOTFS=$${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase ./bench/template.sh
 	./bench/pve.sh $(CURDIR)/$(BIN)
+	$(GO) test -run '^$$' -bench APILifecycle20ms -benchtime 20x ./internal/backend/pve/
 
 man:
 	$(GO) build -tags '$(TAGS) genman' -o bin/proxcage-genman ./cmd/proxcage
