@@ -29,6 +29,9 @@ type Config struct {
 	DefaultBackend string  `toml:"default_backend"`
 	Routes         []Route `toml:"routes"`
 	PVE            PVE     `toml:"pve"`
+	// DataDir holds images and the bundles made from them
+	// (default /var/lib/proxcage).
+	DataDir string `toml:"data_dir"`
 
 	// Path is where the config was read from ("" for built-in defaults).
 	Path string `toml:"-"`
@@ -92,7 +95,7 @@ type PVETools struct {
 
 // Default returns the built-in configuration.
 func Default() *Config {
-	return &Config{DefaultBackend: "native", PVE: PVE{
+	return &Config{DefaultBackend: "native", DataDir: "/var/lib/proxcage", PVE: PVE{
 		Transport: "pct", TemplateStorage: "local", RootfsStorage: "local-lvm",
 		Bridge: "vmbr0", Timeout: "2m",
 	}}

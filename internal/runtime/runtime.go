@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -109,41 +110,53 @@ func (r *Runtime) create(ctx context.Context, id, bundleDir string, opts backend
 		return h.Save(rec)
 	}
 	if err := be.Create(ctx, c, opts); err != nil {
-		r.rollback(ctx, be, c, h)
-		return nil, nil, nil, err
+		return nil, nil, nil, r.rollback(ctx, be, c, h, err)
 	}
 	rec.Status = store.StatusCreated
 	rec.Private = c.Private
 	if err := h.Save(rec); err != nil {
-		r.rollback(ctx, be, c, h)
-		return nil, nil, nil, err
+		return nil, nil, nil, r.rollback(ctx, be, c, h, err)
 	}
 	return h, be, c, nil
 }
 
 // rollback removes what a failed create left: the backend's objects first,
-// then the state directory.
-func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.Container, h *store.Handle) {
+// then the state directory, and returns cause. When the backend cannot
+// clean up (its API unreachable, say), the state is kept, so that
+// `delete --force` can finish the job, and the error says so.
+func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.Container, h *store.Handle, cause error) error {
 	if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {
-		r.Log.Warn("rollback: backend cleanup failed", "id", c.ID, "err", err)
+		r.Log.Debug("rollback: backend cleanup failed", "id", c.ID, "err", err)
+		h.Unlock()
+		return errdefs.WithHint(cause, fmt.Sprintf("the rollback could not remove what was made (%s); `proxcage delete --force %s` retries it", errdefs.OneLine(err), c.ID))
 	}
 	if err := h.Remove(); err != nil {
 		r.Log.Warn("rollback: remove state failed", "id", c.ID, "err", err)
 	}
+	r.releaseImageBundle(c.ID, c.Bundle)
+	return cause
 }
 
 // Run is create + start; without Detach it waits for the container, deletes
 // it and returns its exit status.
 func (r *Runtime) Run(ctx context.Context, id, bundleDir string, opts backend.CreateOpts) (int, error) {
+	return r.run(ctx, id, bundleDir, opts, func() {})
+}
+
+// run is Run; created is called once the container exists and started.
+func (r *Runtime) run(ctx context.Context, id, bundleDir string, opts backend.CreateOpts, created func()) (int, error) {
 	h, be, c, err := r.create(ctx, id, bundleDir, opts)
 	if err != nil {
+		created()
 		return -1, err
 	}
 	if err := be.Start(ctx, c); err != nil {
-		r.rollback(ctx, be, c, h)
+		err = r.rollback(ctx, be, c, h, err)
+		created()
 		return -1, err
 	}
 	h.Unlock()
+	created()
 	if opts.Detach {
 		return 0, nil
 	}
@@ -158,6 +171,7 @@ func (r *Runtime) Run(ctx context.Context, id, bundleDir string, opts backend.Cr
 			r.Log.Warn("remove finished container", "id", id, "err", err)
 		}
 		_ = h.Remove()
+		r.releaseImageBundle(id, c.Bundle)
 	}
 	return status, werr
 }
@@ -326,7 +340,11 @@ func (r *Runtime) delete(ctx context.Context, id string, force bool) error {
 		if err := be.Delete(ctx, c, force || rec.Status == store.StatusCreating); err != nil {
 			return err
 		}
-		return h.Remove()
+		if err := h.Remove(); err != nil {
+			return err
+		}
+		r.releaseImageBundle(rec.ID, rec.Bundle)
+		return nil
 	})
 }
 

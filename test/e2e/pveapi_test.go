@@ -134,20 +134,36 @@ func TestPVEAPIDroppedCreateThenForceDelete(t *testing.T) {
 	os.MkdirAll(filepath.Join(b, "rootfs", "sbin"), 0o755)
 	os.WriteFile(filepath.Join(b, "rootfs", "sbin", "init"), []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755)
 	// The create reaches PVE but its answer is lost, and every destroy
-	// fails while the rollback tries: the CT is left, the state is not.
+	// fails while the rollback tries: the CT is left, and so is the
+	// record, so that delete --force can finish the job.
 	p.sim.DropNextAfter(1, "/lxc$")
 	p.sim.FailNext(1000, 503, `/lxc/\d+$`)
 	r := p.runLogged("create", "--bundle", b, "lost-1")
-	if r.code != 6 {
+	if r.code != 6 || !strings.Contains(r.stderr, "delete --force lost-1") {
 		t.Fatalf("create with a dropped answer: exit %d %q", r.code, r.stderr)
 	}
 	oneLine(t, "dropped create", r.stderr)
 	if rows := simGuests(t, p); len(rows) != 1 {
 		t.Fatalf("want the one CT the failed rollback left, got %v", rows)
 	}
+	if out := p.ok("list", "-q"); strings.TrimSpace(out) != "lost-1" {
+		t.Fatalf("the record of the half-made container is gone: %q", out)
+	}
 	p.sim.SetFaults(func(f *pvesim.Faults) { f.FailNext = 0 })
-	// delete --force of the id finds the CT by its tag and description.
 	p.okLogged("delete", "--force", "lost-1")
+	if rows := simGuests(t, p); len(rows) != 0 {
+		t.Fatalf("orphan left after delete --force: %v", rows)
+	}
+	// Without any record: delete --force of the id finds the CT by its
+	// tag and description.
+	p.sim.DropNextAfter(1, "/lxc$")
+	p.sim.FailNext(1000, 503, `/lxc/\d+$`)
+	if r := p.runLogged("create", "--bundle", b, "lost-2"); r.code != 6 {
+		t.Fatalf("second dropped create: exit %d %q", r.code, r.stderr)
+	}
+	os.RemoveAll(filepath.Join(p.root, "lost-2"))
+	p.sim.SetFaults(func(f *pvesim.Faults) { f.FailNext = 0 })
+	p.okLogged("delete", "--force", "lost-2")
 	if rows := simGuests(t, p); len(rows) != 0 {
 		t.Fatalf("orphan left after delete --force: %v", rows)
 	}

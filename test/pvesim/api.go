@@ -350,7 +350,10 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 			}
 		}
 	}
-	x := &ct{vmid: vmid, node: n.name, conf: conf, lock: "create", status: "stopped"}
+	// As PVE's create_and_lock_config: until the worker finishes, the CT's
+	// config holds nothing but the create lock (no description, no tags),
+	// so nobody can tell yet whose CT it is.
+	x := &ct{vmid: vmid, node: n.name, conf: map[string]string{}, lock: "create", status: "stopped"}
 	s.cts[vmid] = x
 	start := c.p["start"] == "1"
 	tplPath := "/var/lib/vz/template/cache/" + path.Base(tpl)
@@ -370,6 +373,7 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 			return lines, fail
 		}
 		x.lock = ""
+		x.conf = conf
 		if start {
 			x.status, x.started = "running", s.now()
 		}

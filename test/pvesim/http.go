@@ -115,6 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logf("%s %s", r.Method, r.URL.RequestURI())
 	}
 
+	failAfter := failCode != 0 && f.FailAfter
 	dropAfter := drop && f.DropAfter
 	if drop && !dropAfter {
 		hangUp(w)
@@ -122,6 +123,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if latency > 0 {
 		time.Sleep(latency)
+	}
+	if len(r.TransferEncoding) > 0 && r.TransferEncoding[0] == "chunked" {
+		// pve-http-server (AnyEvent.pm) reads bodies by Content-Length.
+		s.reject(key, "chunked body")
+		writeError(w, &apiError{code: 501, msg: "chunked transfer encoding not supported"})
+		return
+	}
+	if failAfter {
+		// A proxy's 5xx after the request took effect.
+		s.serve(httptest.NewRecorder(), r, rt, pathParams, key)
+		writeError(w, &apiError{code: failCode, msg: http.StatusText(failCode)})
+		return
 	}
 	if failCode != 0 {
 		writeError(w, &apiError{code: failCode, msg: http.StatusText(failCode)})

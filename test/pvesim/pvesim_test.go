@@ -294,8 +294,10 @@ func TestLifecycle(t *testing.T) {
 	f := createForm("200")
 	f.Set("ostemplate", tpl)
 	upid = mustOK(t, api(t, s, "POST", "/nodes/pve2/lxc", f, token)).(string)
+	// While the create runs, the config holds only its lock (as PVE's
+	// create_and_lock_config leaves it); the rest comes with the task's end.
 	cfg := mustOK(t, api(t, s, "GET", "/nodes/pve2/lxc/200/config", nil, token)).(map[string]any)
-	if cfg["lock"] != "create" || cfg["memory"] != float64(1024) || cfg["hostname"] != "web" || cfg["ostype"] != "alpine" {
+	if cfg["lock"] != "create" || cfg["hostname"] != nil || cfg["description"] != nil {
 		t.Fatalf("config while creating %v", cfg)
 	}
 	if a := api(t, s, "POST", "/nodes/pve2/lxc/200/status/start", url.Values{}, token); a.status != "500 CT is locked (create)" {
@@ -303,6 +305,10 @@ func TestLifecycle(t *testing.T) {
 	}
 	if ex := waitTask(t, s, "pve2", upid); ex != "OK" {
 		t.Fatalf("create task %q", ex)
+	}
+	cfg = mustOK(t, api(t, s, "GET", "/nodes/pve2/lxc/200/config", nil, token)).(map[string]any)
+	if cfg["lock"] != nil || cfg["memory"] != float64(1024) || cfg["hostname"] != "web" || cfg["ostype"] != "alpine" {
+		t.Fatalf("config after the create %v", cfg)
 	}
 	rows := mustOK(t, api(t, s, "GET", "/cluster/resources", url.Values{"type": {"vm"}}, token)).([]any)
 	r0 := rows[0].(map[string]any)
@@ -477,5 +483,28 @@ func TestUnknownPathAndNode(t *testing.T) {
 	}
 	if a := api(t, s, "GET", "/nodes/pve9/lxc", nil, token); a.code != 500 || !strings.Contains(a.status, "hostname lookup 'pve9' failed") {
 		t.Fatalf("unknown node: %q", a.status)
+	}
+}
+
+// pve-http-server reads bodies by Content-Length: a chunked request gets
+// 501, and counts as a rejected request.
+func TestChunkedBodyRefused(t *testing.T) {
+	s := New(Options{})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.Write([]byte("vmid=100")); pw.Close() }()
+	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/api2/json/nodes/pve1/lxc", pr)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "PVEAPIToken=root@pam!pvesim="+DefaultTokenSecret)
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 501 || len(s.Rejected()) != 1 {
+		t.Fatalf("chunked POST: %d, rejected %v", resp.StatusCode, s.Rejected())
 	}
 }

@@ -44,8 +44,10 @@ type Options struct {
 	// time.Now. Use a FakeClock to expire tickets.
 	Now func() time.Time
 
-	// TaskDuration is how long every task stays "running".
-	TaskDuration time.Duration
+	// TaskDuration is how long every task stays "running"; TaskDurations
+	// overrides it per task type (e.g. "vzcreate").
+	TaskDuration  time.Duration
+	TaskDurations map[string]time.Duration
 	// AuthFailDelay delays every 401 (pveproxy waits about 3 s).
 	AuthFailDelay time.Duration
 
@@ -89,7 +91,8 @@ type Faults struct {
 
 	FailNext int            // fail this many next requests...
 	FailCode int            // ...with this code (502, 503 or 504; default 503)
-	FailPath *regexp.Regexp // ...counting only requests whose path matches (nil: all)
+	FailPath *regexp.Regexp // ...counting only requests whose path matches (nil: all)...
+	FailAfter bool          // ...after the request took effect (a proxy's 5xx)
 
 	DropNext  int            // hijack and close this many next requests (-1: all)...
 	DropPath  *regexp.Regexp // ...matching this path (nil: all)...
@@ -261,6 +264,7 @@ func (s *Server) SetLatency(d time.Duration) { s.SetFaults(func(f *Faults) { f.L
 // FailNext fails the next n requests whose path matches pathRE ("" = any)
 // with HTTP code (502, 503 or 504).
 func (s *Server) FailNext(n, code int, pathRE string) {
+	s.SetFaults(func(f *Faults) { f.FailAfter = false })
 	s.SetFaults(func(f *Faults) {
 		f.FailNext, f.FailCode, f.FailPath = n, code, compileOpt(pathRE)
 	})
@@ -270,6 +274,35 @@ func (s *Server) FailNext(n, code int, pathRE string) {
 // (n = -1: all of them).
 func (s *Server) DropNext(n int, pathRE string) {
 	s.SetFaults(func(f *Faults) { f.DropNext, f.DropPath, f.DropAfter = n, compileOpt(pathRE), false })
+}
+
+// FailNextAfter is FailNext, but each request takes effect before the 5xx.
+func (s *Server) FailNextAfter(n, code int, pathRE string) {
+	s.SetFaults(func(f *Faults) { f.FailNext, f.FailCode, f.FailPath, f.FailAfter = n, code, compileOpt(pathRE), true })
+}
+
+// Migrate moves a CT to another node at once (as HA or `pct migrate`
+// would), config and volumes included.
+func (s *Server) Migrate(vmid int, nodeName string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, n := s.cts[vmid], s.nodes[nodeName]
+	if x == nil || n == nil {
+		return fmt.Errorf("no CT %d or node %s", vmid, nodeName)
+	}
+	from := s.nodes[x.node]
+	for sid, st := range from.storages {
+		for id, v := range st.vols {
+			if v.vmid == vmid {
+				delete(st.vols, id)
+				if to := n.storages[sid]; to != nil {
+					to.vols[id] = v
+				}
+			}
+		}
+	}
+	x.node = nodeName
+	return nil
 }
 
 // DropNextAfter is DropNext, but each request takes effect before its

@@ -153,7 +153,11 @@ func (s *Server) startTask(nodeName, typ, id, user string, w work) string {
 	fail := s.faults.TaskFail[typ]
 	delete(s.faults.TaskFail, typ)
 	s.tasks[t.upid] = t
-	tm := time.AfterFunc(s.opts.TaskDuration, func() {
+	d := s.opts.TaskDuration
+	if td, ok := s.opts.TaskDurations[typ]; ok {
+		d = td
+	}
+	tm := time.AfterFunc(d, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.closed {

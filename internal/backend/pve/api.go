@@ -11,6 +11,7 @@ package pve
 // proxcage needs, typed here.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -141,6 +142,8 @@ func readSecret(path, env string) (string, error) {
 	if path == "" {
 		if env != "" {
 			if v := os.Getenv(env); v != "" {
+				// Child processes (pct, lxc-attach, hooks) must not inherit it.
+				os.Unsetenv(env)
 				return v, nil
 			}
 			return "", fmt.Errorf("no secret file configured and $%s is empty", env)
@@ -215,24 +218,32 @@ func (e *apiError) text() string {
 	return b.String()
 }
 
-// transient reports whether a failure may succeed when repeated.
-func (e *apiError) transient() bool {
+// refusedBeforeActing: PVE answered 500 with a text that says it did
+// nothing (a config lock it could not take, a CT locked by another task,
+// no worker to fork): repeating the request is safe even for a write.
+func (e *apiError) refusedBeforeActing() bool {
+	return e.Status == http.StatusInternalServerError && classify("", 0, 0, e.Message).Retry
+}
+
+// gatewayError: pveproxy (or a proxy in front) answered for pvedaemon.
+// For a read that is transient; for a write, PVE may have acted.
+func (e *apiError) gatewayError() bool {
 	switch e.Status {
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
-	}
-	if e.Status == http.StatusInternalServerError {
-		te := classify("", 0, 0, e.Message)
-		return te.Retry
 	}
 	return false
 }
 
 // call performs one API request. params go in the query for GET/DELETE
-// and form-encoded in the body otherwise; out receives "data". Transient
-// failures of idempotent calls (and of any call that PVE refused before
-// acting: 502/503/504, lock timeouts, no worker) are retried with jittered
-// backoff; 4xx never is.
+// and form-encoded in the body otherwise; out receives "data".
+//
+// Retries, with jittered backoff: a GET on 502/503/504, on a 500 that
+// refused before acting, and on a dropped connection; a write (POST, PUT,
+// DELETE) only on a 500 that refused before acting. A write's 5xx from a
+// gateway or a dropped connection may come after PVE acted: the caller
+// decides what to check (apiTransport.create, Backend.destroy). 4xx and
+// our own timeouts never repeat.
 func (c *apiClient) call(ctx context.Context, step string, vmid int, method, path string, params url.Values, out any) error {
 	delay := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -241,10 +252,14 @@ func (c *apiClient) call(ctx context.Context, step string, vmid int, method, pat
 			return nil
 		}
 		var ae *apiError
-		dropped := !errors.As(err, &ae) && ctx.Err() == nil && !tlsFailure(err)
-		// A dropped GET or DELETE is safe to repeat (DELETE of a CT that
-		// is gone fails cleanly); a dropped POST may have acted.
-		retry := ae != nil && ae.transient() || dropped && (method == http.MethodGet || method == http.MethodDelete)
+		isAPI := errors.As(err, &ae)
+		dropped := !isAPI && ctx.Err() == nil && !tlsFailure(err) && !errors.Is(err, context.DeadlineExceeded)
+		var retry bool
+		if method == http.MethodGet {
+			retry = isAPI && (ae.gatewayError() || ae.refusedBeforeActing()) || dropped
+		} else {
+			retry = isAPI && ae.refusedBeforeActing()
+		}
 		if !retry || attempt >= 5 {
 			return c.wrap(step, vmid, err)
 		}
@@ -267,9 +282,10 @@ func (c *apiClient) callOnce(ctx context.Context, step string, vmid int, method,
 	return nil
 }
 
-// mayRetry reports whether a classified failure may pass when repeated
-// (5xx, lock timeouts, a dropped connection).
-func mayRetry(err error) bool {
+// uncertain reports whether a classified failure of a write leaves open
+// whether PVE acted (a gateway's 5xx, a dropped connection, a timeout):
+// every such failure is in category unavailable.
+func uncertain(err error) bool {
 	return errdefs.Category(err) == errdefs.ErrUnavailable
 }
 
@@ -278,15 +294,19 @@ func (c *apiClient) wrap(step string, vmid int, err error) error {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		te := classify(step, vmid, -1, ae.text())
+		if ae.gatewayError() {
+			te.Cat, te.Retry = errdefs.ErrUnavailable, true
+			te.Hint = "PVE's proxy answered for pvedaemon (restarting or overloaded?); retry"
+		}
 		if ae.Status == http.StatusUnauthorized {
 			te.Cat = errdefs.ErrPermissionDenied
 			te.Hint = "check [pve] token_id and its secret (or user and password_file)"
 		}
 		if ae.Status == http.StatusForbidden && te.Hint == "" {
 			te.Cat = errdefs.ErrPermissionDenied
-			te.Hint = "the token lacks a privilege for this call; API tokens cannot do root@pam-only operations: log in as root@pam (user/password_file) or use the pct transport on the node"
+			te.Hint = "the user or API token lacks a privilege for this call: grant it with `pveum acl modify`"
 		}
-		if ae.Status == http.StatusForbidden && strings.Contains(te.Hint, "root@pam") {
+		if ae.Status == http.StatusForbidden && strings.Contains(te.Hint, "root@pam only") {
 			te.Hint = "API tokens cannot do this even for root@pam: log in with a ticket as root@pam (user = \"root@pam\", password_file) or use the pct transport on the node"
 		}
 		return te.asError()
@@ -468,9 +488,9 @@ func (c *apiClient) waitTask(ctx context.Context, step string, vmid int, taskID 
 		}
 		select {
 		case <-ctx.Done():
-			return &errdefs.Error{Cat: errdefs.ErrUnavailable,
+			return &taskRunning{&errdefs.Error{Cat: errdefs.ErrUnavailable,
 				Msg:  fmt.Sprintf("%s: task %s still running after %v", step, u.raw, c.timeout),
-				Hint: "the node is slow or a lock is held; raise [pve] timeout, or look at the task in the PVE UI"}
+				Hint: "the node is slow or a lock is held; raise [pve] timeout, or look at the task in the PVE UI"}}
 		case <-deadline:
 			c.log.Debug("task still running after its grace time", "step", step, "task", u.raw)
 			return nil
@@ -479,6 +499,12 @@ func (c *apiClient) waitTask(ctx context.Context, step string, vmid int, taskID 
 		delay = min(delay*2, time.Second)
 	}
 }
+
+// taskRunning: waitTask gave up on a task that still runs.
+type taskRunning struct{ err error }
+
+func (e *taskRunning) Error() string { return e.err.Error() }
+func (e *taskRunning) Unwrap() error { return e.err }
 
 // taskLogTail returns the last lines of a task's log ("" if unreadable).
 func (c *apiClient) taskLogTail(ctx context.Context, path string) string {
@@ -518,8 +544,12 @@ func (c *apiClient) upload(ctx context.Context, step, path string, fields url.Va
 		if err == nil {
 			return nil
 		}
+		// Repeating an upload is safe: the file name is the template's
+		// digest, so a second upload writes the same file.
 		var ae *apiError
-		retry := errors.As(err, &ae) && ae.transient() || ae == nil && ctx.Err() == nil && !tlsFailure(err)
+		var le *localError
+		retry := errors.As(err, &ae) && (ae.gatewayError() || ae.refusedBeforeActing()) ||
+			ae == nil && !errors.As(err, &le) && ctx.Err() == nil && !tlsFailure(err)
 		if !retry || attempt >= 3 {
 			return c.wrap(step, 0, err)
 		}
@@ -543,41 +573,48 @@ func (c *apiClient) uploadOnce(ctx context.Context, path string, fields url.Valu
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		return err
+		return &localError{err}
 	}
 	defer f.Close()
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		err := func() error {
-			keys := make([]string, 0, len(fields))
-			for k := range fields {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				if err := mw.WriteField(k, fields.Get(k)); err != nil {
-					return err
-				}
-			}
-			part, err := mw.CreateFormFile(fileField, filepath.Base(file))
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(part, f); err != nil {
-				return err
-			}
-			return mw.Close()
-		}()
-		pw.CloseWithError(err)
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, pr)
+	fi, err := f.Stat()
 	if err != nil {
-		pr.Close()
-		return err
+		return &localError{err}
 	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	err = c.do(req, out)
-	pr.Close()
-	return err
+	// PVE's HTTP server does not take chunked bodies: the multipart head
+	// and tail are built first so the request carries a Content-Length.
+	var head, tail bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := mw.WriteField(k, fields.Get(k)); err != nil {
+			return &localError{err}
+		}
+	}
+	if _, err := mw.CreateFormFile(fileField, filepath.Base(file)); err != nil {
+		return &localError{err}
+	}
+	ctype := mw.FormDataContentType()
+	// Close of a writer with no part writes just "\r\n--BOUNDARY--\r\n".
+	tw := multipart.NewWriter(&tail)
+	_ = tw.SetBoundary(mw.Boundary())
+	_ = tw.Close()
+	body := io.MultiReader(bytes.NewReader(head.Bytes()), f, bytes.NewReader(tail.Bytes()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, body)
+	if err != nil {
+		return &localError{err}
+	}
+	req.ContentLength = int64(head.Len()) + fi.Size() + int64(tail.Len())
+	req.Header.Set("Content-Type", ctype)
+	return c.do(req, out)
 }
+
+// localError is a failure on this host (reading the file to upload): not
+// a network problem, so never retried.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }

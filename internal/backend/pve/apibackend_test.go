@@ -309,9 +309,10 @@ func TestAPIRoundTrips(t *testing.T) {
 	}
 	t.Logf("create+start+stop+delete: %d API calls (cold create alone: %v)", total, coldCalls)
 	// version, resources, network, storage content, nextid, create, task
-	// status; start, task; stop, task; destroy, task.
-	if total > 13 {
-		t.Fatalf("%d API calls for a warm lifecycle, want at most 13", total)
+	// status; start, task; stop, task; config (whose CT is it?), destroy,
+	// task.
+	if total > 14 {
+		t.Fatalf("%d API calls for a warm lifecycle, want at most 14", total)
 	}
 }
 
@@ -322,9 +323,17 @@ func TestAPIFaultRetriesAndRollback(t *testing.T) {
 	t.Run("5xx then success", func(t *testing.T) {
 		b := f.backend()
 		c := f.container("five", nil)
+		t.Cleanup(func() { b.Delete(ctx, c, true) })
+		// A read: retried inside the client.
+		f.sim.FailNext(2, 503, "/cluster/resources$")
 		if err := b.Create(ctx, c, backend.CreateOpts{}); err != nil {
-			t.Fatal(err)
+			t.Fatalf("create after two 503s on /cluster/resources: %v", err)
 		}
+		if !strings.Contains(f.logs.String(), "retrying PVE API call") {
+			t.Fatal("retry not logged at debug")
+		}
+		// A start refused by the gateway: PVE may or may not have acted,
+		// and starting twice is harmless, so it is posted again.
 		f.sim.FailNext(2, 503, "/status/start$")
 		f.sim.ResetCalls()
 		if err := b.Start(ctx, c); err != nil {
@@ -333,8 +342,17 @@ func TestAPIFaultRetriesAndRollback(t *testing.T) {
 		if n := f.sim.Calls()["POST /nodes/{node}/lxc/{vmid}/status/start"]; n != 3 {
 			t.Fatalf("start calls %d, want 3", n)
 		}
-		if !strings.Contains(f.logs.String(), "retrying PVE API call") {
-			t.Fatal("retry not logged at debug")
+		if !strings.Contains(f.logs.String(), "posting again") {
+			t.Fatal("re-post not logged at debug")
+		}
+		// A stop that acted, then a 502: the second post finds the CT
+		// stopped, which is what was asked.
+		f.sim.FailNextAfter(1, 502, "/status/stop$")
+		if err := b.Kill(ctx, c, unix.SIGKILL, false); err != nil {
+			t.Fatalf("stop that acted before its 502: %v", err)
+		}
+		if st, _ := b.State(ctx, c); st.Status != "stopped" {
+			t.Fatalf("after stop: %+v", st)
 		}
 		if err := b.Delete(ctx, c, true); err != nil {
 			t.Fatal(err)
@@ -633,4 +651,112 @@ func BenchmarkAPILifecycle20ms(b *testing.B) {
 		total += n
 	}
 	b.ReportMetric(float64(total)/float64(b.N), "calls/op")
+}
+
+// A create task that outlives [pve] timeout is ours: the record keeps it,
+// and delete waits for the task, then removes the CT.
+func TestAPICreateOutlivesTimeout(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{TaskDurations: map[string]time.Duration{"vzcreate": 1500 * time.Millisecond}})
+	f.cfg.Timeout = "700ms"
+	ctx := context.Background()
+	c := f.container("slowcreate", nil)
+	err := f.backend().Create(ctx, c, backend.CreateOpts{})
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("slow create: %v", err)
+	}
+	p := privateOf(t, c)
+	if p.VMID == 0 || p.CreateTask == "" {
+		t.Fatalf("the record lost the pending create: %+v", p)
+	}
+	if cts := simCTs(t, f); len(cts) != 1 {
+		t.Fatalf("want the CT being created, got %v", cts)
+	}
+	f.cfg.Timeout = "10s"
+	if err := f.backend().Delete(ctx, c, true); err != nil {
+		t.Fatalf("delete of a CT whose create outlived the timeout: %v", err)
+	}
+	if cts := simCTs(t, f); len(cts) != 0 {
+		t.Fatalf("CTs left: %v", cts)
+	}
+}
+
+// HA or a migration moves a CT: state, kill and delete follow it.
+func TestAPIFollowsMigratedCT(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{Nodes: []string{"pve1", "pve2"},
+		NodeMem: map[string]int64{"pve1": 8 << 30, "pve2": 1 << 30}})
+	ctx := context.Background()
+	c := f.container("mover", nil)
+	b := f.backend()
+	if err := b.Create(ctx, c, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	p := privateOf(t, c)
+	if p.Node != "pve2" {
+		t.Fatalf("placed on %s", p.Node)
+	}
+	if err := f.sim.Migrate(p.VMID, "pve1"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.State(ctx, c)
+	if err != nil || st.Node != "pve1" || st.Status != "running" {
+		t.Fatalf("state after migration: %+v %v", st, err)
+	}
+	if err := b.Kill(ctx, c, unix.SIGKILL, false); err != nil {
+		t.Fatalf("kill after migration: %v", err)
+	}
+	if err := b.Delete(ctx, c, true); err != nil {
+		t.Fatalf("delete after migration: %v", err)
+	}
+	if cts := simCTs(t, f); len(cts) != 0 {
+		t.Fatalf("delete reported success, CTs left: %v", cts)
+	}
+}
+
+// A VMID whose CT was removed outside proxcage and then reused by another
+// CT: delete removes the record, never the other CT.
+func TestAPIDeleteLeavesAReusedVMIDAlone(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{})
+	ctx := context.Background()
+	b := f.backend()
+	mine := f.container("mine", nil)
+	if err := b.Create(ctx, mine, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	p := privateOf(t, mine)
+	// Someone removes it by hand, and another container gets the VMID.
+	if err := b.tr.destroy(ctx, p.Node, p.VMID, true); err != nil {
+		t.Fatal(err)
+	}
+	other := f.container("other", func(s *specs.Spec) {
+		s.Annotations = map[string]string{AnnotationVMID: fmt.Sprint(p.VMID)}
+	})
+	if err := b.Create(ctx, other, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.backend().Delete(ctx, mine, true); err != nil {
+		t.Fatalf("delete of a container whose VMID was reused: %v", err)
+	}
+	if cts := simCTs(t, f); len(cts) != 1 {
+		t.Fatalf("the other container's CT was destroyed: %v", cts)
+	}
+	if !strings.Contains(f.logs.String(), "not this container's any more") {
+		t.Fatal("the reuse was not logged")
+	}
+}
+
+// PVE's HTTP server takes no chunked bodies (the simulator answers 501, as
+// pve-http-server does): an upload carries a Content-Length.
+func TestAPIUploadIsNotChunked(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{})
+	c := f.container("upload", nil)
+	f.sim.ResetCalls()
+	if err := f.backend().Create(context.Background(), c, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sim.Calls()["POST /nodes/{node}/storage/{storage}/upload"]; n != 1 {
+		t.Fatalf("uploads: %d", n)
+	}
 }

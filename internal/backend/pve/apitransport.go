@@ -231,22 +231,40 @@ func (t *apiTransport) vmidFree(ctx context.Context, n int) (bool, error) {
 }
 
 // task posts an action that answers with a UPID and waits for the task.
-// The request itself is retried inside call (only when PVE refused it
-// before acting); a task that ran and failed transiently (a lock held by
-// another task) is posted again, at most three times in all.
-func (t *apiTransport) task(ctx context.Context, step string, vmid int, method, path string, params url.Values, grace time.Duration) error {
+// The POST is repeated only when PVE refused it before acting (inside
+// call), or, for actions whose second run is harmless, after an uncertain
+// failure (a gateway 5xx, a dropped connection): then done(err) tells
+// whether the repeat's failure means the first attempt did it ("CT N
+// already running" after a start). A task that ran and failed transiently
+// (a lock held by another task) is posted again. At most three posts.
+func (t *apiTransport) task(ctx context.Context, step string, vmid int, method, path string, params url.Values, grace time.Duration, done func(error) bool) error {
 	delay := 300 * time.Millisecond
+	wasUncertain := false
 	for attempt := 1; ; attempt++ {
 		var upid string
-		if err := t.c.call(ctx, step, vmid, method, path, params, &upid); err != nil {
-			return err
+		err := t.c.call(ctx, step, vmid, method, path, params, &upid)
+		if err == nil {
+			err = t.c.waitTask(ctx, step, vmid, upid, grace)
+			if err == nil {
+				return nil
+			}
 		}
-		err := t.c.waitTask(ctx, step, vmid, upid, grace)
+		if wasUncertain && done != nil && done(err) {
+			t.c.log.Debug("an earlier attempt did it", "step", step, "reason", err.Error())
+			return nil
+		}
 		var te *toolError
-		if err == nil || attempt >= 3 || !errors.As(err, &te) || !te.Retry {
+		again := errors.As(err, &te) && te.Retry
+		if upid == "" && uncertain(err) {
+			if done == nil {
+				return err
+			}
+			wasUncertain, again = true, true
+		}
+		if !again || attempt >= 3 {
 			return err
 		}
-		t.c.log.Debug("retrying a task that failed transiently", "step", step, "attempt", attempt, "reason", te.Stderr)
+		t.c.log.Debug("posting again", "step", step, "attempt", attempt, "reason", err.Error())
 		select {
 		case <-ctx.Done():
 			return err
@@ -256,47 +274,63 @@ func (t *apiTransport) task(ctx context.Context, step string, vmid int, method, 
 	}
 }
 
-// create posts the CT. A create is never repeated blindly: after a
-// failure that may be transient (or a connection dropped mid-request), the
-// VMID is checked first, and the POST is repeated only while it is free.
+// errCreateUncertain marks a create whose outcome is unknown (a gateway
+// 5xx, a dropped connection, our timeout): a CT may exist at the VMID,
+// still under its create lock, with nothing yet to say whose it is.
+var errCreateUncertain = errors.New("the create may have happened")
+
+// createPending is a create PVE accepted (we hold its task) that did not
+// finish within [pve] timeout: the CT is ours.
+type createPending struct {
+	err  error
+	upid string
+}
+
+func (e *createPending) Error() string { return e.err.Error() }
+func (e *createPending) Unwrap() error { return e.err }
+
+// create posts the CT once. PVE repeats nothing for us: a create is posted
+// again only when PVE refused it before acting (inside call). A task that
+// fails leaves nothing (PVE's create worker removes its CT on failure).
 func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid string, plan *Plan) error {
 	params := url.Values{"vmid": {strconv.Itoa(vmid)}, "ostemplate": {volid}}
 	for _, o := range plan.Options {
 		params.Set(o.Key, o.Value)
 	}
 	const step = "create CT"
-	delay := 300 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		var upid string
-		err := t.c.callOnce(ctx, step, vmid, http.MethodPost, nodePath(node)+"/lxc", params, &upid)
-		if err == nil {
-			return t.c.waitTask(ctx, step, vmid, upid, 0)
+	var upid string
+	if err := t.c.call(ctx, step, vmid, http.MethodPost, nodePath(node)+"/lxc", params, &upid); err != nil {
+		if uncertain(err) {
+			return fmt.Errorf("%w: %w", errCreateUncertain, err)
 		}
-		if !mayRetry(err) || attempt >= 4 {
-			return err
-		}
-		free, ferr := t.vmidFree(ctx, vmid)
-		if ferr != nil || !free {
-			// It may have happened: the caller's rollback looks.
-			return err
-		}
-		t.c.log.Debug("retrying create: the VMID is still free", "vmid", vmid, "attempt", attempt, "reason", err.Error())
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(delay):
-		}
-		delay *= 2
+		return err
 	}
+	if err := t.c.waitTask(ctx, step, vmid, upid, 0); err != nil {
+		var tr *taskRunning
+		if errors.As(err, &tr) {
+			return &createPending{err: err, upid: upid}
+		}
+		return err
+	}
+	return nil
+}
+
+// waitCreate waits for a pending create task of ours to end.
+func (t *apiTransport) waitCreate(ctx context.Context, vmid int, upid string) error {
+	return t.c.waitTask(ctx, "create CT", vmid, upid, 0)
 }
 
 func (t *apiTransport) start(ctx context.Context, node string, vmid int) error {
-	return t.task(ctx, "start CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/start", nil, 0)
+	return t.task(ctx, "start CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/start", nil, 0, alreadyRunning)
 }
 
 func (t *apiTransport) stop(ctx context.Context, node string, vmid int) error {
-	return t.task(ctx, "stop CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/stop", nil, 0)
+	return t.task(ctx, "stop CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/stop", nil, 0, notRunning)
 }
+
+func alreadyRunning(err error) bool { return strings.Contains(err.Error(), "already running") }
+
+func notRunning(err error) bool { return strings.Contains(err.Error(), "not running") }
 
 // shutdownGrace is how long kill TERM waits for the shutdown task: a
 // signal does not wait for the process to end, but a task that fails at
@@ -305,7 +339,7 @@ const shutdownGrace = 2 * time.Second
 
 func (t *apiTransport) shutdown(ctx context.Context, node string, vmid int) error {
 	return t.task(ctx, "shutdown CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/shutdown",
-		url.Values{"forceStop": {"1"}}, shutdownGrace)
+		url.Values{"forceStop": {"1"}}, shutdownGrace, notRunning)
 }
 
 func (t *apiTransport) destroy(ctx context.Context, node string, vmid int, force bool) error {
@@ -313,7 +347,9 @@ func (t *apiTransport) destroy(ctx context.Context, node string, vmid int, force
 	if force {
 		params.Set("force", "1")
 	}
-	return t.task(ctx, "destroy CT", vmid, http.MethodDelete, ctPath(node, vmid), params, 0)
+	// No repeat after an uncertain failure here: the VMID may hold another
+	// CT by then; Backend.destroy checks the owner before a second try.
+	return t.task(ctx, "destroy CT", vmid, http.MethodDelete, ctPath(node, vmid), params, 0, nil)
 }
 
 // unlock: the API cannot clear a lock (pct unlock is a node-local command).

@@ -94,6 +94,9 @@ type private struct {
 	VMID     int    `json:"vmid"`
 	Node     string `json:"node,omitempty"`     // api transport: the CT's node
 	Template string `json:"template,omitempty"` // volid
+	// CreateTask is the UPID of a create that outlived [pve] timeout: the
+	// CT is ours although it has no description yet.
+	CreateTask string `json:"createTask,omitempty"`
 	PidFile  string `json:"pidFile,omitempty"`  // written at start: PVE has no init before start
 	Started  bool   `json:"started,omitempty"`
 	// Killed: a terminating signal reached the container while it was
@@ -178,7 +181,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 			}
 			if owner != nil {
 				// A create of this same id got this far before: start over.
-				if err := b.destroy(ctx, owner.Node, n); err != nil {
+				if err := b.destroy(ctx, c.ID, owner.Node, n); err != nil {
 					return err
 				}
 			}
@@ -202,37 +205,23 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 			avoid[vmid] = true
 			continue
 		}
-		// The create may have left a half-made CT: remove it if it is ours.
-		// The VMID stays recorded only if that failed, for the rollback's
-		// (or a later `delete --force`'s) next try.
-		if b.cleanupFailedCreate(ctx, c.ID, node, vmid) {
+		var pending *createPending
+		if errors.As(err, &pending) {
+			// PVE runs our create still: the CT is ours; the rollback's
+			// delete waits for the task, then destroys it.
+			p.CreateTask = pending.upid
+			_ = b.savePrivate(c, p)
+			return err
+		}
+		// Whatever failed, find out whether a CT of ours is left and
+		// remove it. The VMID stays recorded only when that cannot be
+		// settled, for the rollback's (or a later `delete --force`'s) try.
+		if b.settle(ctx, c.ID, node, vmid) {
 			p.VMID = 0
 			_ = b.savePrivate(c, p)
 		}
 		return err
 	}
-}
-
-// cleanupFailedCreate destroys the CT at vmid if it carries our id, and
-// reports whether no CT of ours is left there.
-func (b *Backend) cleanupFailedCreate(ctx context.Context, id, node string, vmid int) bool {
-	ctx = context.WithoutCancel(ctx)
-	owner, err := b.ociIDOf(ctx, node, vmid)
-	if errdefs.Category(err) == errdefs.ErrNotFound {
-		return true
-	}
-	if err != nil {
-		b.log.Debug("rollback: cannot read the CT's config", "vmid", vmid, "err", err)
-		return false
-	}
-	if owner != id {
-		return true // another creator's CT (a VMID race): not ours to touch
-	}
-	if err := b.destroy(ctx, node, vmid); err != nil {
-		b.log.Debug("rollback: destroy half-created CT failed", "vmid", vmid, "err", err)
-		return false
-	}
-	return true
 }
 
 // ociIDOf reads the OCI id from a CT's description ("" when not ours).
@@ -301,7 +290,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 	if p.Started || p.Killed {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started or killed (CT %d)", p.VMID)
 	}
-	if err := b.tr.start(ctx, p.Node, p.VMID); err != nil {
+	if err := b.follow(ctx, c, &p, func() error { return b.tr.start(ctx, p.Node, p.VMID) }); err != nil {
 		return err
 	}
 	p.Started = true
@@ -347,14 +336,15 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 		return backend.Status{}, err
 	}
 	ann := map[string]string{AnnotationStateVMID: strconv.Itoa(p.VMID)}
+	var st string
+	err = b.follow(ctx, c, &p, func() (err error) { st, err = b.tr.status(ctx, p.Node, p.VMID); return err })
+	if err != nil {
+		return backend.Status{}, err
+	}
 	if p.Node != "" {
 		ann[AnnotationStateNode] = p.Node
 	}
 	out := backend.Status{Annotations: ann, Node: p.Node}
-	st, err := b.tr.status(ctx, p.Node, p.VMID)
-	if err != nil {
-		return backend.Status{}, err
-	}
 	switch {
 	case st == "running":
 		out.Status = "running"
@@ -384,7 +374,8 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 		return err
 	}
 	if !p.Started && !p.Killed {
-		st, err := b.tr.status(ctx, p.Node, p.VMID)
+		var st string
+		err := b.follow(ctx, c, &p, func() (err error) { st, err = b.tr.status(ctx, p.Node, p.VMID); return err })
 		if err != nil {
 			return err
 		}
@@ -405,9 +396,9 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 		var err error
 		switch sig {
 		case unix.SIGTERM:
-			err = b.tr.shutdown(ctx, p.Node, p.VMID)
+			err = b.follow(ctx, c, &p, func() error { return b.tr.shutdown(ctx, p.Node, p.VMID) })
 		case unix.SIGKILL:
-			err = b.tr.stop(ctx, p.Node, p.VMID)
+			err = b.follow(ctx, c, &p, func() error { return b.tr.stop(ctx, p.Node, p.VMID) })
 		default:
 			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
 				Msg:  fmt.Sprintf("signal %s cannot reach CT %d on node %s over the PVE API", unix.SignalName(sig), p.VMID, p.Node),
@@ -529,8 +520,9 @@ func (b *Backend) Pids(ctx context.Context, c *backend.Container) ([]int, error)
 }
 
 // Delete implements backend.Backend: destroy with purge; with force a
-// running CT is stopped by PVE first. PVE's own refusal says when a CT
-// still runs, so no status call goes first. A CT that is already gone is
+// running CT is stopped by PVE first, and PVE's own refusal says when a
+// CT still runs. Only a CT whose description names this container is
+// destroyed; one that is gone (or whose VMID another CT took since) is
 // not an error.
 func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) error {
 	p, err := loadPrivate(c)
@@ -543,8 +535,42 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		// whose record is gone altogether is found by ReclaimByID.)
 		return nil
 	}
+	node := p.Node
+	own, err := b.inspect(ctx, c.ID, &node, p.VMID)
+	if err != nil {
+		return err
+	}
+	if own == creating && p.CreateTask != "" {
+		// Our create that outlived the timeout: wait for it to end.
+		if t, ok := b.tr.(*apiTransport); ok {
+			if err := t.waitCreate(ctx, p.VMID, p.CreateTask); err != nil {
+				var tr *taskRunning
+				if errors.As(err, &tr) {
+					return err
+				}
+			}
+			if own, err = b.inspect(ctx, c.ID, &node, p.VMID); err != nil {
+				return err
+			}
+		}
+	}
+	if node != p.Node {
+		p.Node = node
+		_ = b.savePrivate(c, p)
+	}
+	switch own {
+	case gone:
+		return nil
+	case theirs:
+		b.log.Warn("the CT at the recorded VMID is not this container's any more (removed outside proxcage, VMID reused): left alone", "id", c.ID, "vmid", p.VMID)
+		return nil
+	case creating:
+		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+			Msg: fmt.Sprintf("CT %d on %s is under the lock of a create that did not finish, and nothing says whose it is yet", p.VMID, cmpOr(node, "this node")),
+			Hint: fmt.Sprintf("wait and retry; if no create task runs (PVE UI, Tasks), check it with `pct config %d` and remove it by hand (`pct unlock %d && pct destroy %d`)", p.VMID, p.VMID, p.VMID)}
+	}
 	if !force {
-		err := b.tr.destroy(ctx, p.Node, p.VMID, false)
+		err := b.tr.destroy(ctx, node, p.VMID, false)
 		switch errdefs.Category(err) {
 		case errdefs.ErrNotFound:
 			return nil
@@ -555,26 +581,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		}
 		return err
 	}
-	return b.destroy(ctx, p.Node, p.VMID)
-}
-
-// destroy stops (if needed) and purges a CT.
-func (b *Backend) destroy(ctx context.Context, node string, vmid int) error {
-	err := b.tr.destroy(ctx, node, vmid, true)
-	if err != nil && strings.Contains(err.Error(), "CT is locked (create)") {
-		// The lock outlived a create that was killed (we hold this
-		// container's lock, so no proxcage create of it still runs, and
-		// the retries waited for a running create task to finish).
-		b.log.Info("clearing the create lock of a CT whose create died", "vmid", vmid)
-		if uerr := b.tr.unlock(ctx, node, vmid); uerr != nil {
-			return errdefs.WithHint(err, errdefs.Hint(uerr))
-		}
-		err = b.tr.destroy(ctx, node, vmid, true)
-	}
-	if errdefs.Category(err) == errdefs.ErrNotFound {
-		return nil
-	}
-	return err
+	return b.destroy(ctx, c.ID, node, p.VMID)
 }
 
 // ReclaimByID implements backend.Reclaimer: the CT's tag and description
@@ -586,16 +593,26 @@ func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	found := false
+	var unreadable error
 	for _, g := range guests {
 		if g.Type != "lxc" || !g.hasTag(Tag) {
 			continue
 		}
-		if owner, err := b.ociIDOf(ctx, b.nodeOf(g), g.vmid()); err == nil && owner == id {
-			if err := b.destroy(ctx, b.nodeOf(g), g.vmid()); err != nil {
+		owner, err := b.ociIDOf(ctx, b.nodeOf(g), g.vmid())
+		if err != nil && errdefs.Category(err) != errdefs.ErrNotFound {
+			unreadable = err
+			continue
+		}
+		if owner == id {
+			if err := b.destroy(ctx, id, b.nodeOf(g), g.vmid()); err != nil {
 				return found, err
 			}
 			found = true
 		}
+	}
+	if !found && unreadable != nil {
+		// Not finding it is no answer if a CT could not be read.
+		return false, unreadable
 	}
 	return found, nil
 }

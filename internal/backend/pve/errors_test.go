@@ -38,6 +38,8 @@ func TestClassifyEveryKnownText(t *testing.T) {
 		{"CT is locked (disk)", errdefs.ErrUnavailable, 6, true, "'disk'"},
 		{"trying to acquire lock...\ncan't lock file '/run/lock/lxc/pve-config-100.lock' - got timeout", errdefs.ErrUnavailable, 6, true, "config lock"},
 		{"can't overwrite running container", errdefs.ErrFailedPrecondition, 5, false, "stop the CT"},
+		{"Permission check failed (/vms/100, VM.Allocate)", errdefs.ErrPermissionDenied, 7, false, "privilege VM.Allocate on /vms/100"},
+		{"Permission check failed (mount point type bind is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "root@pam only"},
 		{"file does not look like a template archive: /var/lib/vz/template/cache/x.tar.zst", errdefs.ErrInvalidArgument, 2, false, "templates prune"},
 		{"unrecognized compression format: x.tar.lz", errdefs.ErrInvalidArgument, 2, false, "templates prune"},
 		{"less than 10 members in archive '/var/lib/vz/template/cache/x.tar.zst'", errdefs.ErrInvalidArgument, 2, false, "templates prune"},

@@ -1,0 +1,3 @@
+package runtime
+
+func (r *Runtime) releaseImageBundle(id, bundle string) {}

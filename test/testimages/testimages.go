@@ -1,0 +1,318 @@
+// Package testimages builds the OCI images proxcage's image tests use and
+// serves them from an in-process registry (go-containerregistry's
+// pkg/registry) on 127.0.0.1, offline:
+//
+//   - test/busybox:1   two layers over the host's static busybox: passwd
+//     and group, a whiteout, an opaque directory, a write through the
+//     absolute symlink var/run -> /run, a hardlink, setuid and owned files;
+//   - test/hostile:1   a layer whose entry "../escape" leaves the rootfs;
+//   - test/debian:1    (only with a rootfs dir) a Debian rootfs split into
+//     three layers, for benchmarks.
+//
+// `go run ./test/testimages/cmd/testregistry` serves them by hand.
+package testimages
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Entry is one tar entry of a test layer.
+type Entry struct {
+	Name     string
+	Type     byte // tar.TypeReg (default), TypeDir, TypeSymlink, TypeLink
+	Mode     int64
+	UID, GID int
+	Link     string
+	Data     []byte
+}
+
+// epoch is every entry's mtime: the images are reproducible.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Layer makes an uncompressed-tar layer (served gzip-compressed).
+func Layer(entries []Entry) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Uid: e.UID, Gid: e.GID,
+			Linkname: e.Link, ModTime: epoch, Format: tar.FormatPAX}
+		switch h.Typeflag {
+		case 0:
+			h.Typeflag = tar.TypeReg
+			fallthrough
+		case tar.TypeReg:
+			h.Size = int64(len(e.Data))
+			if h.Mode == 0 {
+				h.Mode = 0o644
+			}
+		case tar.TypeDir:
+			if h.Mode == 0 {
+				h.Mode = 0o755
+			}
+		case tar.TypeSymlink, tar.TypeLink:
+			if h.Mode == 0 {
+				h.Mode = 0o777
+			}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write(e.Data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+}
+
+// Image stacks layers under a config.
+func Image(cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Config = cfg
+	cf.Architecture, cf.OS = "amd64", "linux"
+	cf.Created = v1.Time{Time: epoch}
+	return mutate.ConfigFile(img, cf)
+}
+
+// BusyboxApplets get a symlink to /bin/busybox in test/busybox.
+var BusyboxApplets = []string{"sh", "echo", "cat", "ls", "id", "sleep", "true", "false", "hostname", "env", "pwd", "test", "find", "stat", "readlink"}
+
+// Busybox is test/busybox:1 (see the package doc); busybox is the path of
+// a static busybox binary.
+func Busybox(busybox string) (v1.Image, error) {
+	bin, err := os.ReadFile(busybox)
+	if err != nil {
+		return nil, fmt.Errorf("read %s (apt-get install busybox-static): %w", busybox, err)
+	}
+	l1 := []Entry{
+		{Name: "bin/", Type: tar.TypeDir},
+		{Name: "bin/busybox", Mode: 0o755, Data: bin},
+		{Name: "bin/busybox-hardlink", Type: tar.TypeLink, Link: "bin/busybox"},
+		{Name: "etc/", Type: tar.TypeDir},
+		{Name: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")},
+		{Name: "etc/group", Data: []byte("root:x:0:\napp:x:1000:\nvideo:x:44:app\n")},
+		{Name: "etc/motd", Data: []byte("from layer 1\n")},
+		{Name: "run/", Type: tar.TypeDir},
+		{Name: "var/", Type: tar.TypeDir},
+		{Name: "var/run", Type: tar.TypeSymlink, Link: "/run"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+		{Name: "proc/", Type: tar.TypeDir},
+		{Name: "sys/", Type: tar.TypeDir},
+		{Name: "dev/", Type: tar.TypeDir},
+		{Name: "root/", Type: tar.TypeDir, Mode: 0o700},
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "usr/share/", Type: tar.TypeDir},
+		{Name: "usr/share/doc/", Type: tar.TypeDir},
+		{Name: "usr/share/doc/gone.txt", Data: []byte("whited out by layer 2\n")},
+		{Name: "usr/share/doc/kept.txt", Data: []byte("kept\n")},
+		{Name: "opt/", Type: tar.TypeDir},
+		{Name: "opt/old/", Type: tar.TypeDir},
+		{Name: "opt/old/a.txt", Data: []byte("hidden by the opaque dir of layer 2\n")},
+	}
+	for _, a := range BusyboxApplets {
+		l1 = append(l1, Entry{Name: "bin/" + a, Type: tar.TypeSymlink, Link: "busybox"})
+	}
+	l2 := []Entry{
+		{Name: "etc/motd", Data: []byte("from layer 2\n")},
+		{Name: "usr/share/doc/.wh.gone.txt"},
+		{Name: "opt/old/", Type: tar.TypeDir},
+		{Name: "opt/old/.wh..wh..opq"},
+		{Name: "opt/old/b.txt", Data: []byte("layer 2\n")},
+		{Name: "var/run/through-symlink", Data: []byte("written through var/run -> /run\n")},
+		{Name: "home/", Type: tar.TypeDir},
+		{Name: "home/app/", Type: tar.TypeDir, UID: 1000, GID: 1000},
+		{Name: "home/app/.profile", Data: []byte("export APP=1\n"), UID: 1000, GID: 1000, Mode: 0o600},
+		{Name: "app/", Type: tar.TypeDir},
+		{Name: "app/setuid-tool", Data: []byte("#!/bin/sh\nid -u\n"), Mode: 0o4755},
+	}
+	var layers []v1.Layer
+	for _, es := range [][]Entry{l1, l2} {
+		l, err := Layer(es)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+	}
+	return Image(v1.Config{
+		Cmd:        []string{"/bin/sh", "-c", "echo hello-from-image; cat /etc/motd"},
+		Env:        []string{"PATH=/bin", "GREETING=hello"},
+		WorkingDir: "/app",
+		Labels:     map[string]string{"org.example.test": "yes"},
+		StopSignal: "SIGQUIT",
+	}, layers...)
+}
+
+// Hostile is test/hostile:1: its second entry leaves the rootfs.
+func Hostile() (v1.Image, error) {
+	l, err := Layer([]Entry{
+		{Name: "bin/", Type: tar.TypeDir},
+		{Name: "../escape", Data: []byte("must never be written\n")},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return Image(v1.Config{Cmd: []string{"/bin/true"}}, l)
+}
+
+// FromRootfs splits a rootfs directory into three layers (usr/; etc/ and
+// var/; the rest), for a realistic multi-layer image.
+func FromRootfs(dir string) (v1.Image, error) {
+	groups := make([][]string, 3)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		i := 2
+		switch top, _, _ := strings.Cut(rel, "/"); top {
+		case "usr":
+			i = 0
+		case "etc", "var":
+			i = 1
+		}
+		groups[i] = append(groups[i], rel)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var layers []v1.Layer
+	for _, g := range groups {
+		sort.Strings(g)
+		paths := g
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(writeTree(pw, dir, paths)) }()
+			return pr, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+	}
+	return Image(v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}}, layers...)
+}
+
+func writeTree(w io.Writer, dir string, paths []string) error {
+	tw := tar.NewWriter(w)
+	for _, rel := range paths {
+		p := filepath.Join(dir, rel)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		link := ""
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		h, err := tar.FileInfoHeader(fi, link)
+		if err != nil {
+			continue // sockets and the like
+		}
+		h.Name, h.Uname, h.Gname, h.Format = rel, "", "", tar.FormatPAX
+		if fi.IsDir() {
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if h.Typeflag == tar.TypeReg {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(tw, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return tw.Close()
+}
+
+// Registry is a served registry.
+type Registry struct {
+	Host string // 127.0.0.1:PORT
+	srv  *http.Server
+}
+
+// Serve starts a registry on 127.0.0.1 (port 0: any) wrapped by wrap (nil:
+// none; tests wrap it for auth or faults) and pushes images into it,
+// repository:tag -> image.
+func Serve(port int, wrap func(http.Handler) http.Handler, images map[string]v1.Image) (*Registry, error) {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return nil, err
+	}
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	served := h
+	if wrap != nil {
+		served = wrap(h)
+	}
+	r := &Registry{Host: ln.Addr().String(), srv: &http.Server{Handler: served}}
+	go r.srv.Serve(ln)
+	for ref, img := range images {
+		// Pushed past the wrapper, so auth or faults do not hit the setup.
+		tag, err := name.NewTag(r.Host + "/" + ref)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		if err := remote.Write(tag, img, remote.WithTransport(handlerTransport{h})); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("push %s: %w", ref, err)
+		}
+	}
+	return r, nil
+}
+
+// Close stops the registry.
+func (r *Registry) Close() { r.srv.Close() }
+
+// handlerTransport sends requests straight to a handler.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
