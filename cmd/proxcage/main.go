@@ -145,7 +145,6 @@ cgroups through libcontainer).`,
 		a.listCommand(), a.pauseCommand(), a.resumeCommand(), a.updateCommand(),
 		a.featuresCommand(), a.specCommand(), a.versionCommand(),
 		a.routeCommand(), a.doctorCommand(), a.templatesCommand(),
-
 	)
 	root.AddCommand(a.extraCommands(root)...)
 	return root

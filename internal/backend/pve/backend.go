@@ -97,8 +97,8 @@ type private struct {
 	// CreateTask is the UPID of a create that outlived [pve] timeout: the
 	// CT is ours although it has no description yet.
 	CreateTask string `json:"createTask,omitempty"`
-	PidFile  string `json:"pidFile,omitempty"`  // written at start: PVE has no init before start
-	Started  bool   `json:"started,omitempty"`
+	PidFile    string `json:"pidFile,omitempty"` // written at start: PVE has no init before start
+	Started    bool   `json:"started,omitempty"`
 	// Killed: a terminating signal reached the container while it was
 	// "created" (no init runs yet); it is stopped without ever running.
 	Killed bool `json:"killed,omitempty"`
@@ -566,7 +566,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		return nil
 	case creating:
 		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
-			Msg: fmt.Sprintf("CT %d on %s is under the lock of a create that did not finish, and nothing says whose it is yet", p.VMID, cmpOr(node, "this node")),
+			Msg:  fmt.Sprintf("CT %d on %s is under the lock of a create that did not finish, and nothing says whose it is yet", p.VMID, cmpOr(node, "this node")),
 			Hint: fmt.Sprintf("wait and retry; if no create task runs (PVE UI, Tasks), check it with `pct config %d` and remove it by hand (`pct unlock %d && pct destroy %d`)", p.VMID, p.VMID, p.VMID)}
 	}
 	if !force {
