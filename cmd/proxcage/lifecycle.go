@@ -24,6 +24,7 @@ type createFlags struct {
 	preserveFDs   int
 	noPivot       bool
 	noNewKeyring  bool
+	img           imageFlags
 }
 
 func (f *createFlags) register(cmd *cobra.Command) {
@@ -35,6 +36,7 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass N extra file descriptors (after stdio) to the container")
 	fl.BoolVar(&f.noPivot, "no-pivot", false, "do not use pivot_root (for a rootfs on ramfs)")
 	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "do not create a new session keyring")
+	f.img.register(cmd)
 }
 
 // opts resolves relative paths now: the native backend enters the bundle
@@ -79,10 +81,11 @@ func (a *app) createCommand() *cobra.Command {
 		Use:   "create [flags] <container-id>",
 		Short: "Create a container; its program waits until `start`",
 		Example: `  proxcage create --bundle ./bundle demo
-  proxcage start demo`,
-		Args: exactID,
+  proxcage start demo
+  proxcage create --image docker.io/library/nginx:1.27 web   # from an image (pulled if missing)`,
+		Args: f.img.args(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id := args[0]
+			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, true)
 			if err != nil {
 				return errdefs.Context(err, "create", id)
@@ -91,7 +94,23 @@ func (a *app) createCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return errdefs.Context(rt.Create(cmd.Context(), id, f.bundle, opts), "create", id)
+			if f.img.ref == "" {
+				return errdefs.Context(rt.Create(cmd.Context(), id, f.bundle, opts), "create", id)
+			}
+			if f.img.rm {
+				return errdefs.New(errdefs.ErrInvalidArgument, "create: --rm applies to run only")
+			}
+			req, err := f.img.request(a, cmdArgs)
+			if err != nil {
+				return errdefs.Context(err, "create", id)
+			}
+			if err := rt.CreateFromImage(cmd.Context(), id, req, opts); err != nil {
+				return errdefs.Context(err, "create", id)
+			}
+			if f.img.generated {
+				a.println(id)
+			}
+			return nil
 		},
 	}
 	f.register(cmd)
@@ -107,10 +126,12 @@ func (a *app) runCommand() *cobra.Command {
 		Use:   "run [flags] <container-id>",
 		Short: "Create and start a container; without --detach wait for it and remove it",
 		Example: `  proxcage run -b ./bundle demo          # foreground, exits with the container's status
-  proxcage run -d -b ./bundle web        # detached`,
-		Args: exactID,
+  proxcage run -d -b ./bundle web        # detached
+  proxcage run --rm --image docker.io/library/busybox:1.36 -- echo hello
+  proxcage run -d --image docker.io/library/nginx:1.27 -e NGINX_PORT=8080 web`,
+		Args: f.img.args(true),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id := args[0]
+			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, detach)
 			if err != nil {
 				return errdefs.Context(err, "run", id)
@@ -122,7 +143,23 @@ func (a *app) runCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			status, err := rt.Run(cmd.Context(), id, f.bundle, opts)
+			var status int
+			if f.img.ref == "" {
+				status, err = rt.Run(cmd.Context(), id, f.bundle, opts)
+			} else {
+				if f.img.rm && detach {
+					// Nothing watches a detached container for its end.
+					return errdefs.New(errdefs.ErrInvalidArgument, "run: --rm with --detach is not supported; `proxcage delete` it when done")
+				}
+				req, rerr := f.img.request(a, cmdArgs)
+				if rerr != nil {
+					return errdefs.Context(rerr, "run", id)
+				}
+				if f.img.generated && detach {
+					defer a.println(id)
+				}
+				status, err = rt.RunFromImage(cmd.Context(), id, req, opts)
+			}
 			if err != nil {
 				return errdefs.Context(err, "run", id)
 			}

@@ -145,6 +145,7 @@ cgroups through libcontainer).`,
 		a.listCommand(), a.pauseCommand(), a.resumeCommand(), a.updateCommand(),
 		a.featuresCommand(), a.specCommand(), a.versionCommand(),
 		a.routeCommand(), a.doctorCommand(), a.templatesCommand(),
+		a.pullCommand(), a.imagesCommand(), a.rmiCommand(),
 	)
 	root.AddCommand(a.extraCommands(root)...)
 	return root

@@ -21,11 +21,11 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -275,44 +275,37 @@ type Registry struct {
 
 // Serve starts a registry on 127.0.0.1 (port 0: any) wrapped by wrap (nil:
 // none; tests wrap it for auth or faults) and pushes images into it,
-// repository:tag -> image.
+// repository:tag -> image. The push goes to the bare registry: the wrapper
+// is put in front only afterwards, so auth or faults do not hit the setup.
 func Serve(port int, wrap func(http.Handler) http.Handler, images map[string]v1.Image) (*Registry, error) {
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		return nil, err
 	}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	served := h
-	if wrap != nil {
-		served = wrap(h)
-	}
-	r := &Registry{Host: ln.Addr().String(), srv: &http.Server{Handler: served}}
+	bare := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var current atomic.Pointer[http.Handler]
+	current.Store(&bare)
+	r := &Registry{Host: ln.Addr().String(), srv: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		(*current.Load()).ServeHTTP(w, req)
+	})}}
 	go r.srv.Serve(ln)
 	for ref, img := range images {
-		// Pushed past the wrapper, so auth or faults do not hit the setup.
 		tag, err := name.NewTag(r.Host + "/" + ref)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
-		if err := remote.Write(tag, img, remote.WithTransport(handlerTransport{h})); err != nil {
+		if err := remote.Write(tag, img); err != nil {
 			r.Close()
 			return nil, fmt.Errorf("push %s: %w", ref, err)
 		}
+	}
+	if wrap != nil {
+		wrapped := wrap(bare)
+		current.Store(&wrapped)
 	}
 	return r, nil
 }
 
 // Close stops the registry.
 func (r *Registry) Close() { r.srv.Close() }
-
-// handlerTransport sends requests straight to a handler.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, req)
-	resp := rec.Result()
-	resp.Request = req
-	return resp, nil
-}

@@ -151,6 +151,9 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	}
 	set := b.set
 	set.RemoteNode = b.tr.name() == "api"
+	if fi, err := os.Stat(filepath.Join(c.Rootfs, "bin", "sh")); err == nil && !fi.IsDir() {
+		set.RootfsHasShell = true
+	}
 	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")

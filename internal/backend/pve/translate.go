@@ -36,6 +36,9 @@ type Settings struct {
 	// RemoteNode: the CT goes to another host (api transport), so bind
 	// mount sources cannot be checked here; PVE checks them on the node.
 	RemoteNode bool
+	// RootfsHasShell: the rootfs has /bin/sh, which can enter a working
+	// directory for an application container (pct has no option for it).
+	RootfsHasShell bool
 }
 
 // Node is what translation needs to know about the target node.
@@ -388,11 +391,19 @@ func (t *translator) process() error {
 	if !t.node.Version.AtLeast(9, 1) {
 		return fmt.Errorf("process.args %q makes this an application container, which needs Proxmox VE 9.1 or later (this node runs %s); use /sbin/init to run it as a system container", p.Args, t.node.Version)
 	}
-	if p.Cwd != "" && p.Cwd != "/" || p.User.UID != 0 || p.User.GID != 0 {
-		return fmt.Errorf("process.cwd %q and process.user %d:%d: pct create has no options for an application container's working directory or user; use cwd \"/\" and user 0:0", p.Cwd, p.User.UID, p.User.GID)
+	if p.User.UID != 0 || p.User.GID != 0 {
+		return fmt.Errorf("process.user %d:%d: pct create has no option for an application container's user; use user 0:0", p.User.UID, p.User.GID)
+	}
+	args := p.Args
+	if p.Cwd != "" && p.Cwd != "/" {
+		if !t.set.RootfsHasShell {
+			return fmt.Errorf("process.cwd %q: pct create has no option for an application container's working directory, and the rootfs has no /bin/sh to enter it; use cwd \"/\"", p.Cwd)
+		}
+		// Images often set a WorkingDir: enter it through the CT's shell.
+		args = append([]string{"/bin/sh", "-c", `cd "$0" && exec "$@"`, p.Cwd}, args...)
 	}
 	t.app = true
-	t.add("entrypoint", shellJoin(p.Args))
+	t.add("entrypoint", shellJoin(args))
 	if len(p.Env) > 0 {
 		for _, e := range p.Env {
 			k, _, _ := strings.Cut(e, "=")

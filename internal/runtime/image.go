@@ -1,0 +1,294 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/image"
+	"github.com/proxcage/proxcage/internal/image/unpack"
+	"github.com/proxcage/proxcage/internal/imagespec"
+	"github.com/proxcage/proxcage/internal/route"
+	"github.com/proxcage/proxcage/internal/store"
+)
+
+// Images, under the data dir ([data_dir] in the config):
+//
+//	DATA/images/                 the image store (blobs, names, unpacked rootfs)
+//	DATA/containers/ID/          the bundle made for an image container:
+//	    config.json, rootfs/     (native: an overlay of the image's rootfs
+//	    upper/, work/             with this container's own upper layer)
+//
+// The runtime, not the backends, turns an image into a bundle, so every
+// backend keeps taking bundles: native gets a private overlay, pve reads
+// the shared image rootfs (read-only) to make its template.
+
+// ImageRequest is `create/run --image`.
+type ImageRequest struct {
+	Ref       string
+	Pull      image.PullOptions
+	Overrides imagespec.Overrides
+}
+
+// ImageStore opens the image store under the data dir.
+func (r *Runtime) ImageStore() (*image.Store, error) {
+	return image.Open(filepath.Join(r.Config.DataDir, "images"), r.Log)
+}
+
+// Pull fetches an image into the store.
+func (r *Runtime) Pull(ctx context.Context, ref string, opts image.PullOptions) (*image.Image, error) {
+	st, err := r.ImageStore()
+	if err != nil {
+		return nil, err
+	}
+	return st.Pull(ctx, ref, opts)
+}
+
+// imageBundleDir is where the bundle of image container id lives.
+func (r *Runtime) imageBundleDir(id string) string {
+	return filepath.Join(r.Config.DataDir, "containers", id)
+}
+
+// CreateFromImage makes a bundle from an image and creates the container.
+func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) error {
+	unlock, err := r.lockImageBundle(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	bundle, err := r.prepareImageBundle(ctx, id, req)
+	if err != nil {
+		return err
+	}
+	if err := r.Create(ctx, id, bundle, opts); err != nil {
+		r.releaseImageBundle(id, bundle)
+		return err
+	}
+	return nil
+}
+
+// RunFromImage is CreateFromImage + start (+ wait and delete in the
+// foreground).
+func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) (int, error) {
+	unlock, err := r.lockImageBundle(id)
+	if err != nil {
+		return -1, err
+	}
+	bundle, err := r.prepareImageBundle(ctx, id, req)
+	if err != nil {
+		unlock()
+		return -1, err
+	}
+	// The lock covers the create only: a foreground run waits for the
+	// container's end with it released.
+	status, err := r.run(ctx, id, bundle, opts, unlock)
+	if err != nil {
+		if _, lerr := r.Store.Load(id); lerr != nil {
+			r.releaseImageBundle(id, bundle)
+		}
+	}
+	return status, err
+}
+
+// lockImageBundle serialises image creates of one id until the id is
+// reserved in the state store (DATA/containers/.locks/ID, flock): the
+// bundle directory is made before the record, and a second create of the
+// same id must neither reuse nor remove the first one's.
+func (r *Runtime) lockImageBundle(id string) (func(), error) {
+	if err := store.ValidateID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.Config.DataDir, "containers", ".locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "data dir")
+	}
+	f, err := os.OpenFile(filepath.Join(dir, id), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "lock")
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists (another create of it is running)", id)
+	}
+	return func() { f.Close() }, nil
+}
+
+// prepareImageBundle pulls the image if the store lacks it, unpacks it
+// once, writes DATA/containers/ID/config.json and the container's root
+// filesystem, and records the container as a user of the image.
+func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest) (string, error) {
+	if err := store.ValidateID(id); err != nil {
+		return "", err
+	}
+	if _, err := r.Store.Load(id); err == nil {
+		return "", errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
+	}
+	st, err := r.ImageStore()
+	if err != nil {
+		return "", err
+	}
+	img, err := st.Get(req.Ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		img, err = st.Pull(ctx, req.Ref, req.Pull)
+	}
+	if err != nil {
+		return "", err
+	}
+	rootfs, cached, err := st.Rootfs(ctx, img, r.applyLayer)
+	if err != nil {
+		return "", err
+	}
+	r.Log.Debug("image rootfs", "image", img.Name, "digest", img.Digest.String(), "dir", rootfs, "cached", cached)
+
+	o := req.Overrides
+	if o.Hostname == "" {
+		o.Hostname = hostnameFor(id)
+	}
+	s, err := imagespec.Generate(imagespec.Image{Name: img.Name, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
+	if err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
+	}
+	d := route.Pick(r.Config, id, s.Annotations)
+
+	dir := r.imageBundleDir(id)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "data dir")
+	}
+	// No record holds this id and we hold its image lock: a directory
+	// left here is a crashed create's.
+	r.releaseImageBundle(id, dir)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "bundle directory")
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			r.releaseImageBundle(id, dir)
+		}
+	}()
+	if d.Backend == "native" {
+		// A private writable layer over the shared, read-only image.
+		if err := mountOverlay(rootfs, dir); err != nil {
+			return "", err
+		}
+		s.Root.Path = "rootfs"
+	} else {
+		// Backends that copy the rootfs (pve makes a template of it) read
+		// the shared one; nothing writes to it.
+		s.Root.Path = rootfs
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "write config.json")
+	}
+	if err := st.Use(img.Digest, id); err != nil {
+		return "", err
+	}
+	ok = true
+	return dir, nil
+}
+
+// applyLayer is the store's unpack step: the safe unpacker, with what it
+// could not apply unprivileged logged.
+func (r *Runtime) applyLayer(root string, layer io.Reader, name string) error {
+	res, err := unpack.ApplyLayer(root, layer, unpack.Options{Layer: name})
+	if err != nil {
+		var ue *unpack.Error
+		if errors.As(err, &ue) {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "unsafe image")
+		}
+		return errdefs.Wrap(errdefs.ErrInternal, err, "unpack %s", name)
+	}
+	for _, s := range res.Skipped {
+		r.Log.Debug("unpack: skipped", "layer", name, "what", s)
+	}
+	return nil
+}
+
+// mountOverlay mounts DIR/rootfs as the image rootfs plus DIR/upper.
+func mountOverlay(lower, dir string) error {
+	for _, d := range []string{"rootfs", "upper", "work"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "bundle directory")
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
+	if err := unix.Mount("overlay", filepath.Join(dir, "rootfs"), "overlay", 0, opts); err != nil {
+		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+			Msg:  fmt.Sprintf("mount the overlay root filesystem: %v", err),
+			Hint: "the data dir must be on a filesystem overlayfs accepts as upper layer (ext4, xfs); set data_dir in the config"}
+	}
+	return nil
+}
+
+// releaseImageBundle removes an image container's bundle (unmounting its
+// overlay) and its use of the image. Safe to call for any container: it
+// acts only on DATA/containers/ID.
+func (r *Runtime) releaseImageBundle(id, bundle string) {
+	dir := r.imageBundleDir(id)
+	if bundle != dir || r.Config.DataDir == "" {
+		return
+	}
+	if _, err := os.Lstat(dir); err != nil {
+		return
+	}
+	if err := unix.Unmount(filepath.Join(dir, "rootfs"), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		r.Log.Warn("unmount container rootfs", "id", id, "err", err)
+	}
+	var digest string
+	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		var s struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		if json.Unmarshal(data, &s) == nil {
+			digest = s.Annotations[imagespec.AnnotationImageDigest]
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		r.Log.Warn("remove image bundle", "id", id, "err", err)
+	}
+	if digest == "" {
+		return
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return
+	}
+	if st, err := r.ImageStore(); err == nil {
+		if err := st.Release(h, id); err != nil {
+			r.Log.Warn("release image", "id", id, "err", err)
+		}
+	}
+}
+
+// hostnameFor derives a hostname from a container id (a DNS label of at
+// most 63 characters, as containerd's 64-hex ids are not).
+func hostnameFor(id string) string {
+	h := strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
+			return c
+		}
+		return '-'
+	}, id)
+	h = strings.Trim(h, "-")
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-")
+	}
+	if h == "" {
+		h = "container"
+	}
+	return h
+}

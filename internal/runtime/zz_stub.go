@@ -1,3 +1,0 @@
-package runtime
-
-func (r *Runtime) releaseImageBundle(id, bundle string) {}
