@@ -43,6 +43,8 @@ validation: build
 clients: build
 	./test/clients/podman.sh $(CURDIR)/$(BIN)
 	./test/clients/containerd.sh $(CURDIR)/$(BIN)
+	./scripts/debian-rootfs.sh $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
+	./test/clients/image-compare.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 
 # Everything CI runs: installs the test dependencies first.
 test:
@@ -55,6 +57,7 @@ bench: build
 	ROOTFS=$${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase ./bench/template.sh
 	./bench/pve.sh $(CURDIR)/$(BIN)
 	$(GO) test -run '^$$' -bench APILifecycle20ms -benchtime 20x ./internal/backend/pve/
+	./bench/image.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 
 man:
 	$(GO) build -tags '$(TAGS) genman' -o bin/proxcage-genman ./cmd/proxcage

@@ -246,6 +246,9 @@ func writeTree(w io.Writer, dir string, paths []string) error {
 			continue // sockets and the like
 		}
 		h.Name, h.Uname, h.Gname, h.Format = rel, "", "", tar.FormatPAX
+		// Reading the files moves their atimes: leave times that change
+		// out, so every read of the layer gives the same bytes.
+		h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
 		if fi.IsDir() {
 			h.Name += "/"
 		}
