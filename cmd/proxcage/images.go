@@ -48,8 +48,8 @@ func (f *imageFlags) register(cmd *cobra.Command) {
 }
 
 // args checks positional arguments: exactly an id without --image; with
-// it, an optional id and (for run) a command after --.
-func (f *imageFlags) args(command bool) cobra.PositionalArgs {
+// it, an optional id and a command after --.
+func (f *imageFlags) args() cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if f.ref == "" {
 			for _, flag := range []string{"env", "workdir", "user", "tty", "rm", "platform", "creds", "quiet"} {
@@ -62,10 +62,7 @@ func (f *imageFlags) args(command bool) cobra.PositionalArgs {
 		ids := args
 		if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 			ids = args[:dash]
-			if !command && dash < len(args) {
-				return errdefs.New(errdefs.ErrInvalidArgument, "create --image takes no command: give it to run, or use the image's")
-			}
-		} else if command && len(args) > 1 {
+		} else if len(args) > 1 {
 			return errdefs.New(errdefs.ErrInvalidArgument, "put the command after --: %s --image %s [ID] -- %s", cmd.Name(), f.ref, strings.Join(args[1:], " "))
 		}
 		if len(ids) > 1 {

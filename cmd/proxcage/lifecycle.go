@@ -82,8 +82,9 @@ func (a *app) createCommand() *cobra.Command {
 		Short: "Create a container; its program waits until `start`",
 		Example: `  proxcage create --bundle ./bundle demo
   proxcage start demo
-  proxcage create --image docker.io/library/nginx:1.27 web   # from an image (pulled if missing)`,
-		Args: f.img.args(false),
+  proxcage create --image docker.io/library/nginx:1.27 web   # from an image (pulled if missing)
+  proxcage create --image alpine:3.22 job -- sh -c 'date'`,
+		Args: f.img.args(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, true)
@@ -129,7 +130,7 @@ func (a *app) runCommand() *cobra.Command {
   proxcage run -d -b ./bundle web        # detached
   proxcage run --rm --image docker.io/library/busybox:1.36 -- echo hello
   proxcage run -d --image docker.io/library/nginx:1.27 -e NGINX_PORT=8080 web`,
-		Args: f.img.args(true),
+		Args: f.img.args(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, detach)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,6 +55,20 @@ type CreateOpts struct {
 	NoPivot       bool
 	NoNewKeyring  bool
 	SystemdCgroup bool
+	// Image is set when the bundle was made from an image (create/run
+	// --image), for backends that can take the image itself.
+	Image *ImageSource
+}
+
+// ImageSource is the image a bundle was made from.
+type ImageSource struct {
+	Name   string
+	Digest string // manifest digest, "sha256:..."
+	// WriteOCIArchive writes the image as an OCI layout tar.
+	WriteOCIArchive func(w io.Writer) error
+	// Defaults is the process the image itself asks for (Entrypoint+Cmd,
+	// Env, WorkingDir, User), before any command-line override.
+	Defaults *specs.Process
 }
 
 // ExecOpts are exec's options.

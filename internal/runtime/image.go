@@ -66,10 +66,11 @@ func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageReque
 		return err
 	}
 	defer unlock()
-	bundle, err := r.prepareImageBundle(ctx, id, req)
+	bundle, src, err := r.prepareImageBundle(ctx, id, req)
 	if err != nil {
 		return err
 	}
+	opts.Image = src
 	if err := r.Create(ctx, id, bundle, opts); err != nil {
 		r.releaseImageBundle(id, bundle)
 		return err
@@ -84,11 +85,12 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 	if err != nil {
 		return -1, err
 	}
-	bundle, err := r.prepareImageBundle(ctx, id, req)
+	bundle, src, err := r.prepareImageBundle(ctx, id, req)
 	if err != nil {
 		unlock()
 		return -1, err
 	}
+	opts.Image = src
 	// The lock covers the create only: a foreground run waits for the
 	// container's end with it released.
 	status, err := r.run(ctx, id, bundle, opts, unlock)
@@ -126,27 +128,32 @@ func (r *Runtime) lockImageBundle(id string) (func(), error) {
 // prepareImageBundle pulls the image if the store lacks it, unpacks it
 // once, writes DATA/containers/ID/config.json and the container's root
 // filesystem, and records the container as a user of the image.
-func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest) (string, error) {
+func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest) (dir string, src *backend.ImageSource, err error) {
+	dir, src, err = r.prepareImage(ctx, id, req)
+	return dir, src, err
+}
+
+func (r *Runtime) prepareImage(ctx context.Context, id string, req ImageRequest) (string, *backend.ImageSource, error) {
 	if err := store.ValidateID(id); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if _, err := r.Store.Load(id); err == nil {
-		return "", errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
+		return "", nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
 	}
 	st, err := r.ImageStore()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	img, err := st.Get(req.Ref)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		img, err = st.Pull(ctx, req.Ref, req.Pull)
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	rootfs, cached, err := st.Rootfs(ctx, img, r.applyLayer)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	r.Log.Debug("image rootfs", "image", img.Name, "digest", img.Digest.String(), "dir", rootfs, "cached", cached)
 
@@ -156,19 +163,19 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 	}
 	s, err := imagespec.Generate(imagespec.Image{Name: img.Name, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
 	if err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
+		return "", nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
 	}
 	d := route.Pick(r.Config, id, s.Annotations)
 
 	dir := r.imageBundleDir(id)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "data dir")
+		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "data dir")
 	}
 	// No record holds this id and we hold its image lock: a directory
 	// left here is a crashed create's.
 	r.releaseImageBundle(id, dir)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "bundle directory")
+		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "bundle directory")
 	}
 	ok := false
 	defer func() {
@@ -179,7 +186,7 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 	if d.Backend == "native" {
 		// A private writable layer over the shared, read-only image.
 		if err := mountOverlay(rootfs, dir); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		s.Root.Path = "rootfs"
 	} else {
@@ -189,16 +196,27 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
+		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "write config.json")
+		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "write config.json")
 	}
 	if err := st.Use(img.Digest, id); err != nil {
-		return "", err
+		return "", nil, err
+	}
+	defaults, err := imagespec.Generate(imagespec.Image{Config: img.Config}, rootfs, imagespec.Overrides{})
+	if err != nil {
+		defaults = nil // an image without a command: only overrides give one
+	}
+	src := &backend.ImageSource{
+		Name: img.Name, Digest: img.Digest.String(),
+		WriteOCIArchive: func(w io.Writer) error { return st.WriteOCIArchive(img, w) },
+	}
+	if defaults != nil {
+		src.Defaults = defaults.Process
 	}
 	ok = true
-	return dir, nil
+	return dir, src, nil
 }
 
 // applyLayer is the store's unpack step: the safe unpacker, with what it

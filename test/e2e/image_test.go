@@ -234,9 +234,17 @@ func TestImageOnPVE(t *testing.T) {
 	st := p.waitStatus("ct-img", specs.StateRunning)
 	vmid := vmidOf(t, st)
 	conf := p.pct("config", strconv.Itoa(vmid))
-	// The image's WorkingDir (/app) is entered through the CT's shell.
-	if !strings.Contains(conf, `entrypoint: /bin/sh -c 'cd "$0" && exec "$@"' /app sh -c`) {
-		t.Fatalf("not an application CT in /app:\n%q", conf)
+	// PVE 9.1 got the image itself (an OCI archive template named by its
+	// digest) and took WorkingDir and StopSignal from it; the command given
+	// after -- became the entrypoint.
+	for _, want := range []string{"entrypoint: sh -c", "lxc.init.cwd: /app", "lxc.signal.halt: SIGQUIT", "host-managed=1"} {
+		if !strings.Contains(conf, want) {
+			t.Fatalf("CT config lacks %q:\n%q", want, conf)
+		}
+	}
+	tpls, _ := filepath.Glob(filepath.Join(p.state, "storage", "local", "template", "cache", "proxcage-oci-*.tar"))
+	if len(tpls) != 1 {
+		t.Fatalf("OCI archive templates: %v", tpls)
 	}
 	var out string
 	for range 100 {
@@ -248,5 +256,42 @@ func TestImageOnPVE(t *testing.T) {
 		t.Fatalf("the CT printed %q", out)
 	}
 	p.ok("delete", "--force", "ct-img")
+	p.assertRootEmpty()
+}
+
+// The image's own command on PVE: nothing but the template, as PVE maps
+// Entrypoint+Cmd, Env and WorkingDir itself; and on PVE 8 (no OCI
+// templates) the image's rootfs becomes a vztmpl instead.
+func TestImageOnPVEImageDefaultsAndOldPVE(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	withDataDir(t, p.env)
+	reg := serveTestImages(t)
+	ref := reg.Host + "/test/busybox:1"
+	p.ok("create", "-q", "--image", ref, "ct-dflt")
+	vmid := vmidOf(t, p.state_("ct-dflt"))
+	conf := p.pct("config", strconv.Itoa(vmid))
+	for _, want := range []string{"entrypoint: /bin/sh -c 'echo hello-from-image; cat /etc/motd'", "lxc.init.cwd: /app", "GREETING=hello"} {
+		if !strings.Contains(conf, want) {
+			t.Fatalf("CT config lacks %q:\n%q", want, conf)
+		}
+	}
+	p.ok("delete", "ct-dflt")
+
+	os.WriteFile(filepath.Join(p.state, "version"), []byte("pve-manager/8.4.1/2a5fa54a8503f96d (running kernel: 6.8.12-9-pve)\n"), 0o644)
+	// PVE 8 has no application containers: a system container from the
+	// image (its own /sbin/init) is what works; the image has none, so the
+	// error says so.
+	r := p.run("create", "-q", "--image", ref, "ct-old")
+	if r.code != 2 || !strings.Contains(r.stderr, "needs Proxmox VE 9.1") {
+		t.Fatalf("image app container on PVE 8: exit %d %q", r.code, r.stderr)
+	}
+	oneLine(t, "PVE 8", r.stderr)
+	p.ok("create", "-q", "--image", ref, "ct-old", "--", "/sbin/init")
+	tpls, _ := filepath.Glob(filepath.Join(p.state, "storage", "local", "template", "cache", "proxcage-*_amd64.tar.zst"))
+	if len(tpls) != 1 {
+		t.Fatalf("want the image's rootfs as a vztmpl on PVE 8, got %v", tpls)
+	}
+	p.ok("delete", "ct-old")
 	p.assertRootEmpty()
 }

@@ -437,7 +437,9 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 		}
 	}
 	if fileExists(filepath.Join(root, "oci-layout")) && fileExists(filepath.Join(root, "index.json")) {
-		return fmt.Errorf("OCI image archives are not supported by pctdouble")
+		if err := flattenOCI(vmid, root, conf); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("Detected container architecture: %s\n", conf.Keys["arch"])
 	if _, ok := conf.Keys["entrypoint"]; !ok {

@@ -146,6 +146,8 @@ func Busybox(busybox string) (v1.Image, error) {
 	for _, a := range BusyboxApplets {
 		l1 = append(l1, Entry{Name: "bin/" + a, Type: tar.TypeSymlink, Link: "busybox"})
 	}
+	// busybox's init, so the image can also run as a system container.
+	l1 = append(l1, Entry{Name: "sbin/", Type: tar.TypeDir}, Entry{Name: "sbin/init", Type: tar.TypeSymlink, Link: "/bin/busybox"})
 	l2 := []Entry{
 		{Name: "etc/motd", Data: []byte("from layer 2\n")},
 		{Name: "usr/share/doc/.wh.gone.txt"},

@@ -168,9 +168,28 @@ func (t *apiTransport) ensureTemplate(ctx context.Context, node, rootfs string) 
 	if err != nil {
 		return "", errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
 	}
+	t.c.log.Debug("template", "path", path, "digest", digest, "cached", cached)
+	return t.upload(ctx, node, path)
+}
+
+// ensureFile writes the file into the local cache once, then uploads it
+// unless the node's storage already has it.
+func (t *apiTransport) ensureFile(ctx context.Context, node, name string, write func(io.Writer) error) (string, error) {
+	if err := os.MkdirAll(t.cacheDir, 0o755); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "[pve] template_cache")
+	}
+	path := filepath.Join(t.cacheDir, name)
+	if err := writeOnce(path, write); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "write template %s", name)
+	}
+	return t.upload(ctx, node, path)
+}
+
+// upload puts a local template file on node's template storage, unless a
+// file of that name is there already (names carry digests).
+func (t *apiTransport) upload(ctx context.Context, node, path string) (string, error) {
 	name := filepath.Base(path)
 	volid := t.cfg.TemplateStorage + ":vztmpl/" + name
-	t.c.log.Debug("template", "path", path, "digest", digest, "cached", cached)
 	storage := nodePath(node) + "/storage/" + url.PathEscape(t.cfg.TemplateStorage)
 	var vols []struct {
 		Volid string `json:"volid"`

@@ -32,6 +32,15 @@ import (
 	"github.com/proxcage/proxcage/internal/errdefs"
 )
 
+// OCITemplateName names an image's OCI archive template by its digest.
+func OCITemplateName(digest string) string {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	if len(hex) > 16 {
+		hex = hex[:16]
+	}
+	return "proxcage-oci-" + hex + ".tar"
+}
+
 // Name is the backend's routing name.
 const Name = "pve"
 
@@ -154,6 +163,13 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if fi, err := os.Stat(filepath.Join(c.Rootfs, "bin", "sh")); err == nil && !fi.IsDir() {
 		set.RootfsHasShell = true
 	}
+	// PVE 9.1 takes an image itself (an OCI archive template): its own
+	// application-container support applies, and the template is the
+	// image, named by its digest. Older nodes get the rootfs as a vztmpl.
+	ociImage := opts.Image != nil && opts.Image.WriteOCIArchive != nil && ver.AtLeast(9, 1)
+	if ociImage {
+		set.Image = opts.Image.Defaults
+	}
 	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
@@ -167,7 +183,12 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 			Msg:  fmt.Sprintf("--pid-file needs the host pid of the CT's init, which the PVE API does not give (CT would run on node %s)", node),
 			Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or drop --pid-file"}
 	}
-	volid, err := b.tr.ensureTemplate(ctx, node, c.Rootfs)
+	var volid string
+	if ociImage {
+		volid, err = b.tr.ensureFile(ctx, node, OCITemplateName(opts.Image.Digest), opts.Image.WriteOCIArchive)
+	} else {
+		volid, err = b.tr.ensureTemplate(ctx, node, c.Rootfs)
+	}
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,10 @@ type Settings struct {
 	// RootfsHasShell: the rootfs has /bin/sh, which can enter a working
 	// directory for an application container (pct has no option for it).
 	RootfsHasShell bool
+	// Image is the process an OCI image template asks for, when the CT is
+	// made from one (PVE 9.1 maps its Entrypoint+Cmd, Env, WorkingDir and
+	// User itself): only what the bundle changes becomes an option.
+	Image *specs.Process `json:",omitempty"`
 }
 
 // Node is what translation needs to know about the target node.
@@ -391,11 +395,25 @@ func (t *translator) process() error {
 	if !t.node.Version.AtLeast(9, 1) {
 		return fmt.Errorf("process.args %q makes this an application container, which needs Proxmox VE 9.1 or later (this node runs %s); use /sbin/init to run it as a system container", p.Args, t.node.Version)
 	}
-	if p.User.UID != 0 || p.User.GID != 0 {
-		return fmt.Errorf("process.user %d:%d: pct create has no option for an application container's user; use user 0:0", p.User.UID, p.User.GID)
+	img := t.set.Image
+	if img == nil {
+		// A rootfs template: the CT starts as root in /.
+		img = &specs.Process{Cwd: "/"}
+	}
+	if p.User.UID != img.User.UID || p.User.GID != img.User.GID {
+		return fmt.Errorf("process.user %d:%d: pct create has no option for an application container's user; use user %d:%d", p.User.UID, p.User.GID, img.User.UID, img.User.GID)
+	}
+	cwd := p.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if t.set.Image != nil && slices.Equal(p.Args, img.Args) && slices.Equal(p.Env, img.Env) && cwd == img.Cwd {
+		// PVE takes all of it from the image.
+		t.app = true
+		return nil
 	}
 	args := p.Args
-	if p.Cwd != "" && p.Cwd != "/" {
+	if cwd != img.Cwd {
 		if !t.set.RootfsHasShell {
 			return fmt.Errorf("process.cwd %q: pct create has no option for an application container's working directory, and the rootfs has no /bin/sh to enter it; use cwd \"/\"", p.Cwd)
 		}
@@ -404,7 +422,7 @@ func (t *translator) process() error {
 	}
 	t.app = true
 	t.add("entrypoint", shellJoin(args))
-	if len(p.Env) > 0 {
+	if len(p.Env) > 0 && (t.set.Image == nil || !slices.Equal(p.Env, img.Env)) {
 		for _, e := range p.Env {
 			k, _, _ := strings.Cut(e, "=")
 			if !envKey.MatchString(k) {

@@ -1,8 +1,10 @@
 package pve
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,6 +30,9 @@ type transport interface {
 	// ensureTemplate makes rootfs a vztmpl on node's template storage
 	// (built once per digest, reused) and returns its volid.
 	ensureTemplate(ctx context.Context, node, rootfs string) (string, error)
+	// ensureFile makes a template file named name (written by write only
+	// when missing) available on node's template storage; returns its volid.
+	ensureFile(ctx context.Context, node, name string, write func(io.Writer) error) (string, error)
 	// guests lists every CT and VM of the cluster.
 	guests(ctx context.Context) ([]resource, error)
 	// nextID is /cluster/nextid; vmidFree asks it about one VMID.
@@ -112,6 +117,47 @@ func (t *pctTransport) ensureTemplate(ctx context.Context, _ string, rootfs stri
 	}
 	t.tools.log.Debug("template", "path", path, "digest", digest, "cached", cached)
 	return t.templateStorage + ":vztmpl/" + filepath.Base(path), nil
+}
+
+func (t *pctTransport) ensureFile(ctx context.Context, _ string, name string, write func(io.Writer) error) (string, error) {
+	dir, err := t.templateDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := writeOnce(filepath.Join(dir, name), write); err != nil {
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "write template %s", name)
+	}
+	return t.templateStorage + ":vztmpl/" + name, nil
+}
+
+// writeOnce writes path unless it exists, through a temporary file renamed
+// into place, so a template is never seen half-written.
+func writeOnce(path string, write func(io.Writer) error) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := write(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 func (t *pctTransport) guests(ctx context.Context) ([]resource, error) {
