@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/proxcage/proxcage/internal/lxctools"
 	"github.com/proxcage/proxcage/test/pveschema"
 )
 
@@ -55,8 +56,7 @@ func ctPID(vmid int) int {
 	if err != nil {
 		return 0
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(out))
-	return pid
+	return lxctools.ParsePid(out)
 }
 
 // ctMemUsage reads "Memory use" from lxc-info -S (bytes), 0 if unknown.
@@ -86,48 +86,10 @@ func procUptime(pid int) int64 {
 	return int64(time.Since(st.ModTime()).Seconds())
 }
 
-// splitInitCmd splits an entrypoint the way newer LXC splits lxc.init.cmd
-// (lxc_string_split_quoted): words separated by whitespace; a word that
-// starts with ' or " runs to the matching quote, with no escapes.
+// splitInitCmd splits an entrypoint the way newer LXC splits lxc.init.cmd.
 // LXC 5.0.2 (this host) only splits on whitespace, so the double passes the
 // resulting argv on lxc-start's command line instead.
-func splitInitCmd(s string) []string {
-	var res []string
-	state := byte(' ')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch state {
-		case ' ':
-			if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' {
-				continue
-			}
-			start = i
-			if c == '"' || c == '\'' {
-				state = c
-			} else {
-				state = 'a'
-			}
-		case 'a':
-			if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' {
-				res = append(res, s[start:i])
-				state = ' '
-			}
-		default: // inside quotes
-			if c == state {
-				res = append(res, s[start+1:i])
-				state = ' '
-			}
-		}
-	}
-	switch state {
-	case 'a':
-		res = append(res, s[start:])
-	case '"', '\'':
-		res = append(res, s[start+1:])
-	}
-	return res
-}
+func splitInitCmd(s string) []string { return lxctools.SplitInitCmd(s) }
 
 // splitEnv splits the NUL-separated env value.
 func splitEnv(v string) []string {
@@ -280,11 +242,7 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 	return b.String(), nil
 }
 
-// escapeMountPath octal-escapes what fstab syntax cannot hold.
-func escapeMountPath(p string) string {
-	r := strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`)
-	return r.Replace(p)
-}
+func escapeMountPath(p string) string { return lxctools.EscapeMountPath(p) }
 
 // startCT generates the LXC config and starts the CT with lxc-start -d.
 func startCT(vmid int, c *ctConf) error {

@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -30,6 +29,7 @@ import (
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/lxctools"
 )
 
 // OCITemplateName names an image's OCI archive template by its digest.
@@ -442,7 +442,7 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 		return err
 	}
 	if all {
-		pids, err := cgroupPids(pid)
+		pids, err := lxctools.CgroupPids(pid)
 		if err != nil {
 			return errdefs.Wrap(errdefs.ErrInternal, err, "list CT %d processes", p.VMID)
 		}
@@ -452,65 +452,13 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 			}
 		}
 	}
-	return signalPid(pid, sig)
-}
-
-func signalPid(pid int, sig unix.Signal) error {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
-		}
-		// Old kernel: fall back to kill(2).
-		return errdefs.Wrap(errdefs.ErrInternal, unix.Kill(pid, sig), "signal %d", pid)
-	}
-	defer unix.Close(fd)
-	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
-		if errors.Is(err, unix.ESRCH) {
-			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
+	if err := lxctools.Signal(pid, sig); err != nil {
+		if errors.Is(err, lxctools.ErrNotRunning) {
+			return notRunning
 		}
 		return errdefs.Wrap(errdefs.ErrInternal, err, "signal %d", pid)
 	}
 	return nil
-}
-
-// cgroupPids lists the processes in pid's cgroup (the CT's), v1 or v2.
-func cgroupPids(pid int) ([]int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return nil, err
-	}
-	var dir string
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		switch {
-		case parts[0] == "0" && parts[1] == "":
-			for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-				if _, err := os.Stat(filepath.Join(root, parts[2], "cgroup.procs")); err == nil && dir == "" {
-					dir = filepath.Join(root, parts[2])
-				}
-			}
-		case strings.Contains(","+parts[1]+",", ",pids,"):
-			dir = filepath.Join("/sys/fs/cgroup/pids", parts[2])
-		}
-	}
-	if dir == "" {
-		return nil, fmt.Errorf("no cgroup for pid %d", pid)
-	}
-	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(procs)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, n)
-		}
-	}
-	return pids, nil
 }
 
 // needLocal refuses what only works on the CT's node.
@@ -536,7 +484,7 @@ func (b *Backend) Pids(ctx context.Context, c *backend.Container) ([]int, error)
 	if err != nil {
 		return nil, err
 	}
-	pids, err := cgroupPids(pid)
+	pids, err := lxctools.CgroupPids(pid)
 	if err != nil {
 		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "list CT %d processes", p.VMID)
 	}
@@ -650,9 +598,7 @@ func (b *Backend) nodeOf(g resource) string {
 	return g.Node
 }
 
-// Exec implements backend.Backend with lxc-attach. LXC has no working
-// directory option: a cwd other than / runs the command through the CT's
-// /bin/sh.
+// Exec implements backend.Backend with lxc-attach on the CT's node.
 func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Process, opts backend.ExecOpts) (int, error) {
 	p, err := b.vmidOf(c)
 	if err != nil {
@@ -666,56 +612,9 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	} else if st != "running" {
 		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container (CT %d)", p.VMID)
 	}
-	args := []string{"-n", strconv.Itoa(p.VMID), "--clear-env"}
-	for _, e := range proc.Env {
-		args = append(args, "-v", e)
-	}
-	args = append(args, "-u", strconv.Itoa(int(proc.User.UID)), "-g", strconv.Itoa(int(proc.User.GID)), "--")
-	if proc.Cwd != "" && proc.Cwd != "/" {
-		args = append(args, "/bin/sh", "-c", `cd "$0" && exec "$@"`, proc.Cwd)
-	}
-	args = append(args, proc.Args...)
-	cmd := execCommand(b.tools.lxcAttach, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	var sendMaster func() error
-	if proc.Terminal && opts.ConsoleSocket != "" {
-		// The engine wants the pty master: lxc-attach runs on a pty we
-		// make, as its controlling terminal, and the master goes to the
-		// console socket (with our stdio as a terminal, lxc-attach makes
-		// its own pty and needs nothing from us).
-		master, slave, err := openPty()
-		if err != nil {
-			return -1, errdefs.Wrap(errdefs.ErrInternal, err, "allocate a pty")
-		}
-		defer master.Close()
-		defer slave.Close()
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		sendMaster = func() error { return sendFd(opts.ConsoleSocket, master) }
-	} else if proc.Terminal && opts.Detach {
-		return -1, errdefs.New(errdefs.ErrInvalidArgument, "exec --tty --detach needs --console-socket to receive the pty")
-	}
-	if err := cmd.Start(); err != nil {
-		return -1, errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "lxc-attach")
-	}
-	if sendMaster != nil {
-		if err := sendMaster(); err != nil {
-			_ = cmd.Process.Kill()
-			return -1, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
-		}
-	}
-	if opts.PidFile != "" {
-		if err := backend.WritePidFile(opts.PidFile, cmd.Process.Pid); err != nil {
-			_ = cmd.Process.Kill()
-			return -1, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
-		}
-	}
-	if opts.Detach {
-		pid := cmd.Process.Pid
-		_ = cmd.Process.Release()
-		return pid, nil
-	}
-	return waitStatus(cmd), nil
+	// A PVE CT is LXC container VMID in the node's default lxcpath.
+	lt := lxctools.Tools{Bin: func(string) string { return b.tools.lxcAttach }}
+	return lt.Exec(ctx, strconv.Itoa(p.VMID), proc, opts)
 }
 
 // terminates reports whether sig's default action ends a process (all but

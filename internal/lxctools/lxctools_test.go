@@ -1,0 +1,71 @@
+package lxctools
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestSplitInitCmd(t *testing.T) {
+	cases := map[string][]string{
+		`/bin/sh -c 'cd "$0" && exec "$@"' /app /app/run`: {"/bin/sh", "-c", `cd "$0" && exec "$@"`, "/app", "/app/run"},
+		`  a   b	c `:          {"a", "b", "c"},
+		`echo "it's" 'x y'`:   {"echo", "it's", "x y"},
+		`'unterminated quote`: {"unterminated quote"},
+		``:                    nil,
+	}
+	for in, want := range cases {
+		if got := SplitInitCmd(in); !slices.Equal(got, want) {
+			t.Errorf("SplitInitCmd(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestAttachArgs(t *testing.T) {
+	p := &specs.Process{Args: []string{"id", "-u"}, Env: []string{"A=1", "B=2"}, Cwd: "/srv", User: specs.User{UID: 1000, GID: 44}}
+	want := []string{"-n", "c1", "--clear-env", "-v", "A=1", "-v", "B=2", "-u", "1000", "-g", "44", "--",
+		"/bin/sh", "-c", `cd "$0" && exec "$@"`, "/srv", "id", "-u"}
+	if got := AttachArgs("c1", p); !slices.Equal(got, want) {
+		t.Fatalf("AttachArgs = %q", got)
+	}
+	p.Cwd = "/"
+	if got := AttachArgs("c1", p); got[len(got)-3] != "--" {
+		t.Fatalf("cwd / needs no shell: %q", got)
+	}
+	if got := (Tools{LXCPath: "/x"}).Args("-n", "c"); !slices.Equal(got, []string{"-P", "/x", "-n", "c"}) {
+		t.Fatalf("Args with an lxcpath: %q", got)
+	}
+}
+
+func TestParsePidAndEscape(t *testing.T) {
+	if ParsePid(" 1234\n") != 1234 || ParsePid("") != 0 || ParsePid("-1") != 0 {
+		t.Fatal("ParsePid")
+	}
+	if got := EscapeMountPath(`/a b\c`); got != `/a\040b\134c` {
+		t.Fatalf("EscapeMountPath = %q", got)
+	}
+}
+
+func TestSignalAndWaitStatus(t *testing.T) {
+	cmd := exec.Command("sleep", "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Signal(cmd.Process.Pid, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if st := WaitStatus(cmd); st != 128+15 {
+		t.Fatalf("status %d, want 143", st)
+	}
+	if err := Signal(cmd.Process.Pid, unix.SIGTERM); err != ErrNotRunning {
+		t.Fatalf("signal to a reaped pid: %v", err)
+	}
+	pids, err := CgroupPids(os.Getpid())
+	if err != nil || !slices.Contains(pids, os.Getpid()) {
+		t.Fatalf("CgroupPids(self) = %v %v", pids, err)
+	}
+}

@@ -1,0 +1,143 @@
+package lxctools
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/containerd/console"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotRunning: the process to signal is gone.
+var ErrNotRunning = errors.New("container not running")
+
+// Signal sends sig to pid through a pidfd, so a recycled pid is never hit.
+func Signal(pid int, sig unix.Signal) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return ErrNotRunning
+		}
+		// Old kernel: fall back to kill(2).
+		if err := unix.Kill(pid, sig); err != nil {
+			if errors.Is(err, unix.ESRCH) {
+				return ErrNotRunning
+			}
+			return err
+		}
+		return nil
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return ErrNotRunning
+		}
+		return err
+	}
+	return nil
+}
+
+// CgroupPids lists the processes in pid's cgroup (the container's), on
+// cgroup v1 (the pids controller) or v2.
+func CgroupPids(pid int) ([]int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, err
+	}
+	var dir string
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+				if _, err := os.Stat(filepath.Join(root, parts[2], "cgroup.procs")); err == nil && dir == "" {
+					dir = filepath.Join(root, parts[2])
+				}
+			}
+		case strings.Contains(","+parts[1]+",", ",pids,"):
+			dir = filepath.Join("/sys/fs/cgroup/pids", parts[2])
+		}
+	}
+	if dir == "" {
+		return nil, fmt.Errorf("no cgroup for pid %d", pid)
+	}
+	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(procs)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, n)
+		}
+	}
+	return pids, nil
+}
+
+// WaitStatus waits for cmd and returns its exit status the way a shell
+// reports it (128+signal when killed).
+func WaitStatus(cmd *exec.Cmd) int {
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return 255
+	}
+	return 0
+}
+
+// OpenPty returns a new pty's master and slave.
+func OpenPty() (master console.Console, slave *os.File, err error) {
+	master, name, err := console.NewPty()
+	if err != nil {
+		return nil, nil, err
+	}
+	slave, err = os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+// SendFd sends f's descriptor over the AF_UNIX socket at path (SCM_RIGHTS),
+// as runc does with a pty master for --console-socket.
+func SendFd(path string, f console.Console) error {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return fmt.Errorf("console socket %s: %w", path, err)
+	}
+	defer conn.Close()
+	uc := conn.(*net.UnixConn)
+	rights := unix.UnixRights(int(f.Fd()))
+	_, _, err = uc.WriteMsgUnix([]byte(f.Name()), rights, nil)
+	return err
+}
+
+// OnPty makes cmd run on a new pty as its controlling terminal and returns
+// a function that hands the master to the console socket, and a cleanup.
+func OnPty(cmd *exec.Cmd, consoleSocket string) (send func() error, cleanup func(), err error) {
+	master, slave, err := OpenPty()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	return func() error { return SendFd(consoleSocket, master) },
+		func() { master.Close(); slave.Close() }, nil
+}
