@@ -183,7 +183,7 @@ func (r *Runtime) prepareImage(ctx context.Context, id string, req ImageRequest)
 			r.releaseImageBundle(id, dir)
 		}
 	}()
-	if d.Backend == "native" {
+	if d.Backend != "pve" {
 		// A private writable layer over the shared, read-only image.
 		if err := mountOverlay(rootfs, dir); err != nil {
 			return "", nil, err

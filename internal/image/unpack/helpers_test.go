@@ -47,6 +47,13 @@ func whiteout(name string) ent { return file(name, "") }
 // mkTar builds a PAX tar (PAX keeps nanosecond times and xattrs).
 func mkTar(tb testing.TB, es ...ent) []byte {
 	tb.Helper()
+	return mkTarFormat(tb, tar.FormatPAX, es...)
+}
+
+// mkTarFormat lets the writer pick the smallest format when format is
+// FormatUnknown (the fuzz seeds: smaller inputs minimize faster).
+func mkTarFormat(tb testing.TB, format tar.Format, es ...ent) []byte {
+	tb.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range es {
@@ -57,7 +64,7 @@ func mkTar(tb testing.TB, es ...ent) []byte {
 		h := &tar.Header{
 			Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode,
 			Uid: e.uid, Gid: e.gid, ModTime: mt, Size: int64(len(e.body)),
-			Devmajor: e.major, Devminor: e.minor, Format: tar.FormatPAX,
+			Devmajor: e.major, Devminor: e.minor, Format: format,
 		}
 		if e.typ != tar.TypeReg {
 			h.Size = 0

@@ -55,7 +55,8 @@ func (e *Error) Error() string {
 }
 
 const (
-	copyBufSize = 1 << 20
+	copyBufSize  = 1 << 20
+	smallBufSize = 64 << 10
 	// holeMin is the smallest all-zero read chunk turned into a hole instead
 	// of a write; smaller runs are not worth an lseek.
 	holeMin = 64 << 10
@@ -93,7 +94,6 @@ func applyLayer(root string, r io.Reader, opts Options, lim limits) (Result, err
 		root:      abs,
 		layer:     opts.Layer,
 		lim:       lim,
-		buf:       make([]byte, copyBufSize),
 		euid:      os.Geteuid(),
 		egid:      os.Getegid(),
 		dirs:      make(map[string]string),
@@ -116,11 +116,11 @@ type applier struct {
 	res   Result
 
 	// dirs caches entry-parent names (cleaned, root-relative, as written in
-	// the tar) to resolved host directories. An entry only exists while every
-	// component of its resolution exists as a real directory or symlink, so it
-	// is cleared (and gen bumped) whenever a directory or symlink is removed;
-	// creating something where nothing was cannot change an existing
-	// resolution.
+	// the tar) to resolved host directories. A cached resolution went only
+	// through existing directories and symlinks, so it stays valid until one
+	// of those is removed: the cache is cleared (and gen bumped) whenever a
+	// directory or symlink is removed. Creating something where nothing was
+	// cannot change a cached resolution.
 	dirs map[string]string
 	gen  uint64
 
@@ -170,13 +170,17 @@ func (a *applier) run(r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("%s: reading tar: %w", a.label(), err)
 		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue // pax global metadata, not a filesystem object
+		}
 		if err := a.entry(tr, hdr); err != nil {
 			return err
 		}
+		a.res.Entries++
 	}
 	// Drain the end-of-archive padding so a caller hashing the stream sees
 	// all of it.
-	if _, err := io.CopyBuffer(io.Discard, r, a.buf); err != nil {
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return fmt.Errorf("%s: reading tar: %w", a.label(), err)
 	}
 	return a.finishDirs()
@@ -234,14 +238,10 @@ func (a *applier) join(dir, base string) string {
 
 func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 	name := hdr.Name
-	if hdr.Typeflag == tar.TypeXGlobalHeader {
-		return nil // pax global metadata, not a filesystem object
-	}
 	rel, why := cleanName(name)
 	if why != "" {
 		return a.refuse(name, why)
 	}
-	a.res.Entries++
 	parentRel, base := splitRel(rel)
 
 	if strings.HasPrefix(base, whPrefix) {
@@ -384,8 +384,12 @@ func (a *applier) mkdirAll(h string) error {
 	if err := unix.Mkdir(h, 0o755); err != nil {
 		return &os.PathError{Op: "mkdir", Path: h, Err: err}
 	}
-	// Implicit parents get 0755 regardless of umask, as containerd does.
-	return unix.Chmod(h, 0o755)
+	// Implicit parents get exactly 0755 (the mode containerd asks for),
+	// whatever the umask.
+	if err := unix.Chmod(h, 0o755); err != nil {
+		return &os.PathError{Op: "chmod", Path: h, Err: err}
+	}
+	return nil
 }
 
 func (a *applier) invalidate() {
@@ -529,6 +533,16 @@ func (a *applier) file(tr *tar.Reader, hdr *tar.Header, host string) error {
 // would bypass it via os.File.ReadFrom) and turns large all-zero chunks
 // into holes.
 func (a *applier) fill(fd int, tr *tar.Reader, hdr *tar.Header) error {
+	// The shared buffer starts small (layers of a few small files are
+	// common and a 1 MiB clear costs more than unpacking them) and grows
+	// once to copyBufSize on the first large file.
+	if len(a.buf) < copyBufSize && hdr.Size > int64(len(a.buf)) {
+		if hdr.Size > smallBufSize {
+			a.buf = make([]byte, copyBufSize)
+		} else if a.buf == nil {
+			a.buf = make([]byte, smallBufSize)
+		}
+	}
 	var off int64
 	holes := false
 	for {
@@ -735,7 +749,19 @@ func (a *applier) hardlink(hdr *tar.Header, host string) error {
 	if err != nil {
 		return &os.PathError{Op: "link", Path: host, Err: err}
 	}
-	return nil
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil
+	}
+	// The link entry's owner, mode, xattrs and times apply to the shared
+	// inode, as containerd's and containers/storage's unpackers do (so the
+	// same image gives the same tree as with podman or containerd).
+	if err := a.ownMode(hdr, -1, host); err != nil {
+		return err
+	}
+	if err := a.xattrs(hdr, -1, host); err != nil {
+		return err
+	}
+	return utimes(hdr, host)
 }
 
 func (a *applier) mknod(hdr *tar.Header, host string) error {
@@ -896,8 +922,8 @@ func (a *applier) skipOwner(hdr *tar.Header, why string) {
 // finishSkips folds the per-entry tallies into Skipped: one line per
 // uid:gid for ownership, a count for lines beyond maxSkipLines.
 func (a *applier) finishSkips() {
-	for kind, n := range a.skipKind {
-		if n > maxSkipLines {
+	for _, kind := range []string{"device", "xattr"} {
+		if n := a.skipKind[kind]; n > maxSkipLines {
 			a.res.Skipped = append(a.res.Skipped, fmt.Sprintf("... and %d more %s entries not applied", n-maxSkipLines, kind))
 		}
 	}

@@ -463,3 +463,21 @@ func unprivilegedChild(t *testing.T, work string) {
 	wantAbsent(t, filepath.Join(root, "null"))
 	_ = os.Chmod(filepath.Join(root, "ro"), 0o700) // let TempDir cleanup in
 }
+
+// A hardlink entry's mode (and owner) apply to the shared inode, as
+// containerd's and containers/storage's unpackers do: podman sees the same
+// tree for the same image.
+func TestHardlinkMetadataAppliesToTheInode(t *testing.T) {
+	s := newSandbox(t)
+	f := file("bin/tool", "x")
+	f.mode = 0o755
+	l := hardlink("bin/tool-link", "bin/tool")
+	l.mode = 0o700
+	s.mustApply(t, "layer 1", dir("bin"), f, l)
+	fi, err := os.Stat(s.path("bin/tool"))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("bin/tool mode %v (%v), want the link entry's 0700", fi.Mode(), err)
+	}
+	sameInode(t, s.path("bin/tool"), s.path("bin/tool-link"))
+	s.check(t)
+}
