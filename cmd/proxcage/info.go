@@ -167,7 +167,7 @@ func (a *app) featuresCommand() *cobra.Command {
 				Annotations: map[string]string{
 					"org.proxcage.version":  version,
 					"org.proxcage.commit":   commit,
-					"org.proxcage.backends": "native,pve",
+					"org.proxcage.backends": "native,pve,lxc",
 				},
 				Linux: &features.Linux{
 					Namespaces:   specconv.KnownNamespaces(),

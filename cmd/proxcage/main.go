@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/backend/lxc"
 	"github.com/proxcage/proxcage/internal/backend/native"
 	"github.com/proxcage/proxcage/internal/backend/pve"
 	"github.com/proxcage/proxcage/internal/config"
@@ -145,7 +146,7 @@ cgroups through libcontainer).`,
 		a.listCommand(), a.pauseCommand(), a.resumeCommand(), a.updateCommand(),
 		a.featuresCommand(), a.specCommand(), a.versionCommand(),
 		a.routeCommand(), a.doctorCommand(), a.templatesCommand(),
-		a.pullCommand(), a.imagesCommand(), a.rmiCommand(),
+		a.pullCommand(), a.imagesCommand(), a.rmiCommand(), lxcHookCommand(),
 	)
 	root.AddCommand(a.extraCommands(root)...)
 	return root
@@ -218,6 +219,7 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 	reg := backend.NewRegistry()
 	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.log, a.debug), nil })
 	reg.Register(pve.Name, func() (backend.Backend, error) { return pve.New(cfg.PVE, a.log) })
+	reg.Register(lxc.Name, func() (backend.Backend, error) { return lxc.New(a.log), nil })
 	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
 }
 
@@ -239,4 +241,17 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return errdefs.New(errdefs.ErrInvalidArgument, "%s takes no arguments, got %q", cmd.Name(), strings.Join(args, " "))
 	}
 	return nil
+}
+
+// lxcHookCommand is what an lxc container's LXC hooks run: the OCI hooks
+// of one kind, with the state on stdin (internal/backend/lxc/hooks.go).
+func lxcHookCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "lxc-hook <state-dir> <createRuntime|createContainer>",
+		Hidden: true,
+		Args:   cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return lxc.RunHooks(cmd.Context(), args[0], args[1])
+		},
+	}
 }

@@ -141,9 +141,10 @@ func AttachArgs(name string, proc *specs.Process) []string {
 	return append(args, proc.Args...)
 }
 
-// SplitInitCmd splits a command line the way LXC splits lxc.init.cmd
-// (lxc_string_split_quoted): words separated by whitespace; a word that
-// starts with ' or " runs to the matching quote, with no escapes.
+// SplitInitCmd splits a command line the way LXC's lxc_string_split_quoted
+// does (for lxc.execute.cmd; PVE 9.1 quotes its entrypoint the same way):
+// words separated by whitespace; a word that starts with ' or " runs to
+// the matching quote, with no escapes. (lxc.init.cmd splits at spaces only.)
 func SplitInitCmd(s string) []string {
 	var res []string
 	state := byte(' ')

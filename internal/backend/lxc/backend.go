@@ -1,0 +1,498 @@
+// Package lxc runs OCI bundles as plain LXC containers through the LXC
+// tools, for hosts that run LXC without Proxmox. translate.go maps the
+// spec to an LXC config (pure); this file is the lifecycle.
+//
+// How OCI states map to LXC: LXC has no created-but-paused init (its
+// start runs the container's command at once). proxcage models "created"
+// as a container whose config is written under its state directory and
+// not yet started, as the pve backend does: `create` checks and writes
+// everything, `start` runs it. So the init's pid, and the namespaces,
+// exist only from `start` on; the pid file is written then.
+//
+// The container runs under lxc-execute, whose init (init.lxc) is pid 1 in
+// the container and runs the process as pid 2: it forwards signals to it
+// and reaps orphans, and lxc-execute exits with the process's own exit
+// status, which a foreground `run` needs and lxc-start does not give. The
+// state's pid is init.lxc's host pid (signals sent to it reach the process).
+package lxc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/lxctools"
+)
+
+// Name is the backend's routing name.
+const Name = "lxc"
+
+// Backend is the LXC backend.
+type Backend struct {
+	log    *slog.Logger
+	runner string // the proxcage binary, for OCI hooks run by LXC
+	// running are the lxc-execute monitors this process started, for a
+	// foreground run's Wait.
+	running map[string]*exec.Cmd
+}
+
+// New returns the backend.
+func New(log *slog.Logger) *Backend {
+	exe, _ := os.Executable()
+	return &Backend{log: log, runner: exe, running: map[string]*exec.Cmd{}}
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return Name }
+
+// private is what the store keeps for an lxc container.
+type private struct {
+	LXCPath       string       `json:"lxcpath"`
+	PidFile       string       `json:"pidFile,omitempty"`
+	ConsoleSocket string       `json:"consoleSocket,omitempty"`
+	Terminal      bool         `json:"terminal,omitempty"`
+	Args          []string     `json:"args"`
+	Started       bool         `json:"started,omitempty"`
+	Killed        bool         `json:"killed,omitempty"`
+	PostStart     []specs.Hook `json:"postStart,omitempty"`
+	PostStop      []specs.Hook `json:"postStop,omitempty"`
+	State         *specs.State `json:"state,omitempty"` // what hooks get on stdin
+}
+
+func loadPrivate(c *backend.Container) (private, error) {
+	var p private
+	if len(c.Private) == 0 {
+		return p, errdefs.New(errdefs.ErrNotFound, "container %q has no LXC state (its create did not get that far)", c.ID)
+	}
+	if err := json.Unmarshal(c.Private, &p); err != nil {
+		return p, errdefs.Wrap(errdefs.ErrInternal, err, "read lxc state")
+	}
+	return p, nil
+}
+
+func savePrivate(c *backend.Container, p private) error {
+	data, _ := json.Marshal(p)
+	c.Private = data
+	if c.Persist != nil {
+		return c.Persist()
+	}
+	return nil
+}
+
+func (b *Backend) tools(p private) lxctools.Tools {
+	return lxctools.Tools{LXCPath: p.LXCPath, Timeout: time.Minute}
+}
+
+// paths of a container's LXC files under its state directory.
+func configPath(p private, id string) string  { return filepath.Join(p.LXCPath, id, "config") }
+func seccompPath(p private, id string) string { return filepath.Join(p.LXCPath, id, "seccomp") }
+func logPath(p private, id string) string     { return filepath.Join(p.LXCPath, id, "lxc.log") }
+
+// Create implements backend.Backend: translate and write the config.
+func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
+	if c.StateDir == "" {
+		return errdefs.New(errdefs.ErrInternal, "no state directory for container %q", c.ID)
+	}
+	if c.Spec.Process == nil || len(c.Spec.Process.Args) == 0 {
+		return errdefs.New(errdefs.ErrInvalidArgument, "process.args is empty")
+	}
+	if c.Spec.Process.Terminal && opts.ConsoleSocket == "" && opts.Detach {
+		return errdefs.New(errdefs.ErrInvalidArgument, "process.terminal needs --console-socket to receive the pty when detached")
+	}
+	if !c.Spec.Process.Terminal && opts.ConsoleSocket != "" {
+		return errdefs.New(errdefs.ErrInvalidArgument, "--console-socket given but process.terminal is false")
+	}
+	p := private{
+		LXCPath: filepath.Join(c.StateDir, "lxc"), PidFile: opts.PidFile,
+		ConsoleSocket: opts.ConsoleSocket, Terminal: c.Spec.Process.Terminal, Args: c.Spec.Process.Args,
+	}
+	set := Settings{
+		CgroupV2: cgroupV2(), HookRunner: b.runner, StateDir: filepath.Join(p.LXCPath, c.ID),
+		// lxc-execute gets the argv after --, so any argument works
+		// (lxc.init.cmd splits at spaces, with no quoting).
+		ArgsOnCommandLine: true,
+		SourceIsFile: func(path string) bool {
+			fi, err := os.Stat(path)
+			return err == nil && !fi.IsDir()
+		},
+	}
+	cfg, err := Translate(c.ID, c.Spec, c.Rootfs, set)
+	if err != nil {
+		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for lxc")
+	}
+	// Info, not warn: runc's default spec alone gives some (autodev's
+	// /dev options, cgroupsPath), and stderr is the engine's error channel.
+	for _, w := range cfg.Warnings {
+		b.log.Info("lxc: spec field not applied exactly: "+w, "id", c.ID)
+	}
+	dir := filepath.Join(p.LXCPath, c.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "lxc directory")
+	}
+	sp := ""
+	if cfg.Seccomp != "" {
+		sp = seccompPath(p, c.ID)
+		if err := os.WriteFile(sp, []byte(cfg.Seccomp), 0o600); err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "write seccomp policy")
+		}
+	}
+	if err := os.WriteFile(configPath(p, c.ID), []byte(cfg.Render(sp)), 0o600); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "write lxc config")
+	}
+	if c.Spec.Hooks != nil {
+		data, _ := json.Marshal(c.Spec.Hooks)
+		if err := os.WriteFile(filepath.Join(dir, hooksFile), data, 0o600); err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "write hooks")
+		}
+	}
+	p.PostStart, p.PostStop = cfg.PostStart, cfg.PostStop
+	p.State = &specs.State{Version: specs.Version, ID: c.ID, Status: specs.StateCreated, Bundle: c.Bundle, Annotations: c.Spec.Annotations}
+	if err := writeHookState(dir, *p.State); err != nil {
+		return err
+	}
+	return savePrivate(c, p)
+}
+
+// cgroupV2 reports a unified-only host (on the v1 hybrid LXC uses v1).
+func cgroupV2() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// Start implements backend.Backend: lxc-execute, detached from us, with
+// our stdio (or a pty for a terminal), until the container runs.
+func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
+	p, err := loadPrivate(c)
+	if err != nil {
+		return err
+	}
+	if p.Started || p.Killed {
+		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started or killed")
+	}
+	t := b.tools(p)
+	args := []string{"-q", "-n", c.ID, "-f", configPath(p, c.ID), "-o", logPath(p, c.ID), "-l", "ERROR", "--"}
+	cmd := t.Command("lxc-execute", append(args, p.Args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Its own session: the monitor outlives proxcage, and a terminal's
+	// signals (^C) reach the container, not it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var sendMaster func() error
+	if p.Terminal && p.ConsoleSocket != "" {
+		send, cleanup, err := lxctools.OnPty(cmd, p.ConsoleSocket)
+		if err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "allocate a pty")
+		}
+		defer cleanup()
+		sendMaster = send
+	}
+	_ = os.Remove(logPath(p, c.ID))
+	if err := cmd.Start(); err != nil {
+		return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "lxc-execute")
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	pid, err := b.waitRunning(ctx, t, c.ID, exited)
+	if errors.Is(err, errExitedEarly) && !b.logHasErrors(p, c.ID) {
+		// It ran and ended before we saw its pid (a short command): not a
+		// failed start. Its exit status is the monitor's.
+		err = nil
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return b.startError(p, c.ID, err)
+	}
+	if sendMaster != nil {
+		if err := sendMaster(); err != nil {
+			_ = lxctools.Signal(pid, unix.SIGKILL)
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
+		}
+	}
+	p.Started = true
+	p.State.Status, p.State.Pid = specs.StateRunning, pid
+	if err := savePrivate(c, p); err != nil {
+		return err
+	}
+	if p.PidFile != "" && pid > 0 {
+		if err := backend.WritePidFile(p.PidFile, pid); err != nil {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
+		}
+	}
+	for _, h := range p.PostStart {
+		// OCI: a failing poststart hook is logged, not fatal.
+		if err := runHook(ctx, h, *p.State); err != nil {
+			b.log.Warn("poststart hook failed", "id", c.ID, "path", h.Path, "err", err)
+		}
+	}
+	b.running[c.ID] = cmd
+	// Reap it in the background if nobody waits (detached start): the
+	// goroutine above does, for as long as this process lives.
+	_ = exited
+	return nil
+}
+
+// waitRunning polls until the container's init has a pid, or the monitor
+// exited (the start failed, or the process ended at once).
+func (b *Backend) waitRunning(ctx context.Context, t lxctools.Tools, id string, exited <-chan struct{}) (int, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	delay := 2 * time.Millisecond
+	for {
+		pid, err := t.Pid(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		if pid > 0 {
+			return pid, nil
+		}
+		select {
+		case <-exited:
+			return 0, errExitedEarly
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(delay):
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("the container did not start within 30s")
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+var errExitedEarly = errors.New("lxc-execute exited before the container ran")
+
+// logHasErrors reports whether LXC logged an error for this start.
+func (b *Backend) logHasErrors(p private, id string) bool {
+	data, _ := os.ReadFile(logPath(p, id))
+	return strings.Contains(string(data), " ERROR ")
+}
+
+// startError names what LXC logged about a failed start.
+func (b *Backend) startError(p private, id string, err error) error {
+	data, _ := os.ReadFile(logPath(p, id))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var why []string
+	for _, l := range lines {
+		if i := strings.Index(l, " - "); i >= 0 {
+			l = l[i+3:]
+		}
+		if l != "" {
+			why = append(why, l)
+		}
+	}
+	if len(why) > 3 {
+		why = why[len(why)-3:]
+	}
+	if len(why) > 0 {
+		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition, Msg: err.Error() + ": " + strings.Join(why, "; "),
+			Hint: "the LXC log is " + logPath(p, id)}
+	}
+	return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "start")
+}
+
+// State implements backend.Backend.
+func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Status, error) {
+	p, err := loadPrivate(c)
+	if err != nil {
+		return backend.Status{}, err
+	}
+	if !p.Started {
+		if p.Killed {
+			return backend.Status{Status: "stopped"}, nil
+		}
+		return backend.Status{Status: "created"}, nil
+	}
+	t := b.tools(p)
+	st, err := t.State(ctx, c.ID)
+	if err != nil {
+		return backend.Status{}, errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
+	}
+	switch st {
+	case "RUNNING", "STARTING":
+		pid, err := t.Pid(ctx, c.ID)
+		if err != nil || pid == 0 {
+			return backend.Status{Status: "stopped"}, nil
+		}
+		return backend.Status{Status: "running", Pid: pid}, nil
+	case "FROZEN", "FREEZING":
+		pid, _ := t.Pid(ctx, c.ID)
+		return backend.Status{Status: "paused", Pid: pid}, nil
+	}
+	return backend.Status{Status: "stopped"}, nil
+}
+
+// Kill implements backend.Backend: the signal goes to the container's
+// init from the host, through a pidfd. A terminating signal to a created
+// container leaves it stopped without running (it has no init yet).
+func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signal, all bool) error {
+	p, err := loadPrivate(c)
+	if err != nil {
+		return err
+	}
+	if !p.Started {
+		if !p.Killed && terminates(sig) {
+			p.Killed = true
+			return savePrivate(c, p)
+		}
+		return nil
+	}
+	pid, err := b.tools(p).Pid(ctx, c.ID)
+	if err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
+	}
+	if pid == 0 {
+		return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
+	}
+	if all {
+		if pids, err := lxctools.CgroupPids(pid); err == nil {
+			for _, q := range pids {
+				if q != pid {
+					_ = unix.Kill(q, sig)
+				}
+			}
+		}
+	}
+	if err := lxctools.Signal(pid, sig); err != nil {
+		if errors.Is(err, lxctools.ErrNotRunning) {
+			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
+		}
+		return errdefs.Wrap(errdefs.ErrInternal, err, "signal %d", pid)
+	}
+	return nil
+}
+
+// Wait implements backend.Attacher: the exit status of a container this
+// process started (a foreground run).
+func (b *Backend) Wait(ctx context.Context, c *backend.Container) (int, error) {
+	cmd, ok := b.running[c.ID]
+	if !ok {
+		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "container %q was not started by this process", c.ID)
+	}
+	// The goroutine in Start waits on the process; its state comes after.
+	for cmd.ProcessState == nil {
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}
+
+// Delete implements backend.Backend: stop (with force), run the poststop
+// hooks, remove the LXC directory. Never lxc-destroy: for a dir rootfs it
+// deletes the rootfs, which is the bundle's.
+func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) error {
+	p, err := loadPrivate(c)
+	if errdefs.Category(err) == errdefs.ErrNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t := b.tools(p)
+	if p.Started {
+		pid, err := t.Pid(ctx, c.ID)
+		if err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
+		}
+		if pid > 0 && !force {
+			return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running", c.ID)
+		}
+		if pid > 0 {
+			if _, err := t.Run(ctx, "lxc-stop", "-n", c.ID, "-k"); err != nil {
+				if pid, _ := t.Pid(ctx, c.ID); pid > 0 {
+					return errdefs.Wrap(errdefs.ErrInternal, err, "stop")
+				}
+			}
+		}
+		// The monitor removes its state when the container is gone.
+		_, _ = t.Run(ctx, "lxc-wait", "-n", c.ID, "-s", "STOPPED", "-t", "10")
+	}
+	if p.Started || p.Killed {
+		for _, h := range p.PostStop {
+			if err := runHook(ctx, h, *p.State); err != nil {
+				b.log.Warn("poststop hook failed", "id", c.ID, "path", h.Path, "err", err)
+			}
+		}
+	}
+	if err := os.RemoveAll(p.LXCPath); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "remove lxc directory")
+	}
+	return nil
+}
+
+// Exec implements backend.Backend with lxc-attach.
+func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Process, opts backend.ExecOpts) (int, error) {
+	p, err := loadPrivate(c)
+	if err != nil {
+		return -1, err
+	}
+	t := b.tools(p)
+	if pid, _ := t.Pid(ctx, c.ID); pid == 0 {
+		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container")
+	}
+	return t.Exec(ctx, c.ID, proc, opts)
+}
+
+// Pids implements backend.Lister.
+func (b *Backend) Pids(ctx context.Context, c *backend.Container) ([]int, error) {
+	p, err := loadPrivate(c)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := b.tools(p).Pid(ctx, c.ID)
+	if err != nil || pid == 0 {
+		return nil, errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
+	}
+	pids, err := lxctools.CgroupPids(pid)
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "list processes")
+	}
+	return pids, nil
+}
+
+// Pause implements backend.Pauser with lxc-freeze.
+func (b *Backend) Pause(ctx context.Context, c *backend.Container) error {
+	return b.freeze(ctx, c, "lxc-freeze")
+}
+
+// Resume implements backend.Pauser with lxc-unfreeze.
+func (b *Backend) Resume(ctx context.Context, c *backend.Container) error {
+	return b.freeze(ctx, c, "lxc-unfreeze")
+}
+
+func (b *Backend) freeze(ctx context.Context, c *backend.Container, tool string) error {
+	p, err := loadPrivate(c)
+	if err != nil {
+		return err
+	}
+	if _, err := b.tools(p).Run(ctx, tool, "-n", c.ID); err != nil {
+		return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "%s", tool)
+	}
+	return nil
+}
+
+// terminates reports whether sig's default action ends a process.
+func terminates(sig unix.Signal) bool {
+	switch sig {
+	case 0, unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT, unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+		return false
+	}
+	return true
+}
