@@ -17,6 +17,7 @@ deps:
 
 build:
 	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/proxcage
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))proxcage-lxc-init ./cmd/proxcage-lxc-init
 
 # Build, make a busybox bundle and run it on the native backend.
 demo: build

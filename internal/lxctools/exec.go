@@ -31,6 +31,9 @@ func (t Tools) Exec(_ context.Context, name string, proc *specs.Process, opts ba
 	} else if proc.Terminal && opts.Detach {
 		return -1, errdefs.New(errdefs.ErrInvalidArgument, "exec --tty --detach needs --console-socket to receive the pty")
 	}
+	if err := CloseExecFrom(3); err != nil {
+		return -1, errdefs.Wrap(errdefs.ErrInternal, err, "close inherited descriptors")
+	}
 	if err := cmd.Start(); err != nil {
 		return -1, errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "lxc-attach")
 	}

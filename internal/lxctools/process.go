@@ -141,3 +141,23 @@ func OnPty(cmd *exec.Cmd, consoleSocket string) (send func() error, cleanup func
 	return func() error { return SendFd(consoleSocket, master) },
 		func() { master.Close(); slave.Close() }, nil
 }
+
+// CloseExecFrom marks every descriptor from minFd up close-on-exec, as
+// runc does before it execs: Go closes only its own descriptors on exec,
+// and LXC's tools refuse to start with an inherited one ("Aborting attach
+// to prevent leaking file descriptors into container").
+func CloseExecFrom(minFd int) error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < minFd {
+			continue
+		}
+		// The directory's own descriptor may be gone by now: ignore EBADF.
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	}
+	return nil
+}

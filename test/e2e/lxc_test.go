@@ -34,11 +34,24 @@ func TestLXCRunExecKillDelete(t *testing.T) {
 	})
 	pidFile := filepath.Join(e.dir, "pid")
 	e.ok("create", "--bundle", b, "--pid-file", pidFile, "lx1")
-	if st := e.state("lx1"); st.Status != specs.StateCreated || st.Pid != 0 {
-		t.Fatalf("after create: %+v", st)
+	// created: the init and its namespaces exist, the process waits.
+	created := e.state("lx1")
+	if created.Status != specs.StateCreated || created.Pid <= 0 || !alive(created.Pid) {
+		t.Fatalf("after create: %+v", created)
+	}
+	// Until start, pid 2 (under init.lxc) is the stand-in holding the
+	// process back.
+	if out := e.ok("exec", "lx1", "cat", "/proc/2/cmdline"); !strings.HasPrefix(out, "/dev/.proxcage-init\x00") {
+		t.Fatalf("pid 2 before start: %q", out)
 	}
 	e.ok("start", "lx1")
 	st := e.waitStatus("lx1", specs.StateRunning)
+	if st.Pid != created.Pid {
+		t.Fatalf("pid changed from %d to %d at start", created.Pid, st.Pid)
+	}
+	if out := e.ok("exec", "lx1", "cat", "/proc/2/cmdline"); !strings.HasPrefix(out, "sh\x00-c\x00") {
+		t.Fatalf("pid 2 after start: %q", out)
+	}
 	if st.Pid <= 0 || !alive(st.Pid) {
 		t.Fatalf("running container has no live pid: %+v", st)
 	}

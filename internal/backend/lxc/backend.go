@@ -3,11 +3,12 @@
 // spec to an LXC config (pure); this file is the lifecycle.
 //
 // How OCI states map to LXC: LXC has no created-but-paused init (its
-// start runs the container's command at once). proxcage models "created"
-// as a container whose config is written under its state directory and
-// not yet started, as the pve backend does: `create` checks and writes
-// everything, `start` runs it. So the init's pid, and the namespaces,
-// exist only from `start` on; the pid file is written then.
+// start runs the container's command at once). So `create` starts the
+// container with a stand-in process, proxcage-lxc-init (a static binary
+// bind-mounted into the container's /dev), which waits on an exec fifo as
+// runc's init does; `start` opens the fifo and the stand-in execs the
+// container's process. Namespaces, cgroups, the pid and the stdio binding
+// all exist from `create` on, as OCI says.
 //
 // The container runs under lxc-execute, whose init (init.lxc) is pid 1 in
 // the container and runs the process as pid 2: it forwards signals to it
@@ -20,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -45,13 +47,38 @@ type Backend struct {
 	runner string // the proxcage binary, for OCI hooks run by LXC
 	// running are the lxc-execute monitors this process started, for a
 	// foreground run's Wait.
-	running map[string]*exec.Cmd
+	running map[string]*monitor
+}
+
+// monitor is an lxc-execute process and the channel closed once it has
+// been waited for.
+type monitor struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // New returns the backend.
 func New(log *slog.Logger) *Backend {
 	exe, _ := os.Executable()
-	return &Backend{log: log, runner: exe, running: map[string]*exec.Cmd{}}
+	return &Backend{log: log, runner: exe, running: map[string]*monitor{}}
+}
+
+// InitHelper is the stand-in process's program name.
+const InitHelper = "proxcage-lxc-init"
+
+// initHelper finds proxcage-lxc-init: next to the proxcage binary, or in
+// PATH.
+func (b *Backend) initHelper() (string, error) {
+	p := filepath.Join(filepath.Dir(b.runner), InitHelper)
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	if p, err := exec.LookPath(InitHelper); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+		Msg:  InitHelper + " not found next to " + b.runner + " or in PATH",
+		Hint: "build it with `make build` (CGO_ENABLED=0 go build ./cmd/proxcage-lxc-init) and install it beside proxcage"}
 }
 
 // Name implements backend.Backend.
@@ -96,9 +123,16 @@ func (b *Backend) tools(p private) lxctools.Tools {
 }
 
 // paths of a container's LXC files under its state directory.
-func configPath(p private, id string) string  { return filepath.Join(p.LXCPath, id, "config") }
-func seccompPath(p private, id string) string { return filepath.Join(p.LXCPath, id, "seccomp") }
-func logPath(p private, id string) string     { return filepath.Join(p.LXCPath, id, "lxc.log") }
+func configPath(p private, id string) string { return filepath.Join(p.LXCPath, id, "config") }
+func logPath(p private, id string) string    { return filepath.Join(p.LXCPath, id, "lxc.log") }
+func initDir(p private, id string) string    { return filepath.Join(p.LXCPath, id, "init") }
+
+// Inside the container, under autodev's /dev tmpfs (so a read-only rootfs
+// stays untouched).
+const (
+	ctrInitHelper = "/dev/.proxcage-init"
+	ctrInitDir    = "/dev/.proxcage"
+)
 
 // Create implements backend.Backend: translate and write the config.
 func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
@@ -110,6 +144,9 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	}
 	if c.Spec.Process.Terminal && opts.ConsoleSocket == "" && opts.Detach {
 		return errdefs.New(errdefs.ErrInvalidArgument, "process.terminal needs --console-socket to receive the pty when detached")
+	}
+	if opts.PreserveFDs > 0 {
+		return errdefs.New(errdefs.ErrInvalidArgument, "--preserve-fds is not supported by the lxc backend (LXC refuses to pass descriptors into a container)")
 	}
 	if !c.Spec.Process.Terminal && opts.ConsoleSocket != "" {
 		return errdefs.New(errdefs.ErrInvalidArgument, "--console-socket given but process.terminal is false")
@@ -123,6 +160,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 		// lxc-execute gets the argv after --, so any argument works
 		// (lxc.init.cmd splits at spaces, with no quoting).
 		ArgsOnCommandLine: true,
+		HostHostname:      hostHostname(),
 		SourceIsFile: func(path string) bool {
 			fi, err := os.Stat(path)
 			return err == nil && !fi.IsDir()
@@ -141,14 +179,31 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "lxc directory")
 	}
+	// The seccomp policy the translator checked is not given to LXC: the
+	// stand-in loads it (as BPF) right before exec, where runc does;
+	// LXC would load it before its own setup (see process.go).
 	sp := ""
-	if cfg.Seccomp != "" {
-		sp = seccompPath(p, c.ID)
-		if err := os.WriteFile(sp, []byte(cfg.Seccomp), 0o600); err != nil {
-			return errdefs.Wrap(errdefs.ErrInternal, err, "write seccomp policy")
-		}
+	helper, err := b.initHelper()
+	if err != nil {
+		return err
 	}
-	if err := os.WriteFile(configPath(p, c.ID), []byte(cfg.Render(sp)), 0o600); err != nil {
+	if err := os.MkdirAll(initDir(p, c.ID), 0o755); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "init directory")
+	}
+	if err := unix.Mkfifo(filepath.Join(initDir(p, c.ID), "exec.fifo"), 0o622); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "exec fifo")
+	}
+	warnings, err := writeProcessFile(initDir(p, c.ID), c.Spec)
+	if err != nil {
+		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for lxc")
+	}
+	for _, w := range warnings {
+		b.log.Info("lxc: spec field not applied exactly: "+w, "id", c.ID)
+	}
+	conf := cfg.Render(sp) +
+		fmt.Sprintf("lxc.mount.entry = %s %s none bind,ro,create=file 0 0\n", lxctools.EscapeMountPath(helper), ctrInitHelper[1:]) +
+		fmt.Sprintf("lxc.mount.entry = %s %s none bind,create=dir 0 0\n", lxctools.EscapeMountPath(initDir(p, c.ID)), ctrInitDir[1:])
+	if err := os.WriteFile(configPath(p, c.ID), []byte(conf), 0o600); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "write lxc config")
 	}
 	if c.Spec.Hooks != nil {
@@ -158,11 +213,27 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 		}
 	}
 	p.PostStart, p.PostStop = cfg.PostStart, cfg.PostStop
-	p.State = &specs.State{Version: specs.Version, ID: c.ID, Status: specs.StateCreated, Bundle: c.Bundle, Annotations: c.Spec.Annotations}
+	p.State = &specs.State{Version: specs.Version, ID: c.ID, Status: specs.StateCreating, Bundle: c.Bundle, Annotations: c.Spec.Annotations}
 	if err := writeHookState(dir, *p.State); err != nil {
 		return err
 	}
-	return savePrivate(c, p)
+	if err := savePrivate(c, p); err != nil {
+		return err
+	}
+	pid, err := b.launch(ctx, c, p)
+	if err != nil {
+		return err
+	}
+	p.State.Status, p.State.Pid = specs.StateCreated, pid
+	if err := savePrivate(c, p); err != nil {
+		return err
+	}
+	if p.PidFile != "" {
+		if err := backend.WritePidFile(p.PidFile, pid); err != nil {
+			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
+		}
+	}
+	return nil
 }
 
 // cgroupV2 reports a unified-only host (on the v1 hybrid LXC uses v1).
@@ -171,64 +242,73 @@ func cgroupV2() bool {
 	return err == nil
 }
 
-// Start implements backend.Backend: lxc-execute, detached from us, with
-// our stdio (or a pty for a terminal), until the container runs.
-func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
-	p, err := loadPrivate(c)
-	if err != nil {
-		return err
-	}
-	if p.Started || p.Killed {
-		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started or killed")
-	}
+// launch runs lxc-execute with the stand-in process, detached from us
+// (its own session: the monitor outlives proxcage, and a terminal's ^C
+// reaches the container, not it), with our stdio or a pty for a terminal,
+// and waits until the container's init has a pid.
+func (b *Backend) launch(ctx context.Context, c *backend.Container, p private) (int, error) {
 	t := b.tools(p)
-	args := []string{"-q", "-n", c.ID, "-f", configPath(p, c.ID), "-o", logPath(p, c.ID), "-l", "ERROR", "--"}
+	args := []string{"-q", "-n", c.ID, "-f", configPath(p, c.ID), "-o", logPath(p, c.ID), "-l", "ERROR", "--", ctrInitHelper, ctrInitDir}
 	cmd := t.Command("lxc-execute", append(args, p.Args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	// Its own session: the monitor outlives proxcage, and a terminal's
-	// signals (^C) reach the container, not it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var sendMaster func() error
 	if p.Terminal && p.ConsoleSocket != "" {
 		send, cleanup, err := lxctools.OnPty(cmd, p.ConsoleSocket)
 		if err != nil {
-			return errdefs.Wrap(errdefs.ErrInternal, err, "allocate a pty")
+			return 0, errdefs.Wrap(errdefs.ErrInternal, err, "allocate a pty")
 		}
 		defer cleanup()
 		sendMaster = send
 	}
-	_ = os.Remove(logPath(p, c.ID))
+	if err := lxctools.CloseExecFrom(3); err != nil {
+		return 0, errdefs.Wrap(errdefs.ErrInternal, err, "close inherited descriptors")
+	}
 	if err := cmd.Start(); err != nil {
-		return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "lxc-execute")
+		return 0, errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "lxc-execute")
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
+	b.running[c.ID] = &monitor{cmd: cmd, exited: exited}
 	pid, err := b.waitRunning(ctx, t, c.ID, exited)
-	if errors.Is(err, errExitedEarly) && !b.logHasErrors(p, c.ID) {
-		// It ran and ended before we saw its pid (a short command): not a
-		// failed start. Its exit status is the monitor's.
-		err = nil
-	}
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
-		return b.startError(p, c.ID, err)
+		return 0, b.startError(p, c.ID, err)
 	}
 	if sendMaster != nil {
 		if err := sendMaster(); err != nil {
 			_ = lxctools.Signal(pid, unix.SIGKILL)
-			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
+			return 0, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
 		}
 	}
-	p.Started = true
-	p.State.Status, p.State.Pid = specs.StateRunning, pid
-	if err := savePrivate(c, p); err != nil {
+	return pid, nil
+}
+
+// Start implements backend.Backend: the stand-in process gets the exec
+// fifo's byte and execs the container's process.
+func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
+	p, err := loadPrivate(c)
+	if err != nil {
 		return err
 	}
-	if p.PidFile != "" && pid > 0 {
-		if err := backend.WritePidFile(p.PidFile, pid); err != nil {
-			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
-		}
+	if p.Started {
+		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started")
+	}
+	pid, err := b.tools(p).Pid(ctx, c.ID)
+	if err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
+	}
+	if pid == 0 {
+		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that is not created: stopped")
+	}
+	if err := openFifo(ctx, filepath.Join(initDir(p, c.ID), "exec.fifo")); err != nil {
+		return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "start")
+	}
+	p.Started = true
+	p.State.Status = specs.StateRunning
+	if err := savePrivate(c, p); err != nil {
+		return err
 	}
 	for _, h := range p.PostStart {
 		// OCI: a failing poststart hook is logged, not fatal.
@@ -236,11 +316,44 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 			b.log.Warn("poststart hook failed", "id", c.ID, "path", h.Path, "err", err)
 		}
 	}
-	b.running[c.ID] = cmd
-	// Reap it in the background if nobody waits (detached start): the
-	// goroutine above does, for as long as this process lives.
-	_ = exited
 	return nil
+}
+
+// openFifo opens the exec fifo for reading (the stand-in holds it open for
+// writing) and reads its byte. A stand-in that is gone never opens it: the
+// wait is bounded.
+func openFifo(ctx context.Context, path string) error {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_RDONLY, 0)
+		done <- result{f, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return r.err
+		}
+		defer r.f.Close()
+		buf := make([]byte, 1)
+		if n, err := r.f.Read(buf); n != 1 {
+			return fmt.Errorf("the container process is gone (%v)", err)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	// Unblock our own open with a writer, so the goroutine ends.
+	if w, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+		w.Close()
+	}
+	if r := <-done; r.f != nil {
+		r.f.Close()
+	}
+	return errors.New("the container process did not take the start signal within 10s")
 }
 
 // waitRunning polls until the container's init has a pid, or the monitor
@@ -270,16 +383,14 @@ func (b *Backend) waitRunning(ctx context.Context, t lxctools.Tools, id string, 
 	}
 }
 
-var errExitedEarly = errors.New("lxc-execute exited before the container ran")
+var errExitedEarly = errors.New("the container exited during create")
 
-// logHasErrors reports whether LXC logged an error for this start.
-func (b *Backend) logHasErrors(p private, id string) bool {
-	data, _ := os.ReadFile(logPath(p, id))
-	return strings.Contains(string(data), " ERROR ")
-}
-
-// startError names what LXC logged about a failed start.
+// startError names why a create failed: the stand-in's own words (the
+// process cannot be executed), else what LXC logged.
 func (b *Backend) startError(p private, id string, err error) error {
+	if msg, rerr := os.ReadFile(filepath.Join(initDir(p, id), "error")); rerr == nil && len(msg) > 0 {
+		return errdefs.New(errdefs.ErrInvalidArgument, "%s", strings.TrimSpace(string(msg)))
+	}
 	data, _ := os.ReadFile(logPath(p, id))
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	var why []string
@@ -307,12 +418,6 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 	if err != nil {
 		return backend.Status{}, err
 	}
-	if !p.Started {
-		if p.Killed {
-			return backend.Status{Status: "stopped"}, nil
-		}
-		return backend.Status{Status: "created"}, nil
-	}
 	t := b.tools(p)
 	st, err := t.State(ctx, c.ID)
 	if err != nil {
@@ -324,6 +429,9 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 		if err != nil || pid == 0 {
 			return backend.Status{Status: "stopped"}, nil
 		}
+		if !p.Started {
+			return backend.Status{Status: "created", Pid: pid}, nil
+		}
 		return backend.Status{Status: "running", Pid: pid}, nil
 	case "FROZEN", "FREEZING":
 		pid, _ := t.Pid(ctx, c.ID)
@@ -333,19 +441,12 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 }
 
 // Kill implements backend.Backend: the signal goes to the container's
-// init from the host, through a pidfd. A terminating signal to a created
-// container leaves it stopped without running (it has no init yet).
+// init from the host, through a pidfd (init.lxc passes it on; a created
+// container's stand-in dies of it like any process).
 func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signal, all bool) error {
 	p, err := loadPrivate(c)
 	if err != nil {
 		return err
-	}
-	if !p.Started {
-		if !p.Killed && terminates(sig) {
-			p.Killed = true
-			return savePrivate(c, p)
-		}
-		return nil
 	}
 	pid, err := b.tools(p).Pid(ctx, c.ID)
 	if err != nil {
@@ -375,19 +476,16 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 // Wait implements backend.Attacher: the exit status of a container this
 // process started (a foreground run).
 func (b *Backend) Wait(ctx context.Context, c *backend.Container) (int, error) {
-	cmd, ok := b.running[c.ID]
+	m, ok := b.running[c.ID]
 	if !ok {
 		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "container %q was not started by this process", c.ID)
 	}
-	// The goroutine in Start waits on the process; its state comes after.
-	for cmd.ProcessState == nil {
-		select {
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	select {
+	case <-m.exited:
+	case <-ctx.Done():
+		return -1, ctx.Err()
 	}
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws := m.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
 		return 128 + int(ws.Signal()), nil
 	}
@@ -406,12 +504,12 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		return err
 	}
 	t := b.tools(p)
-	if p.Started {
+	{
 		pid, err := t.Pid(ctx, c.ID)
 		if err != nil {
 			return errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
 		}
-		if pid > 0 && !force {
+		if pid > 0 && p.Started && !force {
 			return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running", c.ID)
 		}
 		if pid > 0 {
@@ -424,7 +522,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		// The monitor removes its state when the container is gone.
 		_, _ = t.Run(ctx, "lxc-wait", "-n", c.ID, "-s", "STOPPED", "-t", "10")
 	}
-	if p.Started || p.Killed {
+	if p.State != nil && p.State.Pid > 0 {
 		for _, h := range p.PostStop {
 			if err := runHook(ctx, h, *p.State); err != nil {
 				b.log.Warn("poststop hook failed", "id", c.ID, "path", h.Path, "err", err)
@@ -488,11 +586,7 @@ func (b *Backend) freeze(ctx context.Context, c *backend.Container, tool string)
 	return nil
 }
 
-// terminates reports whether sig's default action ends a process.
-func terminates(sig unix.Signal) bool {
-	switch sig {
-	case 0, unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT, unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
-		return false
-	}
-	return true
+func hostHostname() string {
+	h, _ := os.Hostname()
+	return h
 }

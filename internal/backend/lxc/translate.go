@@ -47,6 +47,11 @@ type Settings struct {
 	// it can hold the args, but args it cannot hold (an argument with a
 	// space, an empty one) are no longer an error.
 	ArgsOnCommandLine bool
+	// HostHostname is what a new UTS namespace starts with under runc:
+	// a copy of the host's name. Without a spec hostname the container
+	// gets it (LXC would otherwise name it after the container); empty
+	// means the id made a label.
+	HostHostname string
 }
 
 // Line is one `key = value` of an LXC config.
@@ -243,8 +248,9 @@ func (t *translator) newNS(typ specs.LinuxNamespaceType) bool {
 }
 
 // hostname: lxc.uts.name, only in a new UTS namespace (in the host's LXC
-// would rename the host). Without a hostname the container gets one made
-// from its id, as a valid DNS label.
+// would rename the host). Without a hostname the container keeps the
+// host's (Settings.HostHostname), as with runc, or else gets one made from
+// its id, as a valid DNS label.
 func (t *translator) hostname() {
 	h := t.s.Hostname
 	_, hasUTS := t.ns[specs.UTSNamespace]
@@ -257,6 +263,8 @@ func (t *translator) hostname() {
 		return
 	case !t.newNS(specs.UTSNamespace):
 		return
+	case h == "" && t.set.HostHostname != "":
+		h = t.set.HostHostname
 	case h == "":
 		h = labelFromID(t.id)
 	}
