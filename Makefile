@@ -7,7 +7,7 @@ TAGS      ?= seccomp
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps test-deps test unit e2e e2e-pve-real validation clients bench man lint demo clean
+.PHONY: all build deps test-deps test unit e2e e2e-pve-real validation validation-backends clients bench man lint demo clean
 
 all: build
 
@@ -41,6 +41,12 @@ e2e-pve-real: build
 validation: build
 	RETRIES=1 REQUIRE_SUPERSET=proxcage:runc ./test/validation/run.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
 
+# runtime-tools against the pve (pct double) and lxc backends, next to
+# native in each run: a per-program table (no pass/fail gate).
+validation-backends: build
+	./test/validation/pve.sh $(CURDIR)/$(BIN)
+	./test/validation/lxc.sh $(CURDIR)/$(BIN)
+
 clients: build
 	./test/clients/podman.sh $(CURDIR)/$(BIN)
 	./test/clients/containerd.sh $(CURDIR)/$(BIN)
@@ -50,7 +56,7 @@ clients: build
 # Everything CI runs: installs the test dependencies first.
 test:
 	@./scripts/install-deps.sh test
-	$(MAKE) lint unit e2e validation clients
+	$(MAKE) lint unit e2e validation validation-backends clients
 
 bench: build
 	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun crun-raw

@@ -60,7 +60,9 @@ func main() {
 			fail(dir, "seccomp: "+err.Error())
 		}
 	}
-	// Blocks until `start` opens the fifo for reading.
+	// Tell create that the container runs, then block until `start`
+	// opens the fifo for reading.
+	_ = os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)
 	f, err := os.OpenFile(filepath.Join(dir, "exec.fifo"), os.O_WRONLY, 0)
 	if err != nil {
 		fail(dir, "open exec fifo: "+err.Error())

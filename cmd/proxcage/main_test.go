@@ -551,10 +551,10 @@ func TestRouteCommand(t *testing.T) {
 		}
 	})
 	t.Run("annotation to a backend not in this build", func(t *testing.T) {
-		ab := e.bundle(map[string]string{"org.proxcage.backend": "lxc"})
+		ab := e.bundle(map[string]string{"org.proxcage.backend": "qemu"})
 		r := e.run("route", "--bundle", ab, "web")
-		if r.code != 2 || !strings.Contains(r.stderr, `unknown backend "lxc"`) {
-			t.Errorf("exit %d stderr %q, want 2 and unknown backend \"lxc\"", r.code, r.stderr)
+		if r.code != 2 || !strings.Contains(r.stderr, `unknown backend "qemu"`) {
+			t.Errorf("exit %d stderr %q, want 2 and unknown backend \"qemu\"", r.code, r.stderr)
 		}
 	})
 	t.Run("annotation to native", func(t *testing.T) {

@@ -161,3 +161,91 @@ func CloseExecFrom(minFd int) error {
 	}
 	return nil
 }
+
+// StartTime is a process's start time in clock ticks since boot (field 22
+// of /proc/PID/stat): with the pid, it names one process for good.
+func StartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: fields
+	// are counted from the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// Alive reports whether pid is still the process that started at start
+// (and not a zombie).
+func Alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return false
+	}
+	st, err := strconv.ParseUint(f[19], 10, 64)
+	return err == nil && st == start
+}
+
+// Children lists the children of pid (its main thread's).
+func Children(pid int) ([]int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Frozen reports whether pid's cgroup is frozen (cgroup v1 freezer, or
+// v2 cgroup.events).
+func Frozen(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if strings.Contains(","+parts[1]+",", ",freezer,") {
+			st, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/freezer", parts[2], "freezer.state"))
+			return strings.TrimSpace(string(st)) != "THAWED" && len(st) > 0
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+				if ev, err := os.ReadFile(filepath.Join(root, parts[2], "cgroup.events")); err == nil {
+					if strings.Contains(string(ev), "frozen 1") {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}

@@ -139,9 +139,9 @@ func TestDoctor(t *testing.T) {
 		}
 	}
 	// A config that routes to a backend this build lacks fails doctor.
-	os.WriteFile(e.config, []byte("default_backend = \"lxc\"\n"), 0o644)
+	os.WriteFile(e.config, []byte("default_backend = \"qemu\"\n"), 0o644)
 	r := e.run("doctor")
-	if r.code != 5 || !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, `unknown backend "lxc"`) {
+	if r.code != 5 || !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, `unknown backend "qemu"`) {
 		t.Fatalf("doctor with unknown backend: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -92,10 +92,13 @@ type private struct {
 	Terminal      bool         `json:"terminal,omitempty"`
 	Args          []string     `json:"args"`
 	Started       bool         `json:"started,omitempty"`
-	Killed        bool         `json:"killed,omitempty"`
 	PostStart     []specs.Hook `json:"postStart,omitempty"`
 	PostStop      []specs.Hook `json:"postStop,omitempty"`
 	State         *specs.State `json:"state,omitempty"` // what hooks get on stdin
+	// Pid and StartTime name the container's init (init.lxc) for good:
+	// state, kill and delete read /proc instead of asking lxc-info.
+	Pid       int    `json:"pid,omitempty"`
+	StartTime uint64 `json:"startTime,omitempty"`
 }
 
 func loadPrivate(c *backend.Container) (private, error) {
@@ -225,6 +228,10 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 		return err
 	}
 	p.State.Status, p.State.Pid = specs.StateCreated, pid
+	p.Pid = pid
+	if p.StartTime, err = lxctools.StartTime(pid); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "read the init's start time")
+	}
 	if err := savePrivate(c, p); err != nil {
 		return err
 	}
@@ -270,7 +277,7 @@ func (b *Backend) launch(ctx context.Context, c *backend.Container, p private) (
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	b.running[c.ID] = &monitor{cmd: cmd, exited: exited}
-	pid, err := b.waitRunning(ctx, t, c.ID, exited)
+	pid, err := b.waitRunning(ctx, t, c.ID, cmd.Process.Pid, initDir(p, c.ID), exited)
 	if err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -295,11 +302,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 	if p.Started {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started")
 	}
-	pid, err := b.tools(p).Pid(ctx, c.ID)
-	if err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
-	}
-	if pid == 0 {
+	if live(p) == 0 {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that is not created: stopped")
 	}
 	if err := openFifo(ctx, filepath.Join(initDir(p, c.ID), "exec.fifo")); err != nil {
@@ -356,18 +359,21 @@ func openFifo(ctx context.Context, path string) error {
 	return errors.New("the container process did not take the start signal within 10s")
 }
 
-// waitRunning polls until the container's init has a pid, or the monitor
-// exited (the start failed, or the process ended at once).
-func (b *Backend) waitRunning(ctx context.Context, t lxctools.Tools, id string, exited <-chan struct{}) (int, error) {
+// waitRunning waits until the stand-in runs (it writes DIR/ready) and
+// returns the host pid of the container's init, the monitor's child. It
+// polls files, not lxc-info: each lxc-info is a process to start.
+func (b *Backend) waitRunning(ctx context.Context, t lxctools.Tools, id string, monitor int, dir string, exited <-chan struct{}) (int, error) {
 	deadline := time.Now().Add(30 * time.Second)
-	delay := 2 * time.Millisecond
+	delay := 200 * time.Microsecond
 	for {
-		pid, err := t.Pid(ctx, id)
-		if err != nil {
-			return 0, err
-		}
-		if pid > 0 {
-			return pid, nil
+		if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
+			if kids, err := lxctools.Children(monitor); err == nil && len(kids) == 1 {
+				return kids[0], nil
+			}
+			// No /proc children file (CONFIG_PROC_CHILDREN off): ask LXC.
+			if pid, err := t.Pid(ctx, id); err == nil && pid > 0 {
+				return pid, nil
+			}
 		}
 		select {
 		case <-exited:
@@ -379,8 +385,16 @@ func (b *Backend) waitRunning(ctx context.Context, t lxctools.Tools, id string, 
 		if time.Now().After(deadline) {
 			return 0, errors.New("the container did not start within 30s")
 		}
-		delay = min(delay*2, 100*time.Millisecond)
+		delay = min(delay*2, 50*time.Millisecond)
 	}
+}
+
+// live returns the init's pid while it runs, else 0.
+func live(p private) int {
+	if p.Pid > 0 && lxctools.Alive(p.Pid, p.StartTime) {
+		return p.Pid
+	}
+	return 0
 }
 
 var errExitedEarly = errors.New("the container exited during create")
@@ -412,32 +426,23 @@ func (b *Backend) startError(p private, id string, err error) error {
 	return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "start")
 }
 
-// State implements backend.Backend.
+// State implements backend.Backend, from /proc: the init's pid and start
+// time recorded at create, and its cgroup's freezer.
 func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Status, error) {
 	p, err := loadPrivate(c)
 	if err != nil {
 		return backend.Status{}, err
 	}
-	t := b.tools(p)
-	st, err := t.State(ctx, c.ID)
-	if err != nil {
-		return backend.Status{}, errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
-	}
-	switch st {
-	case "RUNNING", "STARTING":
-		pid, err := t.Pid(ctx, c.ID)
-		if err != nil || pid == 0 {
-			return backend.Status{Status: "stopped"}, nil
-		}
-		if !p.Started {
-			return backend.Status{Status: "created", Pid: pid}, nil
-		}
-		return backend.Status{Status: "running", Pid: pid}, nil
-	case "FROZEN", "FREEZING":
-		pid, _ := t.Pid(ctx, c.ID)
+	pid := live(p)
+	switch {
+	case pid == 0:
+		return backend.Status{Status: "stopped"}, nil
+	case !p.Started:
+		return backend.Status{Status: "created", Pid: pid}, nil
+	case lxctools.Frozen(pid):
 		return backend.Status{Status: "paused", Pid: pid}, nil
 	}
-	return backend.Status{Status: "stopped"}, nil
+	return backend.Status{Status: "running", Pid: pid}, nil
 }
 
 // Kill implements backend.Backend: the signal goes to the container's
@@ -448,10 +453,7 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	if err != nil {
 		return err
 	}
-	pid, err := b.tools(p).Pid(ctx, c.ID)
-	if err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
-	}
+	pid := live(p)
 	if pid == 0 {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 	}
@@ -504,23 +506,17 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		return err
 	}
 	t := b.tools(p)
-	{
-		pid, err := t.Pid(ctx, c.ID)
-		if err != nil {
-			return errdefs.Wrap(errdefs.ErrInternal, err, "lxc-info")
-		}
-		if pid > 0 && p.Started && !force {
+	if pid := live(p); pid > 0 {
+		if p.Started && !force {
 			return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running", c.ID)
 		}
-		if pid > 0 {
-			if _, err := t.Run(ctx, "lxc-stop", "-n", c.ID, "-k"); err != nil {
-				if pid, _ := t.Pid(ctx, c.ID); pid > 0 {
-					return errdefs.Wrap(errdefs.ErrInternal, err, "stop")
-				}
-			}
+		if _, err := t.Run(ctx, "lxc-stop", "-n", c.ID, "-k"); err != nil && live(p) > 0 {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "stop")
 		}
-		// The monitor removes its state when the container is gone.
-		_, _ = t.Run(ctx, "lxc-wait", "-n", c.ID, "-s", "STOPPED", "-t", "10")
+		// The monitor cleans up once the init is gone.
+		for deadline := time.Now().Add(10 * time.Second); live(p) > 0 && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
 	}
 	if p.State != nil && p.State.Pid > 0 {
 		for _, h := range p.PostStop {
@@ -541,11 +537,10 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	if err != nil {
 		return -1, err
 	}
-	t := b.tools(p)
-	if pid, _ := t.Pid(ctx, c.ID); pid == 0 {
+	if live(p) == 0 {
 		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container")
 	}
-	return t.Exec(ctx, c.ID, proc, opts)
+	return b.tools(p).Exec(ctx, c.ID, proc, opts)
 }
 
 // Pids implements backend.Lister.
@@ -554,8 +549,8 @@ func (b *Backend) Pids(ctx context.Context, c *backend.Container) ([]int, error)
 	if err != nil {
 		return nil, err
 	}
-	pid, err := b.tools(p).Pid(ctx, c.ID)
-	if err != nil || pid == 0 {
+	pid := live(p)
+	if pid == 0 {
 		return nil, errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 	}
 	pids, err := lxctools.CgroupPids(pid)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/lxctools"
 )
 
@@ -55,7 +56,15 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 	}
 	checks = append(checks, c)
 
-	c = backend.Check{Name: "lxc: cgroups", OK: true}
+	c = backend.Check{Name: "lxc: " + InitHelper, OK: true}
+	if p, err := b.initHelper(); err != nil {
+		c.OK, c.Detail, c.Hint = false, errdefs.OneLine(err), errdefs.Hint(err)
+	} else {
+		c.Detail = p + " (holds a created container's process until start)"
+	}
+	checks = append(checks, c)
+
+		c = backend.Check{Name: "lxc: cgroups", OK: true}
 	if cgroupV2() {
 		c.Detail = "cgroup v2 (unified): lxc.cgroup2.* limits"
 	} else {
