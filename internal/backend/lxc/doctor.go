@@ -64,7 +64,7 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 	}
 	checks = append(checks, c)
 
-		c = backend.Check{Name: "lxc: cgroups", OK: true}
+	c = backend.Check{Name: "lxc: cgroups", OK: true}
 	if cgroupV2() {
 		c.Detail = "cgroup v2 (unified): lxc.cgroup2.* limits"
 	} else {
