@@ -65,6 +65,7 @@ bench: build
 	./bench/pve.sh $(CURDIR)/$(BIN)
 	$(GO) test -run '^$$' -bench APILifecycle20ms -benchtime 20x ./internal/backend/pve/
 	./bench/image.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
+	./bench/lxc.sh $(CURDIR)/$(BIN)
 
 man:
 	$(GO) build -tags '$(TAGS) genman' -o bin/proxcage-genman ./cmd/proxcage
