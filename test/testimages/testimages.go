@@ -4,7 +4,8 @@
 //
 //   - test/busybox:1   two layers over the host's static busybox: passwd
 //     and group, a whiteout, an opaque directory, a write through the
-//     absolute symlink var/run -> /run, a hardlink, setuid and owned files;
+//     absolute symlink var/run -> /run (in its own layer), a hardlink,
+//     setuid and owned files;
 //   - test/hostile:1   a layer whose entry "../escape" leaves the rootfs;
 //   - test/debian:1    (only with a rootfs dir) a Debian rootfs split into
 //     three layers, for benchmarks.
@@ -129,6 +130,12 @@ func Busybox(busybox string) (v1.Image, error) {
 		{Name: "run/", Type: tar.TypeDir},
 		{Name: "var/", Type: tar.TypeDir},
 		{Name: "var/run", Type: tar.TypeSymlink, Link: "/run"},
+		// Written through the absolute symlink above, in the same layer:
+		// it lands in run/, for every unpacker. (Through a symlink of a
+		// lower layer, stores differ: containerd and umoci follow it, as
+		// proxcage does; containers/storage, extracting each layer on its
+		// own, makes var/run a directory.)
+		{Name: "var/run/through-symlink", Data: []byte("written through var/run -> /run\n")},
 		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
 		{Name: "proc/", Type: tar.TypeDir},
 		{Name: "sys/", Type: tar.TypeDir},
@@ -154,7 +161,6 @@ func Busybox(busybox string) (v1.Image, error) {
 		{Name: "opt/old/", Type: tar.TypeDir},
 		{Name: "opt/old/.wh..wh..opq"},
 		{Name: "opt/old/b.txt", Data: []byte("layer 2\n")},
-		{Name: "var/run/through-symlink", Data: []byte("written through var/run -> /run\n")},
 		{Name: "home/", Type: tar.TypeDir},
 		{Name: "home/app/", Type: tar.TypeDir, UID: 1000, GID: 1000},
 		{Name: "home/app/.profile", Data: []byte("export APP=1\n"), UID: 1000, GID: 1000, Mode: 0o600},
