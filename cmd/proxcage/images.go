@@ -87,14 +87,14 @@ func (f *imageFlags) idAndCommand(cmd *cobra.Command, args []string) (string, []
 	return "proxcage-" + hex.EncodeToString(b), command
 }
 
-func (f *imageFlags) request(a *app, command []string) (runtime.ImageRequest, error) {
+func (f *imageFlags) request(a *app, command []string) runtime.ImageRequest {
 	return runtime.ImageRequest{
 		Ref:  f.ref,
 		Pull: a.pullOptions(f.platform, f.creds, f.quiet),
 		Overrides: imagespec.Overrides{
 			Args: command, Env: f.env, Workdir: f.workdir, User: f.user, Tty: f.tty,
 		},
-	}, nil
+	}
 }
 
 // pullOptions: bars on stderr when it is a terminal (never for a shim,

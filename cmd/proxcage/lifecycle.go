@@ -101,11 +101,7 @@ func (a *app) createCommand() *cobra.Command {
 			if f.img.rm {
 				return errdefs.New(errdefs.ErrInvalidArgument, "create: --rm applies to run only")
 			}
-			req, err := f.img.request(a, cmdArgs)
-			if err != nil {
-				return errdefs.Context(err, "create", id)
-			}
-			if err := rt.CreateFromImage(cmd.Context(), id, req, opts); err != nil {
+			if err := rt.CreateFromImage(cmd.Context(), id, f.img.request(a, cmdArgs), opts); err != nil {
 				return errdefs.Context(err, "create", id)
 			}
 			if f.img.generated {
@@ -152,14 +148,10 @@ func (a *app) runCommand() *cobra.Command {
 					// Nothing watches a detached container for its end.
 					return errdefs.New(errdefs.ErrInvalidArgument, "run: --rm with --detach is not supported; `proxcage delete` it when done")
 				}
-				req, rerr := f.img.request(a, cmdArgs)
-				if rerr != nil {
-					return errdefs.Context(rerr, "run", id)
-				}
 				if f.img.generated && detach {
 					defer a.println(id)
 				}
-				status, err = rt.RunFromImage(cmd.Context(), id, req, opts)
+				status, err = rt.RunFromImage(cmd.Context(), id, f.img.request(a, cmdArgs), opts)
 			}
 			if err != nil {
 				return errdefs.Context(err, "run", id)

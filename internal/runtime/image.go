@@ -128,12 +128,7 @@ func (r *Runtime) lockImageBundle(id string) (func(), error) {
 // prepareImageBundle pulls the image if the store lacks it, unpacks it
 // once, writes DATA/containers/ID/config.json and the container's root
 // filesystem, and records the container as a user of the image.
-func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest) (dir string, src *backend.ImageSource, err error) {
-	dir, src, err = r.prepareImage(ctx, id, req)
-	return dir, src, err
-}
-
-func (r *Runtime) prepareImage(ctx context.Context, id string, req ImageRequest) (string, *backend.ImageSource, error) {
+func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest) (string, *backend.ImageSource, error) {
 	if err := store.ValidateID(id); err != nil {
 		return "", nil, err
 	}
