@@ -108,6 +108,17 @@ func (a *app) pullOptions(platform, creds string, quiet bool) image.PullOptions 
 
 func (a *app) println(s string) { fmt.Fprintln(a.stdout, s) }
 
+// imageStore opens the image store under the configured data dir; op
+// prefixes its errors.
+func (a *app) imageStore(op string) (*image.Store, error) {
+	rt, err := a.runtime()
+	if err != nil {
+		return nil, err
+	}
+	st, err := rt.ImageStore()
+	return st, errdefs.Context(err, op, "")
+}
+
 func (a *app) pullCommand() *cobra.Command {
 	var platform, creds string
 	var quiet bool
@@ -150,13 +161,9 @@ func (a *app) imagesCommand() *cobra.Command {
 			if format != "table" && format != "json" {
 				return errdefs.New(errdefs.ErrInvalidArgument, "images: --format %q: want table or json", format)
 			}
-			rt, err := a.runtime()
+			st, err := a.imageStore("images")
 			if err != nil {
 				return err
-			}
-			st, err := rt.ImageStore()
-			if err != nil {
-				return errdefs.Context(err, "images", "")
 			}
 			list, err := st.List()
 			if err != nil {
@@ -194,13 +201,9 @@ func (a *app) imagesCommand() *cobra.Command {
 		Short: "Remove unnamed images no container uses, and unreferenced blobs",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := a.runtime()
+			st, err := a.imageStore("images prune")
 			if err != nil {
 				return err
-			}
-			st, err := rt.ImageStore()
-			if err != nil {
-				return errdefs.Context(err, "images prune", "")
 			}
 			removed, err := st.Prune()
 			for _, r := range removed {
@@ -220,13 +223,9 @@ func (a *app) rmiCommand() *cobra.Command {
 		Example: "  proxcage rmi docker.io/library/busybox:1.36",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rt, err := a.runtime()
+			st, err := a.imageStore("rmi")
 			if err != nil {
 				return err
-			}
-			st, err := rt.ImageStore()
-			if err != nil {
-				return errdefs.Context(err, "rmi", "")
 			}
 			for _, ref := range args {
 				removed, err := st.Remove(ref, force)
