@@ -39,8 +39,7 @@ need hyperfine hyperfine
 need jq jq
 need tar tar
 
-GO=$(command -v go || echo /usr/local/go/bin/go)
-[ -x "$GO" ] || { echo "go not found" >&2; exit 2; }
+GO=${GO:-$("$REPO/scripts/find-go.sh")} || exit 2
 
 SCRATCH=${SCRATCH:-$(mktemp -d /var/tmp/proxcage-template-bench.XXXXXX)}
 mkdir -p "$SCRATCH"

@@ -242,3 +242,35 @@ func TestRouteMatchesAndDescribe(t *testing.T) {
 		t.Errorf("Describe = %q, want %q", got, want)
 	}
 }
+
+// The example config the package installs as /etc/proxcage/config.toml
+// changes nothing as shipped, and every key it shows commented out is a
+// real one: uncommented, it still loads.
+func TestPackagedExample(t *testing.T) {
+	data, err := os.ReadFile("../../packaging/config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		t.Fatalf("shipped example: %v", err)
+	}
+	if want := Default(); !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("shipped example is not the defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		// "# key = value" and "# [table]" lines, not the prose.
+		if u, ok := strings.CutPrefix(l, "# "); ok && (strings.HasPrefix(u, "[") || strings.Contains(strings.SplitN(u, "#", 2)[0], " = ")) {
+			l = u
+		}
+		lines = append(lines, l)
+	}
+	cfg, err = Parse([]byte(strings.Join(lines, "\n")))
+	if err != nil {
+		t.Fatalf("example with every setting uncommented: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	if len(cfg.Routes) != 1 || cfg.Routes[0].Backend != "pve" || cfg.PVE.URL == "" || cfg.PVE.VMIDRange == "" {
+		t.Fatalf("uncommented example: %+v", cfg)
+	}
+}

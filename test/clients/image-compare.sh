@@ -44,11 +44,18 @@ args=(-port 0)
 [ -n "$EXTRA_ROOTFS" ] && args+=(-rootfs "$EXTRA_ROOTFS")
 "$SCRATCH/testregistry" "${args[@]}" >"$SCRATCH/refs" 2>"$SCRATCH/registry.err" &
 REG_PID=$!
-for _ in $(seq 100); do
+# It prints its references once every image is built: with ROOTFS, three
+# compressed layers of it, which takes a while on a loaded machine.
+for _ in $(seq 1200); do
 	[ -s "$SCRATCH/refs" ] && break
+	kill -0 "$REG_PID" 2>/dev/null || break
 	sleep 0.1
 done
-[ -s "$SCRATCH/refs" ] || { cat "$SCRATCH/registry.err" >&2; exit 1; }
+[ -s "$SCRATCH/refs" ] || {
+	cat "$SCRATCH/registry.err" >&2
+	echo "image-compare: the test registry printed no references (it exited, or was not ready in 120 s)" >&2
+	exit 1
+}
 sleep 0.2 # every line printed
 
 printf 'data_dir = "%s/data"\n' "$SCRATCH" >"$SCRATCH/proxcage.toml"

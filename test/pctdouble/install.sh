@@ -10,10 +10,7 @@ fi
 dest=$1
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-go=${GO:-}
-if [ -z "$go" ]; then
-	if command -v go >/dev/null 2>&1; then go=go; else go=/usr/local/go/bin/go; fi
-fi
+go=${GO:-$("$root/scripts/find-go.sh")}
 mkdir -p "$dest"
 # CGO_ENABLED=0: a static binary, independent of the host's libc.
 (cd "$root" && CGO_ENABLED=0 "$go" build -o "$dest/pctdouble" ./test/pctdouble)

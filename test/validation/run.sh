@@ -48,6 +48,7 @@ PINNED_MODULES=(
 	gopkg.in/yaml.v2@v2.4.0
 )
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 die() { echo "validation: error: $*" >&2; exit 2; }
 
 usage() {
@@ -145,8 +146,7 @@ suite_complete() {
 
 build_suite() {
 	local go
-	go=$(command -v go || echo /usr/local/go/bin/go)
-	[ -x "$go" ] || die "go not found"
+	go=${GO:-$("$HERE/../../scripts/find-go.sh")} || die "no Go toolchain to build the suite with"
 	local src=$CACHE/src log=$CACHE/build.log start=$SECONDS
 	printf 'validation: building runtime-tools %s suite in %s ... ' "$RT_VERSION" "$CACHE"
 	rm -rf "$src" "$BIN.tmp"

@@ -25,24 +25,27 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 	c := backend.Check{Name: "lxc: tools", OK: len(missing) == 0, Detail: "lxc-execute lxc-info lxc-attach lxc-stop lxc-wait lxc-freeze found"}
 	if !c.OK {
 		c.Detail, c.Hint = "not found: "+strings.Join(missing, ", "), "apt-get install lxc"
-		return append(checks, c)
 	}
 	checks = append(checks, c)
 
-	c = backend.Check{Name: "lxc: version"}
-	out, err := lxctools.Tools{}.Run(ctx, "lxc-execute", "--version")
-	v := strings.TrimSpace(out)
-	var major int
-	fmt.Sscanf(v, "%d.", &major)
-	switch {
-	case err != nil:
-		c.Detail = err.Error()
-	case major < 4:
-		c.Detail, c.Hint = "LXC "+v, "LXC 4.0 or later is needed (lxc.namespace.*, lxc.init.cwd)"
-	default:
-		c.OK, c.Detail = true, "LXC "+v
+	// The version needs lxc-execute; the checks after it run either way,
+	// so one doctor run names every problem.
+	if c.OK {
+		c = backend.Check{Name: "lxc: version"}
+		out, err := lxctools.Tools{}.Run(ctx, "lxc-execute", "--version")
+		v := strings.TrimSpace(out)
+		var major int
+		fmt.Sscanf(v, "%d.", &major)
+		switch {
+		case err != nil:
+			c.Detail = err.Error()
+		case major < 4:
+			c.Detail, c.Hint = "LXC "+v, "LXC 4.0 or later is needed (lxc.namespace.*, lxc.init.cwd)"
+		default:
+			c.OK, c.Detail = true, "LXC "+v
+		}
+		checks = append(checks, c)
 	}
-	checks = append(checks, c)
 
 	c = backend.Check{Name: "lxc: init.lxc", OK: true, Detail: "init.lxc.static found (lxc-execute's pid 1)"}
 	found := false
