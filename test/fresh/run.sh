@@ -18,7 +18,12 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 T=$(mktemp -d /tmp/proxcage-fresh.XXXXXX)
 chmod 755 "$T"
+bg_pids=()
 cleanup() {
+	# The background builders run in sessions of their own: stop all of
+	# their processes before removing what they write into.
+	for p in "${bg_pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
 	[ -d "$T/go" ] && chmod -R u+w "$T/go"
 	rm -rf "$T"
 }
@@ -29,11 +34,12 @@ log() { sed 's/^/    /' "$1" >&2; }
 
 # The two slow ones in the background, each with a log of its own.
 t0=$SECONDS
-./scripts/debian-rootfs.sh "$T/deb/a/b/debian-minbase" >"$T/deb.log" 2>&1 &
+setsid ./scripts/debian-rootfs.sh "$T/deb/a/b/debian-minbase" >"$T/deb.log" 2>&1 &
 deb_pid=$!
 PROXCAGE_CACHE=$T/rt/a/b PROGRAMS=default OUT=$T/rt-out \
-	./test/validation/run.sh proxcage="$bin" >"$T/rt.log" 2>&1 &
+	setsid ./test/validation/run.sh proxcage="$bin" >"$T/rt.log" 2>&1 &
 rt_pid=$!
+bg_pids=("$deb_pid" "$rt_pid")
 
 # The Go toolchain, into a prefix that does not exist; whichever Go is on
 # PATH downloads it (or the module cache already has it).

@@ -6,7 +6,8 @@
 # tree (scripts/debian-rootfs.sh, cached), entered with chroot in mount,
 # pid and network namespaces of its own: nothing it does reaches the host
 # or the network, so apt has to install from the .deb and what minbase
-# already holds. Also checks that `make deb` is reproducible. Needs root.
+# already holds. Also checks that `make deb` is reproducible, and that
+# `make uninstall` undoes `make install`. Needs root.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 DEB" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "deb.sh: needs root (overlay mounts, chroot)" >&2; exit 2; }
@@ -19,6 +20,25 @@ cache=${PROXCAGE_CACHE:-$HOME/.cache/proxcage}
 work=$(mktemp -d /tmp/proxcage-debtest.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "deb.sh: FAIL: $*" >&2; exit 1; }
+
+# make install into a staging dir, then make uninstall: only the config
+# (the admin's by then) is left, and the lxc helper dir is gone.
+(cd "$top" && make --no-print-directory -s install DESTDIR="$work/inst" PREFIX=/usr/local >"$work/inst.log" 2>&1) || {
+	cat "$work/inst.log" >&2
+	fail "make install"
+}
+for f in usr/local/bin/proxcage usr/local/libexec/proxcage/proxcage-lxc-init usr/local/share/man/man8/proxcage.8 \
+	usr/local/share/bash-completion/completions/proxcage etc/proxcage/config.toml; do
+	[ -s "$work/inst/$f" ] || fail "make install put no $f"
+done
+(cd "$top" && make --no-print-directory -s uninstall DESTDIR="$work/inst" PREFIX=/usr/local >"$work/inst.log" 2>&1) || {
+	cat "$work/inst.log" >&2
+	fail "make uninstall"
+}
+left=$(cd "$work/inst" && find . -type f | sort | tr '\n' ' ')
+[ "$left" = "./etc/proxcage/config.toml " ] || fail "make uninstall left: $left"
+[ ! -e "$work/inst/usr/local/libexec/proxcage" ] || fail "make uninstall left libexec/proxcage"
+echo "deb.sh: make install, then make uninstall: only /etc/proxcage/config.toml is left"
 
 # Reproducible: the same commit gives the same bytes.
 sum1=$(sha256sum <"$deb")
