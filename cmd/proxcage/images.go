@@ -201,11 +201,11 @@ func (a *app) imagesCommand() *cobra.Command {
 		Short: "Remove unnamed images no container uses, and unreferenced blobs",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.imageStore("images prune")
+			rt, err := a.runtime()
 			if err != nil {
 				return err
 			}
-			removed, err := st.Prune()
+			removed, err := rt.PruneImages(cmd.Context())
 			for _, r := range removed {
 				a.println(r)
 			}
@@ -223,12 +223,12 @@ func (a *app) rmiCommand() *cobra.Command {
 		Example: "  proxcage rmi docker.io/library/busybox:1.36",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := a.imageStore("rmi")
+			rt, err := a.runtime()
 			if err != nil {
 				return err
 			}
 			for _, ref := range args {
-				removed, err := st.Remove(ref, force)
+				removed, err := rt.RemoveImage(cmd.Context(), ref, force)
 				if err != nil {
 					return errdefs.Context(err, "rmi", ref)
 				}

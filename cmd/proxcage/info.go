@@ -22,6 +22,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/route"
+	"github.com/proxcage/proxcage/internal/runtime"
 	"github.com/proxcage/proxcage/internal/store"
 )
 
@@ -253,12 +255,14 @@ func (a *app) versionCommand() *cobra.Command {
 }
 
 func (a *app) routeCommand() *cobra.Command {
-	var bundle string
+	var bundle, ref string
+	var annotations []string
 	cmd := &cobra.Command{
 		Use:   "route [flags] <container-id>",
 		Short: "Print which backend a new container would run on, and which rule chose it",
 		Example: `  proxcage route --bundle ./bundle pve-web
-  proxcage --config ./config.toml route -b ./bundle demo`,
+  proxcage --config ./config.toml route -b ./bundle demo
+  proxcage route --image docker.io/library/nginx:1.27 --annotation org.proxcage.backend=pve web`,
 		Args: exactID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
@@ -269,7 +273,20 @@ func (a *app) routeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := rt.Route(id, bundle)
+			ann, err := parseAnnotations(annotations)
+			if err != nil {
+				return errdefs.Context(err, "route", id)
+			}
+			var d route.Decision
+			if ref != "" {
+				if cmd.Flags().Changed("bundle") {
+					return errdefs.New(errdefs.ErrInvalidArgument, "route: --bundle and --image exclude each other")
+				}
+				// The image is not pulled: its labels never route.
+				d, err = rt.RouteImage(id, ref, ann)
+			} else {
+				d, err = rt.Route(id, runtime.BundleRequest{Dir: bundle, Annotations: ann})
+			}
 			if err != nil {
 				return errdefs.Context(err, "route", id)
 			}
@@ -278,6 +295,8 @@ func (a *app) routeCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory")
+	cmd.Flags().StringVar(&ref, "image", "", "route a container of this image instead (only --annotation and the config decide; the image is not pulled)")
+	registerAnnotations(cmd, &annotations)
 	return cmd
 }
 

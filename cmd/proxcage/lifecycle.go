@@ -24,6 +24,7 @@ type createFlags struct {
 	preserveFDs   int
 	noPivot       bool
 	noNewKeyring  bool
+	annotations   []string
 	img           imageFlags
 }
 
@@ -36,7 +37,44 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass N extra file descriptors (after stdio) to the container")
 	fl.BoolVar(&f.noPivot, "no-pivot", false, "do not use pivot_root (for a rootfs on ramfs)")
 	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "do not create a new session keyring")
+	registerAnnotations(cmd, &f.annotations)
 	f.img.register(cmd)
+}
+
+// registerAnnotations adds podman's --annotation flag.
+func registerAnnotations(cmd *cobra.Command, to *[]string) {
+	cmd.Flags().StringArrayVar(to, "annotation", nil,
+		"set an annotation KEY=VALUE (repeatable), over the bundle's: the backend (org.proxcage.backend) and backend options (org.proxcage.vmid, ...), which an image's labels can never set")
+}
+
+// parseAnnotations reads --annotation values.
+func parseAnnotations(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, errdefs.New(errdefs.ErrInvalidArgument, "--annotation %q: want KEY=VALUE", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// bundle is the bundle request of a create or run without --image.
+func (f *createFlags) bundleRequest() (runtime.BundleRequest, error) {
+	ann, err := parseAnnotations(f.annotations)
+	return runtime.BundleRequest{Dir: f.bundle, Annotations: ann}, err
+}
+
+// imageRequest is the image request of a create or run with --image.
+func (f *createFlags) imageRequest(a *app, command []string) (runtime.ImageRequest, error) {
+	req := f.img.request(a, command)
+	ann, err := parseAnnotations(f.annotations)
+	req.Overrides.Annotations = ann
+	return req, err
 }
 
 // opts resolves relative paths now: the native backend enters the bundle
@@ -96,12 +134,20 @@ func (a *app) createCommand() *cobra.Command {
 				return err
 			}
 			if f.img.ref == "" {
-				return errdefs.Context(rt.Create(cmd.Context(), id, f.bundle, opts), "create", id)
+				req, err := f.bundleRequest()
+				if err != nil {
+					return errdefs.Context(err, "create", id)
+				}
+				return errdefs.Context(rt.Create(cmd.Context(), id, req, opts), "create", id)
 			}
 			if f.img.rm {
 				return errdefs.New(errdefs.ErrInvalidArgument, "create: --rm applies to run only")
 			}
-			if err := rt.CreateFromImage(cmd.Context(), id, f.img.request(a, cmdArgs), opts); err != nil {
+			req, err := f.imageRequest(a, cmdArgs)
+			if err != nil {
+				return errdefs.Context(err, "create", id)
+			}
+			if err := rt.CreateFromImage(cmd.Context(), id, req, opts); err != nil {
 				return errdefs.Context(err, "create", id)
 			}
 			if f.img.generated {
@@ -142,7 +188,11 @@ func (a *app) runCommand() *cobra.Command {
 			}
 			var status int
 			if f.img.ref == "" {
-				status, err = rt.Run(cmd.Context(), id, f.bundle, opts)
+				req, rerr := f.bundleRequest()
+				if rerr != nil {
+					return errdefs.Context(rerr, "run", id)
+				}
+				status, err = rt.Run(cmd.Context(), id, req, opts)
 			} else {
 				if f.img.rm && detach {
 					// Nothing watches a detached container for its end.
@@ -151,7 +201,11 @@ func (a *app) runCommand() *cobra.Command {
 				if f.img.generated && detach {
 					defer a.println(id)
 				}
-				status, err = rt.RunFromImage(cmd.Context(), id, f.img.request(a, cmdArgs), opts)
+				req, rerr := f.imageRequest(a, cmdArgs)
+				if rerr != nil {
+					return errdefs.Context(rerr, "run", id)
+				}
+				status, err = rt.RunFromImage(cmd.Context(), id, req, opts)
 			}
 			if err != nil {
 				return errdefs.Context(err, "run", id)

@@ -13,7 +13,7 @@ import (
 func (a *app) templatesCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "templates",
-		Short: "List the CT templates proxcage built from bundles (pve backend)",
+		Short: "List the CT templates proxcage made from bundles and images (pve backend)",
 		Example: `  proxcage templates
   proxcage templates prune`,
 		Args: noArgs,
@@ -32,10 +32,10 @@ func (a *app) templatesCommand() *cobra.Command {
 			}
 			sort.Strings(names)
 			w := tabwriter.NewWriter(a.stdout, 8, 1, 3, ' ', 0)
-			fmt.Fprintln(w, "BACKEND\tTEMPLATE\tSIZE\tIN USE")
+			fmt.Fprintln(w, "BACKEND\tTEMPLATE\tSIZE\tIN USE\tFROM")
 			for _, n := range names {
 				for _, t := range all[n] {
-					fmt.Fprintf(w, "%s\t%s\t%d\t%v\n", n, t.Name, t.Size, t.InUse)
+					fmt.Fprintf(w, "%s\t%s\t%d\t%v\t%s\n", n, t.Name, t.Size, t.InUse, t.Detail)
 				}
 			}
 			return w.Flush()
@@ -43,7 +43,7 @@ func (a *app) templatesCommand() *cobra.Command {
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:     "prune",
-		Short:   "Remove templates no container was made from",
+		Short:   "Remove templates no container was made from (and temp files of dead writers)",
 		Example: "  proxcage templates prune",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

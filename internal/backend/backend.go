@@ -237,6 +237,10 @@ type Template struct {
 type TemplateManager interface {
 	Templates(ctx context.Context, live []*Container) ([]Template, error)
 	PruneTemplates(ctx context.Context, live []*Container) ([]string, error)
+	// RemoveImageTemplates removes the backend's copies of image digest
+	// ("sha256:..."), which `rmi` and `images prune` have just removed
+	// from the store, unless a live container was made from them.
+	RemoveImageTemplates(ctx context.Context, digest string, live []*Container) ([]string, error)
 }
 
 // Reclaimer is implemented by backends whose objects outlive the state

@@ -62,6 +62,13 @@ func (r *srcRef) digest() (v1.Hash, bool) {
 // references fail clearly instead of parsing as odd registry names.
 var unsupportedTransports = []string{"containers-storage", "dir", "docker-daemon", "ostree", "sif", "tarball", "atomic"}
 
+// CheckReference reports whether ref is a reference proxcage can pull
+// (its syntax only: nothing is fetched).
+func CheckReference(ref string) error {
+	_, err := parseRef(ref)
+	return err
+}
+
 // parseRef parses and normalises ref.
 func parseRef(ref string) (*srcRef, error) {
 	bad := func(format string, args ...any) error {

@@ -1,8 +1,9 @@
 // Package imagespec turns an OCI image's config into an OCI runtime spec,
 // as podman and umoci do: args are Entrypoint+Cmd, with the image's Env,
 // WorkingDir and User (resolved against the image's own /etc/passwd and
-// /etc/group), StopSignal and labels as annotations, and the command-line
-// overrides a podman user expects (--env, --workdir, --user, a command).
+// /etc/group), StopSignal and labels as annotations (but none under
+// OperatorPrefix), and the command-line overrides a podman user expects
+// (--env, --workdir, --user, a command, --annotation).
 // It is pure but for reading those two files inside the rootfs.
 package imagespec
 
@@ -29,6 +30,29 @@ const (
 	AnnotationStopSignal  = "org.opencontainers.image.stopSignal"
 )
 
+// OperatorPrefix is the annotation namespace proxcage acts on: the backend
+// (org.proxcage.backend), the VMID, privileges, features, mounts, network.
+// Only the operator sets these (the bundle they wrote, --annotation, config
+// rules): an image's labels under it are dropped, so an image pulled from
+// anywhere cannot choose where it runs or with what rights.
+const OperatorPrefix = "org.proxcage."
+
+// IgnoredLabels lists the labels of cfg that Generate drops (under
+// OperatorPrefix), sorted, for a log line.
+func IgnoredLabels(cfg *v1.ConfigFile) []string {
+	if cfg == nil {
+		return nil
+	}
+	var out []string
+	for k := range cfg.Config.Labels {
+		if strings.HasPrefix(k, OperatorPrefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // DefaultPath is set when the image's Env has no PATH (as podman does).
 const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -43,6 +67,9 @@ type Overrides struct {
 	User       string // user[:group], names or numbers
 	Tty        bool
 	Hostname   string
+	// Annotations are the operator's (--annotation KEY=VALUE): set last,
+	// over the image's labels, and the only way to set OperatorPrefix keys.
+	Annotations map[string]string
 }
 
 // Image is what Generate needs to know about the image.
@@ -124,7 +151,9 @@ func Generate(img Image, rootfs string, o Overrides) (*specs.Spec, error) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		ann[k] = cfg.Labels[k]
+		if !strings.HasPrefix(k, OperatorPrefix) {
+			ann[k] = cfg.Labels[k]
+		}
 	}
 	if cfg.StopSignal != "" {
 		ann[AnnotationStopSignal] = cfg.StopSignal
@@ -132,7 +161,12 @@ func Generate(img Image, rootfs string, o Overrides) (*specs.Spec, error) {
 	if img.Name != "" {
 		ann[AnnotationImageName] = img.Name
 	}
+	for k, v := range o.Annotations {
+		ann[k] = v
+	}
 	if img.Digest != "" {
+		// Not the operator's either: the store's release of the image
+		// reads it.
 		ann[AnnotationImageDigest] = img.Digest
 	}
 	s.Annotations = ann

@@ -40,6 +40,13 @@ func TestGenerateGolden(t *testing.T) {
 		StopSignal: "SIGQUIT",
 		Labels:     map[string]string{"maintainer": "NGINX Docker Maintainers"},
 	}}
+	hostile := &v1.ConfigFile{Config: v1.Config{
+		Cmd: []string{"/bin/sh"},
+		Labels: map[string]string{
+			"org.proxcage.backend": "pve", "org.proxcage.vmid": "777", "org.proxcage.privileged": "true",
+			"org.proxcage.image.digest": "sha256:spoofed", "tier": "image", "maintainer": "someone",
+		},
+	}}
 	app := &v1.ConfigFile{Config: v1.Config{
 		Cmd: []string{"/app/run"}, Env: []string{"MODE=prod"}, WorkingDir: "/app", User: "app",
 	}}
@@ -54,6 +61,7 @@ func TestGenerateGolden(t *testing.T) {
 		{"app-user-override-numeric", app, Overrides{User: "101:29", Workdir: "/tmp"}},
 		{"app-user-name-group", app, Overrides{User: "nginx:audio"}},
 		{"app-entrypoint-override", app, Overrides{Entrypoint: []string{"/bin/sh", "-c"}, Args: []string{"echo hi"}}},
+		{"hostile-labels-operator-annotations", hostile, Overrides{Annotations: map[string]string{"org.proxcage.net": "none", "tier": "ct"}}},
 	}
 	root := rootfsWith(t, map[string]string{"etc/passwd": passwd, "etc/group": group})
 	for _, c := range cases {
@@ -122,5 +130,39 @@ func TestGenerateUserFilesResolvedInsideRootfs(t *testing.T) {
 	cfg := &v1.ConfigFile{Config: v1.Config{Cmd: []string{"true"}, User: "hostonly"}}
 	if s, err := Generate(Image{Config: cfg}, root, Overrides{}); err == nil {
 		t.Fatalf("resolved a user from the host's passwd through a symlink: %+v", s.Process.User)
+	}
+}
+
+// An image's labels never set the keys proxcage acts on (where the
+// container runs, its VMID, its rights): only the operator's annotations
+// do. Before, a label org.proxcage.vmid=777 gave CT 777.
+func TestImageLabelsCannotSetOperatorKeys(t *testing.T) {
+	img := &v1.ConfigFile{Config: v1.Config{Cmd: []string{"/bin/true"}, Labels: map[string]string{
+		"org.proxcage.backend": "pve", "org.proxcage.vmid": "777", "org.proxcage.features": "keyctl=1",
+		"org.proxcage.image.digest": "sha256:spoofed", "org.example.build": "42",
+	}}}
+	s, err := Generate(Image{Digest: "sha256:real", Config: img}, t.TempDir(), Overrides{
+		Annotations: map[string]string{"org.proxcage.vmid": "1234", "org.proxcage.image.digest": "sha256:operator"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"org.example.build":         "42",          // other labels stay
+		"org.proxcage.vmid":         "1234",        // the operator's
+		"org.proxcage.image.digest": "sha256:real", // the store's, whoever claims it
+	}
+	for k, v := range want {
+		if s.Annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q", k, s.Annotations[k], v)
+		}
+	}
+	for _, k := range []string{"org.proxcage.backend", "org.proxcage.features"} {
+		if v, ok := s.Annotations[k]; ok {
+			t.Errorf("image label %s=%q became an annotation", k, v)
+		}
+	}
+	if got := strings.Join(IgnoredLabels(img), " "); got != "org.proxcage.backend org.proxcage.features org.proxcage.image.digest org.proxcage.vmid" {
+		t.Errorf("IgnoredLabels = %q", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -59,33 +60,64 @@ func (r *Runtime) imageBundleDir(id string) string {
 	return filepath.Join(r.Config.DataDir, "containers", id)
 }
 
+// RouteImage decides the backend for a new container of an image. Only the
+// operator's annotations (--annotation) and the config route it, never the
+// image's labels, so the image need not be pulled to know.
+func (r *Runtime) RouteImage(id, ref string, annotations map[string]string) (route.Decision, error) {
+	if err := image.CheckReference(ref); err != nil {
+		return route.Decision{}, err
+	}
+	return r.routeImage(id, ImageRequest{Ref: ref, Overrides: imagespec.Overrides{Annotations: annotations}}, false)
+}
+
 // CreateFromImage makes a bundle from an image and creates the container.
 func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) error {
+	d, err := r.routeImage(id, req, false)
+	if err != nil {
+		return err
+	}
 	unlock, err := r.lockImageBundle(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	bundle, src, err := r.prepareImageBundle(ctx, id, req)
+	bundle, src, err := r.prepareImageBundle(ctx, id, req, d)
 	if err != nil {
 		return err
 	}
 	opts.Image = src
-	if err := r.Create(ctx, id, bundle, opts); err != nil {
+	h, _, _, err := r.create(ctx, id, createRequest{bundle: bundle, decided: &d}, opts)
+	if err != nil {
 		r.releaseImageBundle(id, bundle)
 		return err
 	}
+	h.Unlock()
 	return nil
+}
+
+// routeImage routes an image container before anything is pulled or
+// made, and refuses what its backend cannot do.
+func (r *Runtime) routeImage(id string, req ImageRequest, foreground bool) (route.Decision, error) {
+	if err := store.ValidateID(id); err != nil {
+		return route.Decision{}, err
+	}
+	d := route.Pick(r.Config, id, req.Overrides.Annotations)
+	_, err := r.backendFor(d, foreground)
+	return d, err
 }
 
 // RunFromImage is CreateFromImage + start (+ wait and delete in the
 // foreground).
 func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) (int, error) {
+	d, err := r.routeImage(id, req, !opts.Detach)
+	if err != nil {
+		return -1, err
+	}
 	unlock, err := r.lockImageBundle(id)
 	if err != nil {
 		return -1, err
 	}
-	bundle, src, err := r.prepareImageBundle(ctx, id, req)
+	bundle, src, err := r.prepareImageBundle(ctx, id, req, d)
 	if err != nil {
 		unlock()
 		return -1, err
@@ -93,7 +125,7 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 	opts.Image = src
 	// The lock covers the create only: a foreground run waits for the
 	// container's end with it released.
-	status, err := r.run(ctx, id, bundle, opts, unlock)
+	status, err := r.run(ctx, id, createRequest{bundle: bundle, decided: &d}, opts, unlock)
 	if err != nil {
 		if _, lerr := r.Store.Load(id); lerr != nil {
 			r.releaseImageBundle(id, bundle)
@@ -128,10 +160,7 @@ func (r *Runtime) lockImageBundle(id string) (func(), error) {
 // prepareImageBundle pulls the image if the store lacks it, unpacks it
 // once, writes DATA/containers/ID/config.json and the container's root
 // filesystem, and records the container as a user of the image.
-func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest) (string, *backend.ImageSource, error) {
-	if err := store.ValidateID(id); err != nil {
-		return "", nil, err
-	}
+func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest, d route.Decision) (string, *backend.ImageSource, error) {
 	if _, err := r.Store.Load(id); err == nil {
 		return "", nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
 	}
@@ -151,6 +180,10 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 		return "", nil, err
 	}
 	r.Log.Debug("image rootfs", "image", img.Name, "digest", img.Digest.String(), "dir", rootfs, "cached", cached)
+	if ignored := imagespec.IgnoredLabels(img.Config); len(ignored) > 0 {
+		r.Log.Warn("image labels ignored: only the operator sets "+imagespec.OperatorPrefix+"* (--annotation, the bundle, config rules)",
+			"image", img.Name, "labels", strings.Join(ignored, ","))
+	}
 
 	o := req.Overrides
 	if o.Hostname == "" {
@@ -160,8 +193,6 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 	if err != nil {
 		return "", nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
 	}
-	d := route.Pick(r.Config, id, s.Annotations)
-
 	dir := r.imageBundleDir(id)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
 		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "data dir")
@@ -304,4 +335,63 @@ func hostnameFor(id string) string {
 		h = "container"
 	}
 	return h
+}
+
+// RemoveImage is `rmi`: ref leaves the image store, and with the image
+// (when it is gone, not only untagged) the copies backends keep of it.
+func (r *Runtime) RemoveImage(ctx context.Context, ref string, force bool) ([]string, error) {
+	st, err := r.ImageStore()
+	if err != nil {
+		return nil, err
+	}
+	removed, err := st.Remove(ref, force)
+	if err != nil {
+		return removed, err
+	}
+	return append(removed, r.dropImageTemplates(ctx, removed)...), nil
+}
+
+// PruneImages is `images prune`, with the removed images' backend copies.
+func (r *Runtime) PruneImages(ctx context.Context) ([]string, error) {
+	st, err := r.ImageStore()
+	if err != nil {
+		return nil, err
+	}
+	removed, err := st.Prune()
+	return append(removed, r.dropImageTemplates(ctx, removed)...), err
+}
+
+// dropImageTemplates asks every backend that keeps templates to remove
+// those of the images the store just deleted (entries "sha256:..." or
+// "image sha256:..."). A backend that cannot be reached now is only
+// warned about: the image is gone, and `templates prune` finds the rest.
+func (r *Runtime) dropImageTemplates(ctx context.Context, removed []string) []string {
+	var digests []string
+	for _, e := range removed {
+		if d := strings.TrimPrefix(e, "image "); strings.HasPrefix(d, "sha256:") {
+			digests = append(digests, d)
+		}
+	}
+	if len(digests) == 0 {
+		return nil
+	}
+	mgrs, live, err := r.templateBackends()
+	if err != nil {
+		return nil // no backend keeps templates
+	}
+	var out []string
+	for name, m := range mgrs {
+		for _, d := range digests {
+			rm, err := m.RemoveImageTemplates(ctx, d, live[name])
+			for _, t := range rm {
+				out = append(out, "template "+t)
+			}
+			if err != nil {
+				r.Log.Warn("the image's template was not removed; `proxcage templates prune` retries it",
+					"backend", name, "image", d, "err", errdefs.OneLine(err))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

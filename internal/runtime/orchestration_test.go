@@ -120,7 +120,7 @@ func TestCreateStateStartDelete(t *testing.T) {
 	rt := newRuntime(t, f)
 	ctx := context.Background()
 	b := writeBundle(t, map[string]string{"k": "v"})
-	if err := rt.Create(ctx, "c1", b, backend.CreateOpts{}); err != nil {
+	if err := rt.Create(ctx, "c1", BundleRequest{Dir: b}, backend.CreateOpts{}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if !f.stateDirOK {
@@ -149,7 +149,7 @@ func TestCreateStateStartDelete(t *testing.T) {
 		st.Annotations["k"] != "v" || st.Annotations["fake.node"] != "n1" {
 		t.Errorf("State = %+v", st)
 	}
-	if err := rt.Create(ctx, "c1", b, backend.CreateOpts{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if err := rt.Create(ctx, "c1", BundleRequest{Dir: b}, backend.CreateOpts{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Errorf("second Create = %v, want ErrAlreadyExists", err)
 	}
 	if n := strings.Count(strings.Join(f.calls, ","), "create c1"); n != 1 {
@@ -180,7 +180,7 @@ func TestCreateFailureRollsBack(t *testing.T) {
 	f := newFake()
 	f.createErr = errdefs.New(errdefs.ErrFailedPrecondition, "no cgroup")
 	rt := newRuntime(t, f)
-	err := rt.Create(context.Background(), "bad", writeBundle(t, nil), backend.CreateOpts{})
+	err := rt.Create(context.Background(), "bad", BundleRequest{Dir: writeBundle(t, nil)}, backend.CreateOpts{})
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("Create = %v, want the backend's FailedPrecondition", err)
 	}
@@ -192,7 +192,7 @@ func TestCreateFailureRollsBack(t *testing.T) {
 	}
 	// The id is free again.
 	f.createErr = nil
-	if err := rt.Create(context.Background(), "bad", writeBundle(t, nil), backend.CreateOpts{}); err != nil {
+	if err := rt.Create(context.Background(), "bad", BundleRequest{Dir: writeBundle(t, nil)}, backend.CreateOpts{}); err != nil {
 		t.Errorf("Create after rollback: %v", err)
 	}
 }
@@ -201,13 +201,13 @@ func TestCreateRefusesBadInput(t *testing.T) {
 	f := newFake()
 	rt := newRuntime(t, f)
 	ctx := context.Background()
-	if err := rt.Create(ctx, "bad/id", writeBundle(t, nil), backend.CreateOpts{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if err := rt.Create(ctx, "bad/id", BundleRequest{Dir: writeBundle(t, nil)}, backend.CreateOpts{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("bad id: %v", err)
 	}
-	if err := rt.Create(ctx, "x", filepath.Join(t.TempDir(), "none"), backend.CreateOpts{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if err := rt.Create(ctx, "x", BundleRequest{Dir: filepath.Join(t.TempDir(), "none")}, backend.CreateOpts{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("missing bundle: %v", err)
 	}
-	err := rt.Create(ctx, "y", writeBundle(t, map[string]string{"org.proxcage.backend": "pve"}), backend.CreateOpts{})
+	err := rt.Create(ctx, "y", BundleRequest{Dir: writeBundle(t, map[string]string{"org.proxcage.backend": "pve"})}, backend.CreateOpts{})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `unknown backend "pve"`) {
 		t.Errorf("unknown backend by annotation: %v", err)
 	}
@@ -225,11 +225,11 @@ func TestCreateRefusesBadInput(t *testing.T) {
 
 func TestRoute(t *testing.T) {
 	rt := newRuntime(t, newFake())
-	d, err := rt.Route("web", writeBundle(t, nil))
+	d, err := rt.Route("web", BundleRequest{Dir: writeBundle(t, nil)})
 	if err != nil || d.Backend != "fake" || d.Rule != -1 {
 		t.Errorf("Route default = %+v, %v", d, err)
 	}
-	d, err = rt.Route("web", writeBundle(t, map[string]string{"org.proxcage.backend": "lxc"}))
+	d, err = rt.Route("web", BundleRequest{Dir: writeBundle(t, map[string]string{"org.proxcage.backend": "lxc"})})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || d.Backend != "lxc" || !strings.Contains(err.Error(), `unknown backend "lxc"`) {
 		t.Errorf("Route to unknown backend = %+v, %v", d, err)
 	}
@@ -272,7 +272,7 @@ func TestLeftoverCreatingRecord(t *testing.T) {
 func TestOptionalCapabilitiesUnsupported(t *testing.T) {
 	rt := newRuntime(t, newFake())
 	ctx := context.Background()
-	if err := rt.Create(ctx, "c", writeBundle(t, nil), backend.CreateOpts{}); err != nil {
+	if err := rt.Create(ctx, "c", BundleRequest{Dir: writeBundle(t, nil)}, backend.CreateOpts{}); err != nil {
 		t.Fatal(err)
 	}
 	checks := map[string]error{
@@ -289,5 +289,65 @@ func TestOptionalCapabilitiesUnsupported(t *testing.T) {
 	}
 	if _, err := rt.Exec(ctx, "c", ExecRequest{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("Exec without a command = %v, want ErrInvalidArgument", err)
+	}
+}
+
+// A backend that cannot wait for a container's end refuses a foreground
+// run before anything is made. Before, pve created and started the CT and
+// only then refused, leaving it running.
+func TestForegroundRunRefusedBeforeCreate(t *testing.T) {
+	f := newFake() // no Wait: not a backend.Attacher
+	rt := newRuntime(t, f)
+	rt.Config.DataDir = filepath.Join(t.TempDir(), "data")
+	_, err := rt.Run(context.Background(), "fg", BundleRequest{Dir: writeBundle(t, nil)}, backend.CreateOpts{})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "does not support running in the foreground") ||
+		!strings.Contains(errdefs.Hint(err), "--detach") {
+		t.Fatalf("foreground run: %v (hint %q)", err, errdefs.Hint(err))
+	}
+	// An image run is refused before the pull: this reference would fail
+	// to pull (nothing listens there), and the data dir is never made.
+	_, err = rt.RunFromImage(context.Background(), "fg2", ImageRequest{Ref: "127.0.0.1:1/none:1"}, backend.CreateOpts{})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "foreground") {
+		t.Fatalf("foreground image run: %v", err)
+	}
+	if _, err := os.Stat(rt.Config.DataDir); !os.IsNotExist(err) {
+		t.Errorf("refused image run made the data dir (stat: %v)", err)
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("backend called: %v", f.calls)
+	}
+	if recs, _ := rt.Store.List(); len(recs) != 0 {
+		t.Errorf("records left: %+v", recs)
+	}
+	// Detached, the same run works.
+	if _, err := rt.Run(context.Background(), "fg", BundleRequest{Dir: writeBundle(t, nil)}, backend.CreateOpts{Stdio: backend.Stdio{Detach: true}}); err != nil {
+		t.Fatalf("detached run: %v", err)
+	}
+}
+
+// The operator's --annotation values are merged over the bundle's: they
+// route, and they reach the backend and the record.
+func TestOperatorAnnotations(t *testing.T) {
+	f := newFake()
+	rt := newRuntime(t, f)
+	b := writeBundle(t, map[string]string{"tier": "bundle", "keep": "1"})
+	d, err := rt.Route("web", BundleRequest{Dir: b, Annotations: map[string]string{"org.proxcage.backend": "elsewhere"}})
+	if d.Backend != "elsewhere" || !strings.Contains(d.Reason, "org.proxcage.backend=elsewhere") || err == nil {
+		t.Fatalf("route by --annotation: %+v, %v", d, err)
+	}
+	if err := rt.Create(context.Background(), "web", BundleRequest{Dir: b, Annotations: map[string]string{"tier": "operator"}}, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rt.State(context.Background(), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Annotations["tier"] != "operator" || st.Annotations["keep"] != "1" {
+		t.Fatalf("annotations %v", st.Annotations)
+	}
+	// The bundle itself is not rewritten.
+	data, _ := os.ReadFile(filepath.Join(b, "config.json"))
+	if !strings.Contains(string(data), `"tier":"bundle"`) {
+		t.Fatalf("bundle rewritten: %s", data)
 	}
 }

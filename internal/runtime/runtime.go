@@ -46,18 +46,56 @@ type State struct {
 	Node string `json:"node,omitempty"`
 }
 
+// BundleRequest names a bundle and the operator's annotations
+// (--annotation), which are merged over the bundle's own before routing.
+type BundleRequest struct {
+	Dir         string
+	Annotations map[string]string
+}
+
 // Route decides the backend for a new container without creating anything.
-func (r *Runtime) Route(id, bundleDir string) (route.Decision, error) {
-	b, err := spec.Load(bundleDir)
+func (r *Runtime) Route(id string, req BundleRequest) (route.Decision, error) {
+	b, err := spec.Load(req.Dir)
 	if err != nil {
 		return route.Decision{}, err
 	}
-	d := route.Pick(r.Config, id, b.Spec.Annotations)
-	if !r.Backends.Has(d.Backend) {
-		_, err := r.Backends.Get(d.Backend)
-		return d, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "route %s", id)
+	d := route.Pick(r.Config, id, mergeAnnotations(b.Spec.Annotations, req.Annotations))
+	_, err = r.backendFor(d, false)
+	return d, err
+}
+
+// mergeAnnotations returns base with over applied, as a new map.
+func mergeAnnotations(base, over map[string]string) map[string]string {
+	if len(over) == 0 {
+		return base
 	}
-	return d, nil
+	out := make(map[string]string, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
+}
+
+// backendFor returns the backend d chose, refusing before anything is
+// made what it cannot do: a foreground run needs a backend that can wait
+// for the container's end.
+func (r *Runtime) backendFor(d route.Decision, foreground bool) (backend.Backend, error) {
+	be, err := r.Backends.Get(d.Backend)
+	if err != nil {
+		hint := "the backend was chosen by " + d.Reason
+		if h := errdefs.Hint(err); h != "" {
+			hint = h + " (" + hint + ")"
+		}
+		return nil, errdefs.WithHint(err, hint)
+	}
+	if _, ok := be.(backend.Attacher); foreground && !ok {
+		return nil, errdefs.WithHint(backend.Unsupported(be, "running in the foreground"),
+			"run it with --detach (-d), then follow it with `proxcage state` and `proxcage exec`; the backend was chosen by "+d.Reason)
+	}
+	return be, nil
 }
 
 func (r *Runtime) container(rec *store.Record, s *specs.Spec) *backend.Container {
@@ -69,8 +107,8 @@ func (r *Runtime) container(rec *store.Record, s *specs.Spec) *backend.Container
 
 // Create makes a container in the "created" state. Anything a failed create
 // made is removed before the error is returned.
-func (r *Runtime) Create(ctx context.Context, id, bundleDir string, opts backend.CreateOpts) error {
-	h, _, _, err := r.create(ctx, id, bundleDir, opts)
+func (r *Runtime) Create(ctx context.Context, id string, req BundleRequest, opts backend.CreateOpts) error {
+	h, _, _, err := r.create(ctx, id, createRequest{bundle: req.Dir, annotations: req.Annotations}, opts)
 	if err != nil {
 		return err
 	}
@@ -78,22 +116,34 @@ func (r *Runtime) Create(ctx context.Context, id, bundleDir string, opts backend
 	return nil
 }
 
-func (r *Runtime) create(ctx context.Context, id, bundleDir string, opts backend.CreateOpts) (*store.Handle, backend.Backend, *backend.Container, error) {
+// createRequest is what create makes a container from.
+type createRequest struct {
+	bundle      string
+	annotations map[string]string // the operator's, over the bundle's
+	// decided is the route of an image container, made from the
+	// operator's annotations alone before its bundle existed (the image's
+	// labels in the bundle never route).
+	decided *route.Decision
+	// foreground: run without --detach, which the backend must support.
+	foreground bool
+}
+
+func (r *Runtime) create(ctx context.Context, id string, req createRequest, opts backend.CreateOpts) (*store.Handle, backend.Backend, *backend.Container, error) {
 	if err := store.ValidateID(id); err != nil {
 		return nil, nil, nil, err
 	}
-	b, err := spec.Load(bundleDir)
+	b, err := spec.Load(req.bundle)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	b.Spec.Annotations = mergeAnnotations(b.Spec.Annotations, req.annotations)
 	d := route.Pick(r.Config, id, b.Spec.Annotations)
-	be, err := r.Backends.Get(d.Backend)
+	if req.decided != nil {
+		d = *req.decided
+	}
+	be, err := r.backendFor(d, req.foreground)
 	if err != nil {
-		hint := "the backend was chosen by " + d.Reason
-		if h := errdefs.Hint(err); h != "" {
-			hint = h + " (" + hint + ")"
-		}
-		return nil, nil, nil, errdefs.WithHint(err, hint)
+		return nil, nil, nil, err
 	}
 	rec := &store.Record{
 		ID: id, Backend: d.Backend, RouteReason: d.Reason, Bundle: b.Path, Rootfs: b.Rootfs,
@@ -139,13 +189,14 @@ func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.C
 
 // Run is create + start; without Detach it waits for the container, deletes
 // it and returns its exit status.
-func (r *Runtime) Run(ctx context.Context, id, bundleDir string, opts backend.CreateOpts) (int, error) {
-	return r.run(ctx, id, bundleDir, opts, func() {})
+func (r *Runtime) Run(ctx context.Context, id string, req BundleRequest, opts backend.CreateOpts) (int, error) {
+	return r.run(ctx, id, createRequest{bundle: req.Dir, annotations: req.Annotations}, opts, func() {})
 }
 
 // run is Run; created is called once the container exists and started.
-func (r *Runtime) run(ctx context.Context, id, bundleDir string, opts backend.CreateOpts, created func()) (int, error) {
-	h, be, c, err := r.create(ctx, id, bundleDir, opts)
+func (r *Runtime) run(ctx context.Context, id string, req createRequest, opts backend.CreateOpts, created func()) (int, error) {
+	req.foreground = !opts.Detach
+	h, be, c, err := r.create(ctx, id, req, opts)
 	if err != nil {
 		created()
 		return -1, err
@@ -160,11 +211,8 @@ func (r *Runtime) run(ctx context.Context, id, bundleDir string, opts backend.Cr
 	if opts.Detach {
 		return 0, nil
 	}
-	att, ok := be.(backend.Attacher)
-	if !ok {
-		return -1, backend.Unsupported(be, "running in the foreground (use --detach)")
-	}
-	status, werr := att.Wait(ctx, c)
+	// backendFor made sure it is an Attacher.
+	status, werr := be.(backend.Attacher).Wait(ctx, c)
 	// The container is gone or going: remove it like runc run does.
 	if h, err := r.Store.Lock(id); err == nil {
 		if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {

@@ -296,6 +296,12 @@ type Template struct {
 	ModTime time.Time // when it was written
 }
 
+// IsTempName reports whether name is one of Ensure's temp files.
+func IsTempName(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
+
+// IsName reports whether name is a template file name FileName makes.
+func IsName(name string) bool { return templateName.MatchString(name) }
+
 // List returns the proxcage templates in dir, sorted by name. Other files
 // (PVE's downloaded templates, temp files) are not listed.
 func List(dir string) ([]Template, error) {

@@ -277,6 +277,9 @@ func prepareCreate(vmid int, params map[string]string, conf *ctConf) error {
 		params[k] = v
 	}
 	for k, v := range params {
+		if k == "tags" {
+			v = pveschema.UniqueTags(v) // as PVE stores them
+		}
 		conf.Keys[k] = v
 	}
 	return nil
@@ -876,6 +879,9 @@ func pctSet(args []string) error {
 		}
 	}
 	for k, v := range params {
+		if k == "tags" {
+			v = pveschema.UniqueTags(v) // as PVE stores them
+		}
 		conf.Keys[k] = v
 	}
 	return writeConf(vmid, conf)

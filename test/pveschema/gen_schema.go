@@ -68,6 +68,7 @@ var sets = map[string][]method{
 		{"", "GET", "/nodes/{node}/storage"},
 		{"", "GET", "/nodes/{node}/storage/{storage}/content"},
 		{"", "POST", "/nodes/{node}/storage/{storage}/upload"},
+		{"", "DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"},
 	},
 }
 

@@ -515,3 +515,24 @@ func CheckNamedFormat(name, v string) string {
 	}
 	return ""
 }
+
+// UniqueTags is what PVE stores for a guest's tags: pve-guest-common
+// src/PVE/GuestHelpers.pm get_unique_tags (called from pve-container
+// src/PVE/LXC/Config.pm update_pct_config for 'tags'; read at
+// pve-guest-common 6.0.2, pve-container 6.1.10) with datacenter.cfg's
+// default tag-style (not case-sensitive, ordering not 'config'): split on
+// ',', ';' and white space (pve-common ParseUtils::split_list), lower-cased,
+// sorted, duplicates dropped, joined with ';'.
+func UniqueTags(tags string) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range strings.FieldsFunc(tags, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' }) {
+		t = strings.ToLower(t)
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ";")
+}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/proxcage/proxcage/test/pveschema"
 )
 
 func (s *Server) buildRoutes() []route {
@@ -34,6 +36,7 @@ func (s *Server) buildRoutes() []route {
 		{method: "GET", tmpl: "/nodes/{node}/network", h: s.network},
 		{method: "GET", tmpl: "/nodes/{node}/storage", h: s.listStorage},
 		{method: "GET", tmpl: "/nodes/{node}/storage/{storage}/content", h: s.storageContent},
+		{method: "DELETE", tmpl: "/nodes/{node}/storage/{storage}/content/{volume}", h: s.deleteVolume},
 		{method: "POST", tmpl: "/nodes/{node}/storage/{storage}/upload", h: s.upload},
 	}
 	for i := range rs {
@@ -319,6 +322,9 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 			conf[k] = v
 		}
 	}
+	if t, ok := conf["tags"]; ok {
+		conf["tags"] = pveschema.UniqueTags(t) // as PVE stores them
+	}
 	var newVols []*volume
 	if m := allocRE.FindStringSubmatch(strings.TrimPrefix(rootfs, "volume=")); m != nil {
 		rst := n.storages[m[1]]
@@ -449,6 +455,9 @@ func (s *Server) putConfig(c *call) (any, *apiError) {
 		if !notConfig[k] {
 			x.conf[k] = v
 		}
+	}
+	if t, ok := x.conf["tags"]; ok {
+		x.conf["tags"] = pveschema.UniqueTags(t) // as PVE stores them
 	}
 	return nil, nil
 }
@@ -664,6 +673,50 @@ func (s *Server) storageContent(c *call) (any, *apiError) {
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// DELETE /nodes/{node}/storage/{storage}/content/{volume}: an imgdel task
+// that frees the volume (pve-storage 9.1.7 src/PVE/API2/Storage/Content.pm
+// 'delete' and $real_volume_id; Storage.pm vdisk_free; Plugin.pm
+// free_image, which only warns when the file is gone). The simulator
+// frees templates; a CT's own volumes go with the CT.
+func (s *Server) deleteVolume(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.node(c)
+	if err != nil {
+		return nil, err
+	}
+	volid, sid := c.p["volume"], c.p["storage"]
+	if v, name, ok := strings.Cut(volid, ":"); ok {
+		if name == "" || v == "" {
+			return nil, paramError(map[string]string{"volume": fmt.Sprintf("unable to parse volume ID '%s'", volid)})
+		}
+		if sid != "" && v != sid {
+			return nil, paramError(map[string]string{"volume": fmt.Sprintf("storage ID mismatch (%s != %s)", v, sid)})
+		}
+		sid = v
+	} else {
+		volid = sid + ":" + volid
+	}
+	st := n.storages[sid]
+	if st == nil {
+		return nil, fail500("storage '%s' does not exist", sid)
+	}
+	if v := st.vols[volid]; v != nil && v.content != "vztmpl" {
+		return nil, fail500("pvesim frees only templates, not %s", volid)
+	}
+	return s.startTask(n.name, "imgdel", sid, c.id.user, func(fail string) ([]string, string) {
+		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
+			return nil, fail
+		}
+		if st.vols[volid] == nil {
+			_, name, _ := strings.Cut(volid, "/")
+			return []string{"disk image '/var/lib/vz/template/cache/" + name + "' does not exist", "Removed volume '" + volid + "'"}, "WARNINGS: 1"
+		}
+		delete(st.vols, volid)
+		return append([]string{"Removed volume '" + volid + "'"}, warnLines(fail)...), fail
+	}), nil
 }
 
 var tmplExtRE = regexp.MustCompile(`\.(tar\.gz|tar\.xz|tar\.zst|tar\.bz2|tar)$`)

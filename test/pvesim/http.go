@@ -57,12 +57,20 @@ func (s *Server) match(method, path string) (*route, map[string]string) {
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	for i := range s.routes {
 		rt := &s.routes[i]
-		if rt.method != method || len(rt.segs) != len(segs) {
+		// A trailing {volume} takes the rest of the path: volume ids hold
+		// a '/' (pve-storage src/PVE/API2/Storage/Status.pm mounts the
+		// content methods with fragmentDelimiter '', 9.1.7).
+		rest := rt.segs[len(rt.segs)-1] == "{volume}"
+		if rt.method != method || len(rt.segs) > len(segs) || !rest && len(rt.segs) != len(segs) {
 			continue
 		}
 		params := map[string]string{}
 		ok := true
 		for j, sg := range rt.segs {
+			if rest && j == len(rt.segs)-1 {
+				params["volume"] = strings.Join(segs[j:], "/")
+				break
+			}
 			if strings.HasPrefix(sg, "{") {
 				if segs[j] == "" {
 					ok = false

@@ -508,3 +508,39 @@ func TestChunkedBodyRefused(t *testing.T) {
 		t.Fatalf("chunked POST: %d, rejected %v", resp.StatusCode, s.Rejected())
 	}
 }
+
+// DELETE of a template volume is an imgdel task, whether the volume id
+// comes whole (its '/' in the path, as pvesh and the GUI send it) or
+// escaped; a volume already gone only warns, as pve-storage's free_image.
+func TestDeleteTemplateVolume(t *testing.T) {
+	s := start(t, Options{Nodes: []string{"pve1"}, TaskDuration: time.Millisecond})
+	for _, name := range []string{"a_amd64.tar.zst", "b_amd64.tar.zst"} {
+		if ex := waitTask(t, s, "pve1", upload(t, s, "pve1", "local", name, []byte("x"))); ex != "OK" {
+			t.Fatalf("upload %s: %s", name, ex)
+		}
+	}
+	del := func(path string) string {
+		t.Helper()
+		upid := mustOK(t, api(t, s, "DELETE", path, nil, token)).(string)
+		if !strings.Contains(upid, ":imgdel:local:") {
+			t.Fatalf("upid %q", upid)
+		}
+		return waitTask(t, s, "pve1", upid)
+	}
+	if ex := del("/nodes/pve1/storage/local/content/local:vztmpl/a_amd64.tar.zst"); ex != "OK" {
+		t.Fatalf("delete a: %s", ex)
+	}
+	if ex := del("/nodes/pve1/storage/local/content/" + url.PathEscape("local:vztmpl/b_amd64.tar.zst")); ex != "OK" {
+		t.Fatalf("delete b (escaped): %s", ex)
+	}
+	if ex := del("/nodes/pve1/storage/local/content/vztmpl/b_amd64.tar.zst"); ex != "WARNINGS: 1" {
+		t.Fatalf("delete of a missing volume: %s", ex)
+	}
+	if a := api(t, s, "DELETE", "/nodes/pve1/storage/local/content/other:vztmpl/x.tar", nil, token); a.code != 400 {
+		t.Fatalf("storage mismatch: %q", a.status)
+	}
+	content := mustOK(t, api(t, s, "GET", "/nodes/pve1/storage/local/content", url.Values{"content": {"vztmpl"}}, token)).([]any)
+	if len(content) != 0 {
+		t.Fatalf("content left: %v", content)
+	}
+}

@@ -184,6 +184,23 @@ func Busybox(busybox string) (v1.Image, error) {
 	}, layers...)
 }
 
+// WithLabels is img with labels added to its config (test/labelled:1 is
+// test/busybox:1 with labels under org.proxcage., which must never act).
+func WithLabels(img v1.Image, labels map[string]string) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	if cf.Config.Labels == nil {
+		cf.Config.Labels = map[string]string{}
+	}
+	for k, v := range labels {
+		cf.Config.Labels[k] = v
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
 // Hostile is test/hostile:1: its second entry leaves the rootfs.
 func Hostile() (v1.Image, error) {
 	l, err := Layer([]Entry{

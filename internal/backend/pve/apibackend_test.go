@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -758,5 +760,105 @@ func TestAPIUploadIsNotChunked(t *testing.T) {
 	}
 	if n := f.sim.Calls()["POST /nodes/{node}/storage/{storage}/upload"]; n != 1 {
 		t.Fatalf("uploads: %d", n)
+	}
+}
+
+// A create of an id some CT of the cluster already carries (the state
+// that named it is gone) is refused, with the CT named, and nothing is
+// made or destroyed; ReclaimByID then finds it by its tags. Before, a
+// second CT was made (and with org.proxcage.vmid, the first destroyed).
+func TestAPICreateRefusesAnIDACTCarries(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{Nodes: []string{"pve1", "pve2"}, TaskDuration: time.Millisecond})
+	ctx := context.Background()
+	first := f.container("Web", nil)
+	if err := f.backend().Create(ctx, first, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	vmid := privateOf(t, first).VMID
+	for _, c := range []*backend.Container{
+		f.container("Web", nil), // the state is lost: the same id again
+		f.container("Web", func(s *specs.Spec) { s.Annotations = map[string]string{AnnotationVMID: strconv.Itoa(vmid)} }),
+	} {
+		err := f.backend().Create(ctx, c, backend.CreateOpts{})
+		if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), fmt.Sprintf("CT %d", vmid)) ||
+			!strings.Contains(errdefs.Hint(err), "proxcage delete --force Web") {
+			t.Fatalf("second create of the id: %v (hint %q)", err, errdefs.Hint(err))
+		}
+	}
+	// Another id that differs only in case shares the tag, not the CT.
+	other := f.container("web", nil)
+	if err := f.backend().Create(ctx, other, backend.CreateOpts{}); err != nil {
+		t.Fatalf("create of an id differing in case: %v", err)
+	}
+	if cts := simCTs(t, f); len(cts) != 2 {
+		t.Fatalf("CTs: %v", cts)
+	}
+	found, err := f.backend().ReclaimByID(ctx, "Web")
+	if err != nil || !found {
+		t.Fatalf("ReclaimByID: %v %v", found, err)
+	}
+	if cts := simCTs(t, f); len(cts) != 1 || !strings.HasPrefix(cts[0], strconv.Itoa(privateOf(t, other).VMID)+"@") {
+		t.Fatalf("after reclaim: %v", cts)
+	}
+}
+
+// The templates a create uploads are listed on every node's storage and
+// pruned over the API (DELETE .../content/VOLID), the local cache with
+// them; an image's archive goes with the image.
+func TestAPITemplatesListedAndPruned(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{Nodes: []string{"pve1", "pve2"}, TaskDuration: time.Millisecond})
+	ctx := context.Background()
+	b := f.backend()
+	f.cfg.Node = "pve1"
+	c1 := f.container("t1", nil)
+	if err := f.backend().Create(ctx, c1, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Node = "pve2"
+	c2 := f.container("t2", nil)
+	img := &backend.ImageSource{Name: "test/x:1", Digest: "sha256:" + strings.Repeat("ab", 32),
+		WriteOCIArchive: func(w io.Writer) error { _, err := w.Write([]byte("oci archive")); return err },
+		Defaults:        &specs.Process{Args: []string{"/sbin/init"}, Cwd: "/"}}
+	if err := f.backend().Create(ctx, c2, backend.CreateOpts{Image: img}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := b.Templates(ctx, []*backend.Container{c1, c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tpl := range ts {
+		got = append(got, fmt.Sprintf("%s %v %s", tpl.Name, tpl.InUse, tpl.Detail))
+	}
+	sort.Strings(got)
+	if len(got) != 2 || !strings.Contains(got[0], "proxcage-") || !strings.HasSuffix(got[0], "node pve1") ||
+		!strings.Contains(got[1], "local:vztmpl/proxcage-oci-abababababababab.tar true OCI image") || !strings.HasSuffix(got[1], "node pve2") {
+		t.Fatalf("templates: %q", got)
+	}
+	// In use: nothing goes.
+	if rm, err := b.PruneTemplates(ctx, []*backend.Container{c1, c2}); err != nil || len(rm) != 0 {
+		t.Fatalf("prune while in use: %v %v", rm, err)
+	}
+	if rm, err := b.RemoveImageTemplates(ctx, img.Digest, []*backend.Container{c2}); err != nil || len(rm) != 0 {
+		t.Fatalf("image templates removed while in use: %v %v", rm, err)
+	}
+	for _, c := range []*backend.Container{c1, c2} {
+		if err := b.Delete(ctx, c, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rm, err := b.RemoveImageTemplates(ctx, img.Digest, nil)
+	if err != nil || len(rm) != 2 || !strings.Contains(rm[0], "proxcage-oci-abababababababab.tar on pve2") {
+		t.Fatalf("image templates: %v %v", rm, err)
+	}
+	rm, err = b.PruneTemplates(ctx, nil)
+	if err != nil || len(rm) != 2 || !strings.HasSuffix(rm[0], " on pve1") {
+		t.Fatalf("prune: %v %v", rm, err)
+	}
+	if ts, _ := b.Templates(ctx, nil); len(ts) != 0 {
+		t.Fatalf("templates left on PVE: %+v", ts)
+	}
+	if left, _ := os.ReadDir(f.cfg.TemplateCache); len(left) != 0 {
+		t.Fatalf("template cache left: %v", left)
 	}
 }

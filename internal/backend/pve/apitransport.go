@@ -83,19 +83,23 @@ type clusterRow struct {
 // place returns the configured node, or with node = "auto" (or unset) the
 // online node with the most free memory that has both storages (with the
 // right content) and the bridge. One /cluster/resources call gives nodes
-// and storages; only the chosen node's bridges are asked for.
-func (t *apiTransport) place(ctx context.Context) (string, error) {
+// and storages (and the guests, returned for the caller's checks); only the
+// chosen node's bridges are asked for.
+func (t *apiTransport) place(ctx context.Context) (string, []resource, error) {
 	if t.cfg.Node != "" && t.cfg.Node != "auto" {
-		return t.cfg.Node, nil
+		return t.cfg.Node, nil, nil
 	}
 	var rows []clusterRow
 	if err := t.c.call(ctx, "placement (GET /cluster/resources)", 0, http.MethodGet, "/cluster/resources", nil, &rows); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	has := map[string]bool{} // "node/storage/content"
 	var nodes []clusterRow
+	guests := []resource{}
 	for _, r := range rows {
 		switch r.Type {
+		case "lxc", "qemu":
+			guests = append(guests, r.resource)
 		case "node":
 			if r.Status == "online" {
 				nodes = append(nodes, r)
@@ -124,7 +128,7 @@ func (t *apiTransport) place(ctx context.Context) (string, error) {
 		if t.cfg.Bridge != "" {
 			ok, err := t.hasBridge(ctx, n.Node)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if !ok {
 				why = append(why, fmt.Sprintf("%s: no bridge %s", n.Node, t.cfg.Bridge))
@@ -132,12 +136,12 @@ func (t *apiTransport) place(ctx context.Context) (string, error) {
 			}
 		}
 		t.c.log.Debug("placement", "node", n.Node, "free", n.MaxMem-n.Mem, "skipped", why)
-		return n.Node, nil
+		return n.Node, guests, nil
 	}
 	if len(nodes) == 0 {
 		why = append(why, "no node is online")
 	}
-	return "", &errdefs.Error{Cat: errdefs.ErrUnavailable,
+	return "", nil, &errdefs.Error{Cat: errdefs.ErrUnavailable,
 		Msg:  "no node can take the CT (" + strings.Join(why, "; ") + ")",
 		Hint: "set [pve] node to a node name, or fix [pve] rootfs_storage, template_storage and bridge"}
 }
@@ -215,6 +219,62 @@ func (t *apiTransport) upload(ctx context.Context, node, path string) (string, e
 		return "", err
 	}
 	return volid, nil
+}
+
+// templates lists proxcage's templates on the template storage of every
+// node where it is available: one listing per node, or one in all for a
+// shared storage (every node sees the same files).
+func (t *apiTransport) templates(ctx context.Context) ([]storedTemplate, error) {
+	var rows []struct {
+		clusterRow
+		Shared int `json:"shared"`
+	}
+	if err := t.c.call(ctx, "GET /cluster/resources", 0, http.MethodGet, "/cluster/resources", url.Values{"type": {"storage"}}, &rows); err != nil {
+		return nil, err
+	}
+	var out []storedTemplate
+	for _, r := range rows {
+		if r.Storage != t.cfg.TemplateStorage || r.Status != "available" {
+			continue
+		}
+		var vols []struct {
+			Volid string `json:"volid"`
+			Size  int64  `json:"size"`
+		}
+		storage := nodePath(r.Node) + "/storage/" + url.PathEscape(r.Storage)
+		if err := t.c.call(ctx, "template listing", 0, http.MethodGet, storage+"/content", url.Values{"content": {"vztmpl"}}, &vols); err != nil {
+			return nil, err
+		}
+		for _, v := range vols {
+			if _, name, ok := strings.Cut(v.Volid, ":vztmpl/"); ok && isTemplateName(name) {
+				out = append(out, storedTemplate{Node: r.Node, Volid: v.Volid, Name: name, Size: v.Size})
+			}
+		}
+		if r.Shared == 1 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// removeTemplate deletes a template volume (an imgdel task). A second try
+// after an uncertain failure is harmless: a missing file is a warning.
+func (t *apiTransport) removeTemplate(ctx context.Context, st storedTemplate) error {
+	storage, _, _ := strings.Cut(st.Volid, ":")
+	// Volume ids hold a '/': PVE takes the rest of the path as the volume
+	// (pve-storage API2/Storage/Status.pm, fragmentDelimiter '').
+	parts := strings.Split(st.Volid, "/")
+	for i := range parts {
+		parts[i] = url.PathEscape(parts[i])
+	}
+	path := nodePath(st.Node) + "/storage/" + url.PathEscape(storage) + "/content/" + strings.Join(parts, "/")
+	return t.task(ctx, "template delete", 0, http.MethodDelete, path, nil, 0, func(error) bool { return false })
+}
+
+// pruneScratch prunes the local template cache, where templates are built
+// before they are uploaded.
+func (t *apiTransport) pruneScratch(_ context.Context, drop func(string) bool) ([]string, error) {
+	return pruneDir(t.cacheDir, drop)
 }
 
 func fileSHA256(path string) (string, error) {

@@ -174,9 +174,25 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
 	}
-	node, err := b.tr.place(ctx)
+	node, guests, err := b.tr.place(ctx)
 	if err != nil {
 		return err
+	}
+	if guests == nil {
+		if guests, err = b.tr.guests(ctx); err != nil {
+			return err
+		}
+	}
+	// A CT that carries this id already (its state directory is gone: /run
+	// is cleared at boot, the CT is not) is refused, not duplicated, and
+	// never destroyed here: it may hold data.
+	if dup, err := b.carrying(ctx, guests, c.ID, false); err != nil {
+		return err
+	} else if len(dup) > 0 {
+		return &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
+			Msg: fmt.Sprintf("container %q already exists as CT %d on node %s (this host has no state for it: lost, or another host's)",
+				c.ID, dup[0].vmid(), dup[0].Node),
+			Hint: fmt.Sprintf("`proxcage delete --force %s` removes that CT (it is found by its tags), or pick another id", c.ID)}
 	}
 	if opts.PidFile != "" && !b.tr.local(node) {
 		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
@@ -197,20 +213,18 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	avoid := map[int]bool{}
 	requested, hasRequest := c.Spec.Annotations[AnnotationVMID]
 	for attempt := 1; ; attempt++ {
-		var vmid int
-		if hasRequest {
-			n, owner, err := b.requestedVMID(ctx, c.ID, requested)
-			if err != nil {
+		if attempt > 1 && b.vmids != nil {
+			// A VMID of the range was lost to a race: look again.
+			if guests, err = b.tr.guests(ctx); err != nil {
 				return err
 			}
-			if owner != nil {
-				// A create of this same id got this far before: start over.
-				if err := b.destroy(ctx, c.ID, owner.Node, n); err != nil {
-					return err
-				}
+		}
+		var vmid int
+		if hasRequest {
+			if vmid, err = b.requestedVMID(guests, requested); err != nil {
+				return err
 			}
-			vmid = n
-		} else if vmid, err = b.nextFreeVMID(ctx, avoid); err != nil {
+		} else if vmid, err = b.nextFreeVMID(ctx, guests, avoid); err != nil {
 			return err
 		}
 		p.VMID = vmid
@@ -564,29 +578,17 @@ func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	found := false
-	var unreadable error
-	for _, g := range guests {
-		if g.Type != "lxc" || !g.hasTag(Tag) {
-			continue
-		}
-		owner, err := b.ociIDOf(ctx, b.nodeOf(g), g.vmid())
-		if err != nil && errdefs.Category(err) != errdefs.ErrNotFound {
-			unreadable = err
-			continue
-		}
-		if owner == id {
-			if err := b.destroy(ctx, id, b.nodeOf(g), g.vmid()); err != nil {
-				return found, err
-			}
-			found = true
+	// CTs older than IDTags are read too: this is where they are cleaned.
+	cts, err := b.carrying(ctx, guests, id, true)
+	if err != nil {
+		return false, err
+	}
+	for i, g := range cts {
+		if err := b.destroy(ctx, id, b.nodeOf(g), g.vmid()); err != nil {
+			return i > 0, err
 		}
 	}
-	if !found && unreadable != nil {
-		// Not finding it is no answer if a CT could not be read.
-		return false, unreadable
-	}
-	return found, nil
+	return len(cts) > 0, nil
 }
 
 // nodeOf is the node argument for a guest: its node over the API, "" (this

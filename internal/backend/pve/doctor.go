@@ -31,7 +31,7 @@ func (b *Backend) apiDoctor(ctx context.Context, t *apiTransport) []backend.Chec
 	c.OK, c.Detail = true, "pve-manager "+v.String()
 	checks := []backend.Check{c}
 	c = backend.Check{Name: "pve: node (" + cmpOr(b.cfg.Node, "auto") + ")"}
-	if node, err := t.place(ctx); err != nil {
+	if node, _, err := t.place(ctx); err != nil {
 		c.Detail, c.Hint = errdefs.OneLine(err), errdefs.Hint(err)
 	} else {
 		c.OK, c.Detail = true, "new CTs go to "+node

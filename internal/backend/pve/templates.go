@@ -2,12 +2,45 @@ package pve
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
 
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/vztmpl"
 )
+
+// Templates proxcage leaves on the template storage: rootfs templates
+// (vztmpl.FileName, proxcage-DIGEST_amd64.tar.zst) and OCI archives of
+// images (OCITemplateName, proxcage-oci-DIGEST.tar). PVE extracts either
+// at create; the file is kept for the next create of the same content,
+// until `templates prune` or `rmi` removes it.
+
+var ociArchiveName = regexp.MustCompile(`^proxcage-oci-[0-9a-f]{16}\.tar$`)
+
+// isTemplateName reports whether name is a template proxcage made.
+func isTemplateName(name string) bool { return vztmpl.IsName(name) || ociArchiveName.MatchString(name) }
+
+// storedTemplate is one of proxcage's template files on a node's template
+// storage.
+type storedTemplate struct {
+	Node  string // "" for the pct transport's own node
+	Volid string // STORAGE:vztmpl/NAME
+	Name  string
+	Size  int64
+}
+
+func (t storedTemplate) label() string {
+	if t.Node == "" {
+		return t.Volid
+	}
+	return t.Volid + " on " + t.Node
+}
 
 // inUse returns the template file names the given containers were made from.
 func inUse(live []*backend.Container) map[string]bool {
@@ -20,47 +53,139 @@ func inUse(live []*backend.Container) map[string]bool {
 	return keep
 }
 
-// templateDir is where templates are built: the template storage's
-// directory on the node (pct), or the local cache before upload (api;
-// prune then frees the cache only, the uploaded copies stay on PVE).
-func (b *Backend) templateDir(ctx context.Context) (string, error) {
-	switch t := b.tr.(type) {
-	case *pctTransport:
-		return t.templateDir(ctx)
-	case *apiTransport:
-		return t.cacheDir, nil
+// templateKind says what a template is made from, for `templates`.
+func templateKind(name string) string {
+	if ociArchiveName.MatchString(name) {
+		return "OCI image " + strings.TrimSuffix(strings.TrimPrefix(name, "proxcage-oci-"), ".tar") + "..."
 	}
-	return "", errdefs.New(errdefs.ErrInternal, "no template directory for transport %s", b.tr.name())
+	return "rootfs"
 }
 
-// Templates implements backend.TemplateManager.
+// Templates implements backend.TemplateManager: proxcage's templates on
+// the template storage (every node's, over the API).
 func (b *Backend) Templates(ctx context.Context, live []*backend.Container) ([]backend.Template, error) {
-	dir, err := b.templateDir(ctx)
+	ts, err := b.tr.templates(ctx)
 	if err != nil {
 		return nil, err
-	}
-	ts, err := vztmpl.List(dir)
-	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "list templates in %s", dir)
 	}
 	keep := inUse(live)
 	out := make([]backend.Template, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, backend.Template{Name: b.cfg.TemplateStorage + ":vztmpl/" + t.Name, Size: t.Size, InUse: keep[t.Name]})
+		detail := templateKind(t.Name)
+		if t.Node != "" {
+			detail += ", node " + t.Node
+		}
+		out = append(out, backend.Template{Name: t.Volid, Size: t.Size, InUse: keep[t.Name], Detail: detail})
 	}
 	return out, nil
 }
 
 // PruneTemplates implements backend.TemplateManager: removes proxcage's
-// templates that no container of this store was made from.
+// templates that no container of this store was made from, on the
+// template storage and in the transport's scratch space (temp files a
+// dead writer left; the api transport's local cache).
 func (b *Backend) PruneTemplates(ctx context.Context, live []*backend.Container) ([]string, error) {
-	dir, err := b.templateDir(ctx)
+	keep := inUse(live)
+	return b.removeTemplates(ctx, func(name string) bool { return !keep[name] })
+}
+
+// RemoveImageTemplates implements backend.TemplateManager: the OCI archive
+// of image digest goes with the image (`rmi`, `images prune`), unless a
+// container was made from it.
+func (b *Backend) RemoveImageTemplates(ctx context.Context, digest string, live []*backend.Container) ([]string, error) {
+	name := OCITemplateName(digest)
+	if inUse(live)[name] {
+		return nil, nil
+	}
+	return b.removeTemplates(ctx, func(n string) bool { return n == name })
+}
+
+// removeTemplates removes the templates drop selects, stored and in the
+// scratch space, and the scratch space's dead temp files.
+func (b *Backend) removeTemplates(ctx context.Context, drop func(string) bool) ([]string, error) {
+	ts, err := b.tr.templates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	removed, err := vztmpl.Prune(dir, inUse(live))
+	var removed []string
+	for _, t := range ts {
+		if !drop(t.Name) {
+			continue
+		}
+		if err := b.tr.removeTemplate(ctx, t); err != nil {
+			return removed, errdefs.Wrap(errdefs.Category(err), err, "remove template %s", t.label())
+		}
+		removed = append(removed, t.label())
+	}
+	more, err := b.tr.pruneScratch(ctx, drop)
+	return append(removed, more...), err
+}
+
+// pruneDir removes from dir (a template storage's directory, or the api
+// transport's cache) the proxcage templates drop selects and the temp
+// files of writers that died (older than an hour, so a running write
+// survives). It never touches other files.
+func pruneDir(dir string, drop func(string) bool) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return removed, errdefs.Wrap(errdefs.ErrInternal, err, "prune templates in %s", dir)
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "read %s", dir)
+	}
+	var removed []string
+	now := time.Now()
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() {
+			continue
+		}
+		switch {
+		case isTemplateName(name):
+			if drop == nil || !drop(name) {
+				continue
+			}
+		case isTempName(name):
+			fi, err := e.Info()
+			if err != nil || now.Sub(fi.ModTime()) < time.Hour {
+				continue // gone already, or possibly still being written
+			}
+		default:
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, errdefs.Wrap(errdefs.ErrInternal, err, "remove %s", name)
+		}
+		removed = append(removed, filepath.Join(dir, name))
 	}
 	return removed, nil
+}
+
+// isTempName: vztmpl.Ensure's temp files, and writeOnce's for OCI archives.
+func isTempName(name string) bool {
+	if vztmpl.IsTempName(name) {
+		return true
+	}
+	base, _, ok := strings.Cut(strings.TrimPrefix(name, "."), ".tmp-")
+	return ok && strings.HasPrefix(name, ".") && isTemplateName(base)
+}
+
+// listDir lists proxcage's templates in a local template directory.
+func listDir(dir, storage string) ([]storedTemplate, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "list templates in %s", dir)
+	}
+	var out []storedTemplate
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isTemplateName(e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, storedTemplate{Volid: fmt.Sprintf("%s:vztmpl/%s", storage, e.Name()), Name: e.Name(), Size: fi.Size()})
+	}
+	return out, nil
 }

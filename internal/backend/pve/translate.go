@@ -21,11 +21,21 @@ const (
 )
 
 // Tag marks every CT proxcage creates; the description line carries the
-// OCI id, so the id <-> VMID mapping survives a lost state directory.
+// OCI id, so the id <-> VMID mapping survives a lost state directory, and
+// a second tag, IDTag(id), makes a CT of a given id findable in the one
+// cluster-wide resource list (which has tags, not descriptions).
 const (
 	Tag               = "proxcage"
+	idTagPrefix       = "proxcage-id."
 	descriptionPrefix = "proxcage oci-id="
 )
+
+// IDTag is the tag naming container id. PVE lower-cases tags (by default,
+// pve-guest-common GuestHelpers.pm get_unique_tags), so it is lower-case
+// here too; two ids that differ only in case share it, and the
+// description tells them apart. Every character of an id is one a tag
+// may hold (pve-common JSONSchema.pm PVE_TAG_RE).
+func IDTag(id string) string { return idTagPrefix + strings.ToLower(id) }
 
 // Settings is what translation needs from the [pve] config.
 type Settings struct {
@@ -442,7 +452,7 @@ func (t *translator) process() error {
 }
 
 func (t *translator) identity() error {
-	t.add("tags", Tag)
+	t.add("tags", Tag+";"+IDTag(t.id))
 	t.add("description", descriptionPrefix+t.id)
 	return nil
 }

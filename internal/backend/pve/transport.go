@@ -26,7 +26,9 @@ type transport interface {
 	// version is the pve-manager release of the node that answers.
 	version(ctx context.Context) (Version, error)
 	// place picks the node for a new CT ("" means this node, for pct).
-	place(ctx context.Context) (string, error)
+	// guests is the cluster's CTs and VMs when placing listed them (nil
+	// when it did not: then call guests).
+	place(ctx context.Context) (node string, guests []resource, err error)
 	// ensureTemplate makes rootfs a vztmpl on node's template storage
 	// (built once per digest, reused) and returns its volid.
 	ensureTemplate(ctx context.Context, node, rootfs string) (string, error)
@@ -53,6 +55,14 @@ type transport interface {
 	// local reports whether node is this host, where the CT's processes
 	// are visible (host pid, signals, lxc-attach).
 	local(node string) bool
+	// templates lists proxcage's templates on the template storage (of
+	// every node that has it, over the API); removeTemplate deletes one.
+	templates(ctx context.Context) ([]storedTemplate, error)
+	removeTemplate(ctx context.Context, t storedTemplate) error
+	// pruneScratch removes from this host's scratch space the templates
+	// drop selects (the api transport's local cache) and temp files a dead
+	// writer left (both transports).
+	pruneScratch(ctx context.Context, drop func(string) bool) ([]string, error)
 }
 
 // pctTransport drives the local node's pct, pvesh and pvesm. Every CT it
@@ -60,6 +70,7 @@ type transport interface {
 type pctTransport struct {
 	tools           tools
 	templateStorage string
+	dir             string // templateDir, once asked
 }
 
 func (t *pctTransport) name() string { return "pct" }
@@ -90,10 +101,13 @@ func parseVersion(s, from string) (Version, error) {
 	return Version{major, minor}, nil
 }
 
-func (t *pctTransport) place(context.Context) (string, error) { return "", nil }
+func (t *pctTransport) place(context.Context) (string, []resource, error) { return "", nil, nil }
 
 // templateDir asks pvesm where the template storage keeps vztmpl files.
 func (t *pctTransport) templateDir(ctx context.Context) (string, error) {
+	if t.dir != "" {
+		return t.dir, nil
+	}
 	out, err := t.tools.run(ctx, 0, t.tools.pvesm, "path", t.templateStorage+":vztmpl/proxcage-probe.tar.zst")
 	if err != nil {
 		return "", err
@@ -103,7 +117,37 @@ func (t *pctTransport) templateDir(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", errdefs.Wrap(errdefs.ErrInternal, err, "template directory of storage %s", t.templateStorage)
 	}
+	t.dir = dir
 	return dir, nil
+}
+
+func (t *pctTransport) templates(ctx context.Context) ([]storedTemplate, error) {
+	dir, err := t.templateDir(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return listDir(dir, t.templateStorage)
+}
+
+func (t *pctTransport) removeTemplate(ctx context.Context, st storedTemplate) error {
+	dir, err := t.templateDir(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, st.Name)); err != nil && !os.IsNotExist(err) {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "remove %s", st.Volid)
+	}
+	return nil
+}
+
+// pruneScratch: templates are written straight into the storage's
+// directory, where only dead writers' temp files are left to remove.
+func (t *pctTransport) pruneScratch(ctx context.Context, _ func(string) bool) ([]string, error) {
+	dir, err := t.templateDir(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pruneDir(dir, nil)
 }
 
 func (t *pctTransport) ensureTemplate(ctx context.Context, _ string, rootfs string) (string, error) {

@@ -50,9 +50,25 @@ type resource struct {
 
 func (r resource) vmid() int { n, _ := strconv.Atoi(r.VMID.String()); return n }
 
+// hasTag compares as PVE does by default: tags are not case-sensitive.
 func (r resource) hasTag(tag string) bool {
-	for _, t := range strings.FieldsFunc(r.Tags, func(c rune) bool { return c == ';' || c == ',' || c == ' ' }) {
-		if t == tag {
+	for _, t := range r.tags() {
+		if strings.EqualFold(t, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r resource) tags() []string {
+	return strings.FieldsFunc(r.Tags, func(c rune) bool { return c == ';' || c == ',' || c == ' ' })
+}
+
+// hasIDTag reports whether r carries any container's IDTag (CTs made
+// before IDTag existed carry only Tag).
+func (r resource) hasIDTag() bool {
+	for _, t := range r.tags() {
+		if len(t) > len(idTagPrefix) && strings.EqualFold(t[:len(idTagPrefix)], idTagPrefix) {
 			return true
 		}
 	}
@@ -60,8 +76,9 @@ func (r resource) hasTag(tag string) bool {
 }
 
 // nextFreeVMID asks the cluster for a free VMID, within the configured
-// range when there is one. avoid holds VMIDs that just lost a race.
-func (b *Backend) nextFreeVMID(ctx context.Context, avoid map[int]bool) (int, error) {
+// range when there is one (then guests, the cluster's resource list, is
+// where it looks). avoid holds VMIDs that just lost a race.
+func (b *Backend) nextFreeVMID(ctx context.Context, guests []resource, avoid map[int]bool) (int, error) {
 	if b.vmids == nil {
 		n, err := b.tr.nextID(ctx)
 		if err != nil {
@@ -80,10 +97,6 @@ func (b *Backend) nextFreeVMID(ctx context.Context, avoid map[int]bool) (int, er
 			}
 		}
 		return 0, errdefs.New(errdefs.ErrUnavailable, "no free VMID above %d", n)
-	}
-	guests, err := b.tr.guests(ctx)
-	if err != nil {
-		return 0, err
 	}
 	used := map[int]bool{}
 	for _, g := range guests {
@@ -114,32 +127,55 @@ func parseNextID(out string) (int, error) {
 	return n, nil
 }
 
-// requestedVMID validates the org.proxcage.vmid annotation against the
-// whole cluster. owner is set when the VMID holds a CT that proxcage made
-// for this same OCI id (a create retried after a crash).
-func (b *Backend) requestedVMID(ctx context.Context, id, v string) (n int, owner *resource, err error) {
+// requestedVMID validates the org.proxcage.vmid annotation against guests,
+// the whole cluster's CTs and VMs. (A CT of this same id was refused
+// before: see Create.)
+func (b *Backend) requestedVMID(guests []resource, v string) (int, error) {
 	n, perr := strconv.Atoi(v)
 	if perr != nil || n < minVMID || n > maxVMID {
-		return 0, nil, errdefs.New(errdefs.ErrInvalidArgument, "annotation %s=%q: want an integer in %d..%d", AnnotationVMID, v, minVMID, maxVMID)
-	}
-	guests, err := b.tr.guests(ctx)
-	if err != nil {
-		return 0, nil, err
+		return 0, errdefs.New(errdefs.ErrInvalidArgument, "annotation %s=%q: want an integer in %d..%d", AnnotationVMID, v, minVMID, maxVMID)
 	}
 	for _, g := range guests {
 		if g.vmid() != n {
 			continue
 		}
-		if g.Type == "lxc" && g.hasTag(Tag) {
-			if ociID, _ := b.ociIDOf(ctx, b.nodeOf(g), n); ociID == id {
-				g.Node = b.nodeOf(g)
-				return n, &g, nil
-			}
-		}
 		kind := map[string]string{"lxc": "CT", "qemu": "VM"}[g.Type]
-		return 0, nil, &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
+		return 0, &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
 			Msg:  fmt.Sprintf("VMID %d is taken by %s %q on node %s", n, kind, g.Name, g.Node),
 			Hint: "drop the " + AnnotationVMID + " annotation to let proxcage pick a free VMID, or choose another"}
 	}
-	return n, nil, nil
+	return n, nil
+}
+
+// carrying returns the CTs of guests that carry container id: its IDTag
+// and, read from the CT's config, its description (which alone tells apart
+// ids that differ only in case). legacy also reads every proxcage CT
+// without an IDTag (made before IDTags), at one config read each.
+func (b *Backend) carrying(ctx context.Context, guests []resource, id string, legacy bool) ([]resource, error) {
+	var out []resource
+	var unreadable error
+	for _, g := range guests {
+		if g.Type != "lxc" || !g.hasTag(Tag) {
+			continue
+		}
+		if !g.hasTag(IDTag(id)) && (!legacy || g.hasIDTag()) {
+			continue
+		}
+		owner, err := b.ociIDOf(ctx, b.nodeOf(g), g.vmid())
+		if errdefs.Category(err) == errdefs.ErrNotFound {
+			continue // gone since the listing
+		}
+		if err != nil {
+			unreadable = err
+			continue
+		}
+		if owner == id {
+			out = append(out, g)
+		}
+	}
+	if len(out) == 0 && unreadable != nil {
+		// Not finding it is no answer if a candidate could not be read.
+		return nil, unreadable
+	}
+	return out, nil
 }
