@@ -184,6 +184,22 @@ func TestPVECreateRefusesAnIDACTCarries(t *testing.T) {
 	}
 	p.ok("create", "--bundle", b, "ct-dup")
 	p.ok("delete", "ct-dup")
+
+	// A CT of another node carrying the id: pct lists it (tags and all)
+	// but cannot read its config from here; its tag is enough to refuse,
+	// and delete --force says where to run.
+	os.WriteFile(filepath.Join(p.state, "vms.json"),
+		[]byte(`[{"vmid": 555, "name": "ct-remote", "node": "pve2", "type": "lxc", "tags": "proxcage;proxcage-id.ct-remote"}]`), 0o644)
+	r := p.run("create", "--bundle", b, "ct-remote")
+	if r.code != 4 || !strings.Contains(r.stderr, `"ct-remote" already exists as CT 555 on node pve2`) {
+		t.Fatalf("create of an id a CT of another node carries: exit %d %q", r.code, r.stderr)
+	}
+	r = p.run("delete", "--force", "ct-remote")
+	if r.code != 5 || !strings.Contains(r.stderr, "on pve2") {
+		t.Fatalf("delete --force of another node's CT over pct: exit %d %q", r.code, r.stderr)
+	}
+	oneLine(t, "delete --force of another node's CT", r.stderr)
+	p.assertRootEmpty()
 }
 
 // The OCI archive templates of images are listed, pruned when unused, and

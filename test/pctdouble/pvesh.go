@@ -248,12 +248,20 @@ func clusterResources(typ string) (any, error) {
 			if status == "" {
 				status = "stopped"
 			}
-			rows = append(rows, map[string]any{
-				"id": fmt.Sprintf("qemu/%d", v.VMID), "type": "qemu", "node": v.Node, "vmid": v.VMID,
+			typ := v.Type
+			if typ == "" {
+				typ = "qemu"
+			}
+			row := map[string]any{
+				"id": fmt.Sprintf("%s/%d", typ, v.VMID), "type": typ, "node": v.Node, "vmid": v.VMID,
 				"status": status, "name": v.Name, "template": 0, "maxmem": 2147483648, "mem": 0,
 				"maxcpu": 1, "cpu": 0, "maxdisk": 34359738368, "disk": 0, "uptime": 0,
 				"diskread": 0, "diskwrite": 0, "netin": 0, "netout": 0,
-			})
+			}
+			if v.Tags != "" {
+				row["tags"] = pveschema.UniqueTags(v.Tags)
+			}
+			rows = append(rows, row)
 		}
 		sort.SliceStable(rows, func(i, j int) bool { return rows[i]["vmid"].(int) < rows[j]["vmid"].(int) })
 	}

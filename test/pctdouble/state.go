@@ -191,12 +191,17 @@ func storageWithContent(id, content string) (storage, error) {
 	return s, nil
 }
 
-// vm is one entry of vms.json: a fake QEMU VM that occupies a VMID.
+// vm is one entry of vms.json: a guest only listed, that occupies a VMID.
+// By default a QEMU VM; with "type": "lxc", a CT of another node (give its
+// node), which pct on this node lists in /cluster/resources but cannot
+// read or change.
 type vm struct {
 	VMID   int    `json:"vmid"`
 	Name   string `json:"name"`
 	Node   string `json:"node"`
 	Status string `json:"status,omitempty"`
+	Type   string `json:"type,omitempty"` // qemu (default) or lxc
+	Tags   string `json:"tags,omitempty"`
 }
 
 func vms() ([]vm, error) {

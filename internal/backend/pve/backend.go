@@ -584,7 +584,12 @@ func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	for i, g := range cts {
-		if err := b.destroy(ctx, id, b.nodeOf(g), g.vmid()); err != nil {
+		if g.unread {
+			return i > 0, &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+				Msg:  fmt.Sprintf("CT %d on node %s carries the tag of container %q, and pct cannot reach it from this node", g.vmid(), g.Node, id),
+				Hint: "run `proxcage delete --force " + id + "` on " + g.Node + ", or use [pve] transport = \"api\""}
+		}
+		if err := b.destroy(ctx, id, b.nodeOf(g.resource), g.vmid()); err != nil {
 			return i > 0, err
 		}
 	}

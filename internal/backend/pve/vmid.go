@@ -147,12 +147,19 @@ func (b *Backend) requestedVMID(guests []resource, v string) (int, error) {
 	return n, nil
 }
 
+// carrier is a CT that carries a container's id. unread: its config could
+// not be read from here (pct, a CT of another node): only its tag says so.
+type carrier struct {
+	resource
+	unread bool
+}
+
 // carrying returns the CTs of guests that carry container id: its IDTag
 // and, read from the CT's config, its description (which alone tells apart
 // ids that differ only in case). legacy also reads every proxcage CT
 // without an IDTag (made before IDTags), at one config read each.
-func (b *Backend) carrying(ctx context.Context, guests []resource, id string, legacy bool) ([]resource, error) {
-	var out []resource
+func (b *Backend) carrying(ctx context.Context, guests []resource, id string, legacy bool) ([]carrier, error) {
+	var out []carrier
 	var unreadable error
 	for _, g := range guests {
 		if g.Type != "lxc" || !g.hasTag(Tag) {
@@ -163,14 +170,20 @@ func (b *Backend) carrying(ctx context.Context, guests []resource, id string, le
 		}
 		owner, err := b.ociIDOf(ctx, b.nodeOf(g), g.vmid())
 		if errdefs.Category(err) == errdefs.ErrNotFound {
-			continue // gone since the listing
+			if b.tr.name() == "pct" && g.hasTag(IDTag(id)) {
+				// pct reads only this node's configs: a CT of another
+				// node that carries the id tag counts (refusing a create
+				// is the safe side of not knowing).
+				out = append(out, carrier{g, true})
+			}
+			continue // else gone since the listing
 		}
 		if err != nil {
 			unreadable = err
 			continue
 		}
 		if owner == id {
-			out = append(out, g)
+			out = append(out, carrier{resource: g})
 		}
 	}
 	if len(out) == 0 && unreadable != nil {
