@@ -41,7 +41,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,14 +60,21 @@ const (
 	// tmpPrefix starts every temp file Ensure creates; the leading dot hides
 	// it from PVE's template listing.
 	tmpPrefix = ".proxcage-tmp-"
-	// staleTmpAge is how old a temp file must be before Prune deletes it.
-	// A live Ensure writes continuously, so its temp file is never this old.
-	staleTmpAge = time.Hour
 )
 
-// templateName matches exactly the names FileName produces, so List and
-// Prune never touch a file proxcage did not create.
+// StaleTempAge is how old a temp file must be before a prune may delete it.
+// A live Ensure writes continuously, so its temp file is never this old.
+const StaleTempAge = time.Hour
+
+// templateName matches exactly the names FileName produces, so a prune
+// never touches a file proxcage did not create.
 var templateName = regexp.MustCompile(`^` + regexp.QuoteMeta(namePrefix) + `[0-9a-f]{16}` + regexp.QuoteMeta(nameSuffix) + `$`)
+
+// IsName reports whether name is a template file name FileName makes.
+func IsName(name string) bool { return templateName.MatchString(name) }
+
+// IsTempName reports whether name is one of Ensure's temp files.
+func IsTempName(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
 
 // Digest returns "sha256:<hex>" of the canonical uncompressed tar stream of
 // rootfs, the stream Write compresses. It reads the whole tree but does no
@@ -289,77 +295,3 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Template is a proxcage template file in a template directory.
-type Template struct {
-	Name    string    // file name, as returned by FileName
-	Size    int64     // bytes on disk (compressed)
-	ModTime time.Time // when it was written
-}
-
-// IsTempName reports whether name is one of Ensure's temp files.
-func IsTempName(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
-
-// IsName reports whether name is a template file name FileName makes.
-func IsName(name string) bool { return templateName.MatchString(name) }
-
-// List returns the proxcage templates in dir, sorted by name. Other files
-// (PVE's downloaded templates, temp files) are not listed.
-func List(dir string) ([]Template, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("vztmpl: %w", err)
-	}
-	var out []Template
-	for _, e := range entries {
-		if !templateName.MatchString(e.Name()) || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if errors.Is(err, os.ErrNotExist) {
-			continue // pruned meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("vztmpl: %w", err)
-		}
-		out = append(out, Template{Name: e.Name(), Size: fi.Size(), ModTime: fi.ModTime()})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-// Prune removes from dir the proxcage templates whose file name is not in
-// keep, and temp files left by an Ensure that died (older than an hour, so
-// a running Ensure's temp file survives). It never touches other files.
-// It returns the removed file names, sorted; on error, those removed so far.
-func Prune(dir string, keep map[string]bool) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("vztmpl: %w", err)
-	}
-	var removed []string
-	now := time.Now()
-	for _, e := range entries {
-		name := e.Name()
-		if !e.Type().IsRegular() {
-			continue
-		}
-		switch {
-		case templateName.MatchString(name):
-			if keep[name] {
-				continue
-			}
-		case strings.HasPrefix(name, tmpPrefix):
-			fi, err := e.Info()
-			if err != nil || now.Sub(fi.ModTime()) < staleTmpAge {
-				continue // gone already, or possibly still being written
-			}
-		default:
-			continue
-		}
-		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return removed, fmt.Errorf("vztmpl: %w", err)
-		}
-		removed = append(removed, name)
-	}
-	return removed, nil
-}

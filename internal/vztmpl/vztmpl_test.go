@@ -427,7 +427,7 @@ func TestFileName(t *testing.T) {
 		t.Errorf("FileName = %q, want %q", got, want)
 	}
 	if !templateName.MatchString(FileName(d)) {
-		t.Error("FileName's output is not recognised by List/Prune")
+		t.Error("FileName's output is not recognised by IsName")
 	}
 }
 
@@ -666,71 +666,3 @@ func TestEnsureConcurrent(t *testing.T) {
 	}
 }
 
-func TestListPrune(t *testing.T) {
-	dir := t.TempDir()
-	keepName := FileName("sha256:" + strings.Repeat("a", 64))
-	dropName := FileName("sha256:" + strings.Repeat("b", 64))
-	files := map[string]string{
-		keepName: "keep me",
-		dropName: "drop me!",
-		"debian-12-standard_12.7-1_amd64.tar.zst": "not ours",
-		"proxcage-notes.txt":                      "not a template name",
-		"proxcage-0123456789ABCDEF_amd64.tar.zst": "upper-case hex: not ours",
-		tmpPrefix + "old":                         "stale temp",
-		tmpPrefix + "new":                         "live temp",
-	}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A directory with a template name is not a template.
-	if err := os.Mkdir(filepath.Join(dir, FileName("sha256:"+strings.Repeat("c", 64))), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stale := time.Now().Add(-2 * time.Hour)
-	if err := os.Chtimes(filepath.Join(dir, tmpPrefix+"old"), stale, stale); err != nil {
-		t.Fatal(err)
-	}
-	mtime := time.Date(2023, 3, 4, 5, 6, 7, 0, time.UTC)
-	if err := os.Chtimes(filepath.Join(dir, keepName), mtime, mtime); err != nil {
-		t.Fatal(err)
-	}
-
-	list, err := List(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != 2 || list[0].Name != keepName || list[1].Name != dropName {
-		t.Fatalf("List = %+v, want %s, %s", list, keepName, dropName)
-	}
-	if list[0].Size != int64(len(files[keepName])) || !list[0].ModTime.Equal(mtime) || list[1].Size != int64(len(files[dropName])) {
-		t.Errorf("List sizes/mtimes wrong: %+v", list)
-	}
-
-	removed, err := Prune(dir, map[string]bool{keepName: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{tmpPrefix + "old", dropName}; !reflect.DeepEqual(removed, want) {
-		t.Errorf("Prune removed %q, want %q", removed, want)
-	}
-	for name := range files {
-		_, err := os.Stat(filepath.Join(dir, name))
-		gone := errors.Is(err, os.ErrNotExist)
-		if wantGone := name == dropName || name == tmpPrefix+"old"; gone != wantGone {
-			t.Errorf("%s: gone=%v, want %v (%v)", name, gone, wantGone, err)
-		}
-	}
-	if list, _ := List(dir); len(list) != 1 || list[0].Name != keepName {
-		t.Errorf("List after Prune = %+v", list)
-	}
-
-	// An empty keep set removes every proxcage template, still nothing else.
-	if removed, err := Prune(dir, nil); err != nil || !reflect.DeepEqual(removed, []string{keepName}) {
-		t.Errorf("Prune(nil) = %q, %v", removed, err)
-	}
-	if _, err := List(filepath.Join(dir, "missing")); err == nil {
-		t.Error("List of a missing dir: no error")
-	}
-}

@@ -123,8 +123,8 @@ func (b *Backend) removeTemplates(ctx context.Context, drop func(string) bool) (
 
 // pruneDir removes from dir (a template storage's directory, or the api
 // transport's cache) the proxcage templates drop selects and the temp
-// files of writers that died (older than an hour, so a running write
-// survives). It never touches other files.
+// files of writers that died (older than vztmpl.StaleTempAge, so a running
+// write survives). It never touches other files.
 func pruneDir(dir string, drop func(string) bool) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -147,7 +147,7 @@ func pruneDir(dir string, drop func(string) bool) ([]string, error) {
 			}
 		case isTempName(name):
 			fi, err := e.Info()
-			if err != nil || now.Sub(fi.ModTime()) < time.Hour {
+			if err != nil || now.Sub(fi.ModTime()) < vztmpl.StaleTempAge {
 				continue // gone already, or possibly still being written
 			}
 		default:
