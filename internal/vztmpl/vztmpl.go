@@ -294,4 +294,3 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
-

@@ -665,4 +665,3 @@ func TestEnsureConcurrent(t *testing.T) {
 		t.Error("template content does not match its digest")
 	}
 }
-
