@@ -34,8 +34,8 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.consoleSocket, "console-socket", "", "AF_UNIX socket that receives the pty master (SCM_RIGHTS)")
 	fl.StringVar(&f.pidfdSocket, "pidfd-socket", "", "not supported; accepted for runc compatibility only when empty")
 	fl.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass N extra file descriptors (after stdio) to the container")
-	fl.BoolVar(&f.noPivot, "no-pivot", false, "do not use pivot_root (for a rootfs on ramfs)")
-	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "do not create a new session keyring")
+	fl.BoolVar(&f.noPivot, "no-pivot", false, "do not use pivot_root (native, for a rootfs on ramfs; pve and lxc ignore it)")
+	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "do not create a new session keyring (native; pve and lxc ignore it)")
 	f.img.register(cmd)
 }
 
@@ -78,7 +78,7 @@ func absPath(p string) (string, error) {
 func (a *app) createCommand() *cobra.Command {
 	var f createFlags
 	cmd := &cobra.Command{
-		Use:   "create [flags] <container-id>",
+		Use:   "create [flags] {<container-id> | --image REF [<container-id>] [-- CMD...]}",
 		Short: "Create a container; its program waits until `start`",
 		Example: `  proxcage create --bundle ./bundle demo
   proxcage start demo
@@ -120,7 +120,7 @@ func (a *app) runCommand() *cobra.Command {
 		detach, keep, noReaper bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] <container-id>",
+		Use:   "run [flags] {<container-id> | --image REF [<container-id>] [-- CMD...]}",
 		Short: "Create and start a container; without --detach wait for it and remove it",
 		Example: `  proxcage run -b ./bundle demo          # foreground, exits with the container's status
   proxcage run -d -b ./bundle web        # detached
@@ -164,8 +164,8 @@ func (a *app) runCommand() *cobra.Command {
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "detach from the container's process")
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the container after it exits (not supported)")
-	cmd.Flags().BoolVar(&noReaper, "no-subreaper", false, "accepted for runc compatibility")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the container after it exits (runc's; refused: not supported)")
+	cmd.Flags().BoolVar(&noReaper, "no-subreaper", false, "ignored, accepted for runc compatibility")
 	return cmd
 }
 
