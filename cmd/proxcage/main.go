@@ -102,13 +102,16 @@ type app struct {
 	logFile *os.File
 }
 
+// stateRoot is root's --root.
+const stateRoot = "/run/proxcage"
+
 func defaultRoot() string {
 	if os.Geteuid() != 0 {
 		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 			return d + "/proxcage"
 		}
 	}
-	return "/run/proxcage"
+	return stateRoot
 }
 
 func (a *app) rootCommand() *cobra.Command {
