@@ -34,6 +34,8 @@ func (a *app) psCommand() *cobra.Command {
   proxcage ps --format json demo
   proxcage ps demo -o pid,comm`,
 		Args: func(cmd *cobra.Command, args []string) error { return idArg(cmd, args, "ps options") },
+		// After the id come ps(1)'s own options.
+		ValidArgsFunction: a.completeID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if format != "table" && format != "json" {
@@ -66,6 +68,7 @@ func (a *app) psCommand() *cobra.Command {
 	}
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormat)
 	return cmd
 }
 
@@ -147,6 +150,7 @@ func (a *app) listCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormat)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the ids")
 	return cmd
 }
@@ -231,6 +235,7 @@ func (a *app) specCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory to write config.json into")
+	_ = cmd.MarkFlagDirname("bundle")
 	cmd.Flags().BoolVar(&rootless, "rootless", false, "generate a config for a rootless container")
 	return cmd
 }
@@ -260,6 +265,8 @@ func (a *app) routeCommand() *cobra.Command {
 		Example: `  proxcage route --bundle ./bundle pve-web
   proxcage --config ./config.toml route -b ./bundle demo`,
 		Args: exactID,
+		// The id of a container to be: nothing to offer.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if err := store.ValidateID(id); err != nil {
@@ -278,6 +285,7 @@ func (a *app) routeCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory")
+	_ = cmd.MarkFlagDirname("bundle")
 	return cmd
 }
 

@@ -30,6 +30,7 @@ type createFlags struct {
 func (f *createFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.bundle, "bundle", "b", ".", "path to the bundle directory")
+	_ = cmd.MarkFlagDirname("bundle")
 	fl.StringVar(&f.pidFile, "pid-file", "", "file to write the init process's host pid to")
 	fl.StringVar(&f.consoleSocket, "console-socket", "", "AF_UNIX socket that receives the pty master (SCM_RIGHTS)")
 	fl.StringVar(&f.pidfdSocket, "pidfd-socket", "", "not supported; accepted for runc compatibility only when empty")
@@ -85,6 +86,8 @@ func (a *app) createCommand() *cobra.Command {
   proxcage create --image docker.io/library/nginx:1.27 web   # from an image (pulled if missing)
   proxcage create --image alpine:3.22 job -- sh -c 'date'`,
 		Args: f.img.args(),
+		// A new id, and a command for inside the container: nothing to offer.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, true)
@@ -111,6 +114,7 @@ func (a *app) createCommand() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("image", a.completeImages)
 	return cmd
 }
 
@@ -127,6 +131,8 @@ func (a *app) runCommand() *cobra.Command {
   proxcage run --rm --image docker.io/library/busybox:1.36 -- echo hello
   proxcage run -d --image docker.io/library/nginx:1.27 -e NGINX_PORT=8080 web`,
 		Args: f.img.args(),
+		// A new id, and a command for inside the container: nothing to offer.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, detach)
@@ -163,6 +169,7 @@ func (a *app) runCommand() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("image", a.completeImages)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "detach from the container's process")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the container after it exits (runc's; refused: not supported)")
 	cmd.Flags().BoolVar(&noReaper, "no-subreaper", false, "ignored, accepted for runc compatibility")
@@ -188,6 +195,7 @@ func (a *app) idCommand(name, short string, op func(*runtime.Runtime, context.Co
 			}
 			return errdefs.Context(op(rt, cmd.Context(), args[0]), name, args[0])
 		},
+		ValidArgsFunction: a.completeID,
 	}
 }
 
@@ -213,6 +221,7 @@ func (a *app) stateCommand() *cobra.Command {
 			_, err = a.stdout.Write(append(data, '\n'))
 			return err
 		},
+		ValidArgsFunction: a.completeID,
 	}
 }
 
@@ -233,6 +242,7 @@ func (a *app) killCommand() *cobra.Command {
 			}
 			return nil
 		},
+		ValidArgsFunction: a.completeKill,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, sigArg := args[0], "TERM"
 			if len(args) == 2 {
@@ -295,6 +305,7 @@ func (a *app) deleteCommand() *cobra.Command {
 			}
 			return errdefs.Context(err, "delete", id)
 		},
+		ValidArgsFunction: a.completeID,
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the container first if it is running")
 	return cmd

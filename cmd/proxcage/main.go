@@ -145,6 +145,10 @@ file and every key of it: proxcage-config.toml(5).`,
 	f.BoolVar(&a.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (native; an error where systemd is not running; pve and lxc ignore it)")
 	f.StringVar(&a.configPath, "config", "", "config file (default $"+config.EnvVar+" or "+config.DefaultPath+")")
 	f.StringVar(&a.rootless, "rootless", "auto", "ignored, accepted for runc compatibility (true|false|auto): rootless follows the effective uid")
+	_ = root.MarkPersistentFlagDirname("root")
+	_ = root.MarkPersistentFlagFilename("config", "toml")
+	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("rootless", cobra.FixedCompletions([]string{"true", "false", "auto"}, cobra.ShellCompDirectiveNoFileComp))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c == root {
 			return errdefs.New(errdefs.ErrInvalidArgument, "%v", err)
@@ -160,6 +164,7 @@ file and every key of it: proxcage-config.toml(5).`,
 		a.pullCommand(), a.imagesCommand(), a.rmiCommand(), lxcHookCommand(),
 	)
 	root.AddCommand(a.extraCommands(root)...)
+	registerAnnotationCompletion(root)
 	return root
 }
 
