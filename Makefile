@@ -58,6 +58,7 @@ lint: go-check
 
 unit: go-check
 	$(GO) test -tags '$(TAGS)' -count=1 ./internal/... ./cmd/... ./test/pvesim/... ./test/pveschema/...
+	$(GO) test -tags '$(TAGS) genman' -count=1 -run 'Man' ./cmd/proxcage/
 
 e2e: build
 	PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v ./test/e2e/ ./test/pctdouble/
@@ -99,19 +100,21 @@ bench: build
 	./bench/image.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 	./bench/lxc.sh $(CURDIR)/$(BIN)
 
+# The pages carry the version `proxcage version` prints: the same LDFLAGS.
 man: go-check
 	$(GOBUILD) -tags '$(TAGS) genman' -ldflags '$(LDFLAGS)' -o bin/proxcage-genman ./cmd/proxcage
 	rm -rf man && bin/proxcage-genman gen-man man/
-	@echo "$$(ls man | wc -l) man pages in man/ (man -l man/proxcage.8)"
+	@echo "$$(ls man | wc -l) man pages in man/ (man -l man/proxcage.8; the config file: man -l man/proxcage-config.toml.5)"
 
 # The binary, the lxc stand-in (a helper, in libexec), man pages, shell
 # completions and, unless one is there already, an example config.
 install: build man
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/proxcage $(DESTDIR)$(MANDIR)/man8 \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/proxcage $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/vendor-completions \
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d $(DESTDIR)$(SYSCONFDIR)/proxcage
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/proxcage
 	install -m 755 $(dir $(BIN))proxcage-lxc-init $(DESTDIR)$(LIBEXECDIR)/proxcage/proxcage-lxc-init
+	install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	$(BIN) completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/proxcage
 	$(BIN) completion zsh > $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_proxcage
@@ -126,6 +129,7 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/bash-completion/completions/proxcage \
 		$(DESTDIR)$(DATADIR)/zsh/vendor-completions/_proxcage \
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/proxcage.fish
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard man/*.5)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard man/*.8)))
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/proxcage
 

@@ -37,7 +37,7 @@ make --no-print-directory install DESTDIR="$stage" PREFIX=/usr VERSION="$version
 	echo "mkdeb: make install into the staging dir failed" >&2
 	exit 1
 }
-gzip -9n "$stage"/usr/share/man/man8/*.8
+gzip -9n "$stage"/usr/share/man/man5/*.5 "$stage"/usr/share/man/man8/*.8
 install -D -m 644 README.md "$stage/usr/share/doc/proxcage/README.md"
 find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 

@@ -24,6 +24,8 @@ func (a *app) execCommand() *cobra.Command {
   proxcage exec -t demo sh
   proxcage exec --process p.json --detach --pid-file p.pid demo`,
 		Args: func(cmd *cobra.Command, args []string) error { return idArg(cmd, args, "command") },
+		// The command runs in the container: only the id can be offered.
+		ValidArgsFunction: a.completeID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			req.Args = args[1:]
@@ -65,6 +67,7 @@ func (a *app) execCommand() *cobra.Command {
 	// Everything after the container id belongs to the command.
 	fl.SetInterspersed(false)
 	fl.StringVarP(&req.ProcessFile, "process", "p", "", "process.json to run instead of a command")
+	_ = cmd.MarkFlagFilename("process", "json")
 	fl.BoolVarP(&detach, "detach", "d", false, "detach from the process")
 	fl.StringVar(&pidFile, "pid-file", "", "file to write the process's host pid to")
 	fl.BoolVarP(&req.Tty, "tty", "t", false, "allocate a pseudo-TTY")

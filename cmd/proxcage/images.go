@@ -195,6 +195,7 @@ func (a *app) imagesCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormat)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the digests")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "prune",
@@ -238,6 +239,7 @@ func (a *app) rmiCommand() *cobra.Command {
 			}
 			return nil
 		},
+		ValidArgsFunction: a.completeImages,
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove even if containers use it")
 	return cmd

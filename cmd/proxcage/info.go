@@ -36,6 +36,8 @@ func (a *app) psCommand() *cobra.Command {
   proxcage ps --format json demo
   proxcage ps demo -o pid,comm`,
 		Args: func(cmd *cobra.Command, args []string) error { return idArg(cmd, args, "ps options") },
+		// After the id come ps(1)'s own options.
+		ValidArgsFunction: a.completeID,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if format != "table" && format != "json" {
@@ -68,6 +70,7 @@ func (a *app) psCommand() *cobra.Command {
 	}
 	cmd.Flags().SetInterspersed(false)
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormat)
 	return cmd
 }
 
@@ -149,6 +152,7 @@ func (a *app) listCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "table", "table or json")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormat)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the ids")
 	return cmd
 }
@@ -233,6 +237,7 @@ func (a *app) specCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory to write config.json into")
+	_ = cmd.MarkFlagDirname("bundle")
 	cmd.Flags().BoolVar(&rootless, "rootless", false, "generate a config for a rootless container")
 	return cmd
 }
@@ -264,6 +269,8 @@ func (a *app) routeCommand() *cobra.Command {
   proxcage --config ./config.toml route -b ./bundle demo
   proxcage route --image docker.io/library/nginx:1.27 --annotation org.proxcage.backend=pve web`,
 		Args: exactID,
+		// The id of a container to be: nothing to offer.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if err := store.ValidateID(id); err != nil {
@@ -295,7 +302,9 @@ func (a *app) routeCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory")
+	_ = cmd.MarkFlagDirname("bundle")
 	cmd.Flags().StringVar(&ref, "image", "", "route a container of this image instead (only --annotation and the config decide; the image is not pulled)")
+	_ = cmd.RegisterFlagCompletionFunc("image", a.completeImages)
 	registerAnnotations(cmd, &annotations)
 	return cmd
 }

@@ -31,12 +31,13 @@ type createFlags struct {
 func (f *createFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.bundle, "bundle", "b", ".", "path to the bundle directory")
+	_ = cmd.MarkFlagDirname("bundle")
 	fl.StringVar(&f.pidFile, "pid-file", "", "file to write the init process's host pid to")
 	fl.StringVar(&f.consoleSocket, "console-socket", "", "AF_UNIX socket that receives the pty master (SCM_RIGHTS)")
 	fl.StringVar(&f.pidfdSocket, "pidfd-socket", "", "not supported; accepted for runc compatibility only when empty")
 	fl.IntVar(&f.preserveFDs, "preserve-fds", 0, "pass N extra file descriptors (after stdio) to the container")
-	fl.BoolVar(&f.noPivot, "no-pivot", false, "do not use pivot_root (for a rootfs on ramfs)")
-	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "do not create a new session keyring")
+	fl.BoolVar(&f.noPivot, "no-pivot", false, "do not use pivot_root (native, for a rootfs on ramfs; pve and lxc ignore it)")
+	fl.BoolVar(&f.noNewKeyring, "no-new-keyring", false, "do not create a new session keyring (native; pve and lxc ignore it)")
 	registerAnnotations(cmd, &f.annotations)
 	f.img.register(cmd)
 }
@@ -116,13 +117,15 @@ func absPath(p string) (string, error) {
 func (a *app) createCommand() *cobra.Command {
 	var f createFlags
 	cmd := &cobra.Command{
-		Use:   "create [flags] <container-id>",
+		Use:   "create [flags] {<container-id> | --image REF [<container-id>] [-- CMD...]}",
 		Short: "Create a container; its program waits until `start`",
 		Example: `  proxcage create --bundle ./bundle demo
   proxcage start demo
   proxcage create --image docker.io/library/nginx:1.27 web   # from an image (pulled if missing)
   proxcage create --image alpine:3.22 job -- sh -c 'date'`,
 		Args: f.img.args(),
+		// A new id, and a command for inside the container: nothing to offer.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, true)
@@ -157,6 +160,7 @@ func (a *app) createCommand() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("image", a.completeImages)
 	return cmd
 }
 
@@ -166,13 +170,15 @@ func (a *app) runCommand() *cobra.Command {
 		detach, keep, noReaper bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] <container-id>",
+		Use:   "run [flags] {<container-id> | --image REF [<container-id>] [-- CMD...]}",
 		Short: "Create and start a container; without --detach wait for it and remove it",
 		Example: `  proxcage run -b ./bundle demo          # foreground, exits with the container's status
   proxcage run -d -b ./bundle web        # detached
   proxcage run --rm --image docker.io/library/busybox:1.36 -- echo hello
   proxcage run -d --image docker.io/library/nginx:1.27 -e NGINX_PORT=8080 web`,
 		Args: f.img.args(),
+		// A new id, and a command for inside the container: nothing to offer.
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, cmdArgs := f.img.idAndCommand(cmd, args)
 			opts, err := f.opts(a, detach)
@@ -217,9 +223,10 @@ func (a *app) runCommand() *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("image", a.completeImages)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "detach from the container's process")
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the container after it exits (not supported)")
-	cmd.Flags().BoolVar(&noReaper, "no-subreaper", false, "accepted for runc compatibility")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the container after it exits (runc's; refused: not supported)")
+	cmd.Flags().BoolVar(&noReaper, "no-subreaper", false, "ignored, accepted for runc compatibility")
 	return cmd
 }
 
@@ -242,6 +249,7 @@ func (a *app) idCommand(name, short string, op func(*runtime.Runtime, context.Co
 			}
 			return errdefs.Context(op(rt, cmd.Context(), args[0]), name, args[0])
 		},
+		ValidArgsFunction: a.completeID,
 	}
 }
 
@@ -267,6 +275,7 @@ func (a *app) stateCommand() *cobra.Command {
 			_, err = a.stdout.Write(append(data, '\n'))
 			return err
 		},
+		ValidArgsFunction: a.completeID,
 	}
 }
 
@@ -287,6 +296,7 @@ func (a *app) killCommand() *cobra.Command {
 			}
 			return nil
 		},
+		ValidArgsFunction: a.completeKill,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, sigArg := args[0], "TERM"
 			if len(args) == 2 {
@@ -349,6 +359,7 @@ func (a *app) deleteCommand() *cobra.Command {
 			}
 			return errdefs.Context(err, "delete", id)
 		},
+		ValidArgsFunction: a.completeID,
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill the container first if it is running")
 	return cmd

@@ -102,13 +102,16 @@ type app struct {
 	logFile *os.File
 }
 
+// stateRoot is root's --root.
+const stateRoot = "/run/proxcage"
+
 func defaultRoot() string {
 	if os.Geteuid() != 0 {
 		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 			return d + "/proxcage"
 		}
 	}
-	return "/run/proxcage"
+	return stateRoot
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -117,8 +120,16 @@ func (a *app) rootCommand() *cobra.Command {
 		Short: "OCI runtime with runc's grammar that runs containers natively, on Proxmox VE or on LXC",
 		Long: `proxcage is an OCI container runtime. It speaks runc's command grammar, so
 containerd, podman, CRI-O and Kubernetes can use it unchanged, and runs each
-container on the backend its routing rules pick (native: Linux namespaces and
-cgroups through libcontainer).`,
+container on the backend its routing rules pick:
+
+- native: Linux namespaces and cgroups through runc's libcontainer
+- pve: a Proxmox VE CT, through pct on a PVE node or the REST API from any host
+- lxc: a plain LXC container, through the LXC tools
+
+The bundle annotation org.proxcage.backend picks the backend, else the first
+matching [[routes]] rule of the config file, else its default_backend (native);
+"proxcage route" says which one a container would get, and why. The config
+file and every key of it: proxcage-config.toml(5).`,
 		Version:           version,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
@@ -131,9 +142,13 @@ cgroups through libcontainer).`,
 	f.StringVar(&a.logPath, "log", "", "log file (default: stderr)")
 	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	f.BoolVar(&a.debug, "debug", false, "enable debug logging")
-	f.BoolVar(&a.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (needs systemd)")
+	f.BoolVar(&a.systemdCgroup, "systemd-cgroup", false, "use the systemd cgroup driver (native; an error where systemd is not running; pve and lxc ignore it)")
 	f.StringVar(&a.configPath, "config", "", "config file (default $"+config.EnvVar+" or "+config.DefaultPath+")")
-	f.StringVar(&a.rootless, "rootless", "auto", "accepted for runc compatibility (true|false|auto)")
+	f.StringVar(&a.rootless, "rootless", "auto", "ignored, accepted for runc compatibility (true|false|auto): rootless follows the effective uid")
+	_ = root.MarkPersistentFlagDirname("root")
+	_ = root.MarkPersistentFlagFilename("config", "toml")
+	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("rootless", cobra.FixedCompletions([]string{"true", "false", "auto"}, cobra.ShellCompDirectiveNoFileComp))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c == root {
 			return errdefs.New(errdefs.ErrInvalidArgument, "%v", err)
@@ -149,6 +164,7 @@ cgroups through libcontainer).`,
 		a.pullCommand(), a.imagesCommand(), a.rmiCommand(), lxcHookCommand(),
 	)
 	root.AddCommand(a.extraCommands(root)...)
+	registerAnnotationCompletion(root)
 	return root
 }
 

@@ -113,9 +113,11 @@ func (a *app) updateCommand() *cobra.Command {
 			}
 			return errdefs.Context(rt.Update(cmd.Context(), id, res), "update", id)
 		},
+		ValidArgsFunction: a.completeID,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&resources, "resources", "r", "", "file with OCI linux.resources JSON (- for stdin)")
+	_ = cmd.MarkFlagFilename("resources", "json")
 	fl.StringVar(&memory, "memory", "", "memory limit (e.g. 256M; -1 for none)")
 	fl.StringVar(&memorySwap, "memory-swap", "", "memory+swap limit")
 	fl.StringVar(&memoryReservation, "memory-reservation", "", "memory soft limit")

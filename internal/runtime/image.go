@@ -43,8 +43,12 @@ type ImageRequest struct {
 
 // ImageStore opens the image store under the data dir.
 func (r *Runtime) ImageStore() (*image.Store, error) {
-	return image.Open(filepath.Join(r.Config.DataDir, "images"), r.Log)
+	return image.Open(r.ImageStoreDir(), r.Log)
 }
+
+// ImageStoreDir is the image store's directory; opening the store would
+// create it.
+func (r *Runtime) ImageStoreDir() string { return filepath.Join(r.Config.DataDir, "images") }
 
 // Pull fetches an image into the store.
 func (r *Runtime) Pull(ctx context.Context, ref string, opts image.PullOptions) (*image.Image, error) {

@@ -28,7 +28,8 @@ fail() { echo "deb.sh: FAIL: $*" >&2; exit 1; }
 	fail "make install"
 }
 for f in usr/local/bin/proxcage usr/local/libexec/proxcage/proxcage-lxc-init usr/local/share/man/man8/proxcage.8 \
-	usr/local/share/bash-completion/completions/proxcage etc/proxcage/config.toml; do
+	usr/local/share/man/man5/proxcage-config.toml.5 usr/local/share/bash-completion/completions/proxcage \
+	etc/proxcage/config.toml; do
 	[ -s "$work/inst/$f" ] || fail "make install put no $f"
 done
 (cd "$top" && make --no-print-directory -s uninstall DESTDIR="$work/inst" PREFIX=/usr/local >"$work/inst.log" 2>&1) || {

@@ -45,8 +45,22 @@ proxcage_lxc_init=/usr/libexec/proxcage/proxcage-lxc-init
 # A static binary: it runs inside any container's rootfs.
 out=$("$proxcage_lxc_init" 2>&1 || true)
 [[ "$out" == *"usage: proxcage-lxc-init"* ]] || fail "proxcage-lxc-init does not run: $out"
-zcat /usr/share/man/man8/proxcage.8.gz | grep -q '^\.TH "PROXCAGE" "8"' || fail "man page proxcage(8)"
+# Each page's header carries the version `proxcage version` prints.
+th() { zcat "$1" | grep -m1 '^\.TH '; }
+[[ "$(th /usr/share/man/man8/proxcage.8.gz)" == '.TH "PROXCAGE" "8" "'*'" "proxcage '"$version"'" ""' ]] ||
+	fail "man page proxcage(8): $(th /usr/share/man/man8/proxcage.8.gz)"
+for s in FILES 'EXIT STATUS' CONFIGURATION; do
+	zcat /usr/share/man/man8/proxcage.8.gz | grep -qx "\.SH $s" || fail "proxcage(8) has no $s"
+done
 zcat /usr/share/man/man8/proxcage-create.8.gz | grep -q 'pid-file' || fail "man page proxcage-create(8)"
+[[ "$(th /usr/share/man/man8/proxcage-create.8.gz)" == '.TH "PROXCAGE-CREATE" "8" "'*'" "proxcage '"$version"'" ""' ]] ||
+	fail "man page proxcage-create(8): $(th /usr/share/man/man8/proxcage-create.8.gz)"
+cfgman=/usr/share/man/man5/proxcage-config.toml.5.gz
+[[ "$(th $cfgman)" == '.TH "PROXCAGE-CONFIG.TOML" "5" "'*'" "proxcage '"$version"'" ""' ]] ||
+	fail "man page proxcage-config.toml(5): $(th $cfgman)"
+for k in default_backend data_dir match_annotation template_cache lxc_attach PROXCAGE_PVE_TOKEN_SECRET org.proxcage.vmid; do
+	zcat $cfgman | grep -q "$k" || fail "proxcage-config.toml(5) does not mention $k"
+done
 bash -c 'source /usr/share/bash-completion/completions/proxcage && complete -p proxcage' >/dev/null ||
 	fail "bash completion does not load"
 [ -s /usr/share/zsh/vendor-completions/_proxcage ] && [ -s /usr/share/fish/vendor_completions.d/proxcage.fish ] ||

@@ -40,7 +40,7 @@ func newAPITransport(cfg config.PVE, c *apiClient, lxcInfo string) *apiTransport
 	h, _, _ = strings.Cut(h, ".")
 	dir := cfg.TemplateCache
 	if dir == "" {
-		dir = "/var/cache/proxcage/vztmpl"
+		dir = config.TemplateCacheDefault
 	}
 	return &apiTransport{c: c, cfg: cfg, cacheDir: dir, hostname: h, lxcInfo: lxcInfo}
 }
