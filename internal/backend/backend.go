@@ -139,6 +139,46 @@ type Check struct {
 	Hint   string // what to do when it failed
 }
 
+// RootCheck is a backend's doctor line for needing root: why says what
+// for. As another user every other check may pass and still nothing runs.
+func RootCheck(backendName, why string) Check {
+	c := Check{Name: backendName + ": privileges"}
+	if uid := os.Geteuid(); uid != 0 {
+		c.Detail = fmt.Sprintf("running as uid %d, not root: %s need root", uid, why)
+		c.Hint = "run proxcage as root (and `sudo proxcage doctor` to check)"
+		return c
+	}
+	c.OK, c.Detail = true, "running as root"
+	return c
+}
+
+// WritableCheck is a doctor line for a directory proxcage writes to: dir,
+// or its nearest existing parent (proxcage makes the rest), must be
+// writable. Nothing is created.
+func WritableCheck(name, dir, hint string) Check {
+	c := Check{Name: name}
+	p := dir
+	for {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+		c.Detail, c.Hint = fmt.Sprintf("%s: %s is not writable (%v)", dir, p, err), hint
+		return c
+	}
+	c.OK, c.Detail = true, dir+" is writable"
+	if p != dir {
+		c.Detail = fmt.Sprintf("%s will be made in %s, which is writable", dir, p)
+	}
+	return c
+}
+
 // Doctor is implemented by backends that can check the host.
 type Doctor interface {
 	Doctor(ctx context.Context) []Check

@@ -124,7 +124,7 @@ func Load(path string, explicit bool) (*Config, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errdefs.New(errdefs.ErrInvalidArgument, "config %s does not exist", path)
 		}
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "read config")
+		return nil, errdefs.WrapOS(errdefs.ErrInvalidArgument, err, readHint(path), "read config")
 	}
 	cfg, err := Parse(data)
 	if err != nil {
@@ -132,6 +132,14 @@ func Load(path string, explicit bool) (*Config, error) {
 	}
 	cfg.Path = path
 	return cfg, nil
+}
+
+// readHint is what to do when the config file is not readable.
+func readHint(path string) string {
+	if uid := os.Geteuid(); uid != 0 {
+		return fmt.Sprintf("proxcage runs as uid %d, which cannot read %s: run proxcage as root, or pass a config that user can read with --config FILE (or $%s)", uid, path, EnvVar)
+	}
+	return fmt.Sprintf("check the owner and mode of %s, or pass another with --config FILE", path)
 }
 
 // Parse decodes and validates TOML config text.

@@ -110,12 +110,9 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		{s.path("rootfs"), 0o711}, {s.path("users"), 0o700}, {s.path("tmp"), 0o700},
 	} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			cat := errdefs.ErrInternal
-			if errors.Is(err, os.ErrPermission) {
-				cat = errdefs.ErrPermissionDenied
-			}
-			return nil, &errdefs.Error{Cat: cat, Msg: "create image store " + abs, Cause: err,
-				Hint: "pass a writable image store directory, or run as root"}
+			// The caller knows which setting names dir (runtime: data_dir).
+			return nil, errdefs.WrapOS(errdefs.ErrInternal, err,
+				"the image store's directory must be writable by the user proxcage runs as", "create image store %s", abs)
 		}
 	}
 	return s, nil

@@ -51,7 +51,7 @@ func cmpOr(v, def string) string {
 
 // pctDoctor checks what the pct transport needs from the node.
 func (b *Backend) pctDoctor(ctx context.Context) []backend.Check {
-	var checks []backend.Check
+	checks := []backend.Check{backend.RootCheck(Name, "pct and lxc-attach")}
 	t := &b.tools
 	missing := []string{}
 	for _, bin := range []string{t.pct, t.pvesh, t.pvesm, t.pveversion, t.lxcInfo, t.lxcAttach} {
