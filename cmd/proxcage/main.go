@@ -221,16 +221,20 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(a.root)
-	if err != nil {
-		return nil, err
-	}
-	// A rule naming a backend this build lacks only fails the containers it
-	// routes (create, route) and shows in `doctor`; other commands work.
 	reg := backend.NewRegistry()
 	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.log, a.debug), nil })
 	reg.Register(pve.Name, func() (backend.Backend, error) { return pve.New(cfg.PVE, a.log) })
 	reg.Register(lxc.Name, func() (backend.Backend, error) { return lxc.New(a.log), nil })
+	// A config naming a backend this build lacks is a config error for
+	// every command, as an unknown key is. (A bundle annotation naming one
+	// fails only that container's create or route.)
+	if err := runtime.CheckBackends(cfg, reg); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(a.root)
+	if err != nil {
+		return nil, err
+	}
 	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
 }
 

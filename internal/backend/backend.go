@@ -190,10 +190,28 @@ func Unsupported(b Backend, what string) error {
 	return errdefs.New(errdefs.ErrFailedPrecondition, "the %s backend does not support %s", b.Name(), what)
 }
 
+// NotStopped is the one refusal of a plain delete of a live container, in
+// runc's words (engines match them), with the two ways out.
+func NotStopped(id, status string) error {
+	return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+		Msg: fmt.Sprintf("cannot delete container %s that is not stopped: %s", id, status),
+		Hint: fmt.Sprintf("stop it first with `proxcage kill %s` (KILL if its process ignores TERM), then delete it; "+
+			"or `proxcage delete --force %s` does both", id, id)}
+}
+
+// ExecStopped is the one refusal of exec in a container whose process has
+// ended (runc's words); what says which container.
+func ExecStopped(id, what string) error {
+	return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+		Msg:  "cannot exec in a stopped container" + what,
+		Hint: fmt.Sprintf("its process has exited: `proxcage delete %s` removes it", id)}
+}
+
 // Registry maps backend names to constructors. It is built in main and
 // passed down: no package-level registry, so tests can build their own.
 type Registry struct {
 	factories map[string]func() (Backend, error)
+	order     []string // registration order, for messages
 	made      map[string]Backend
 }
 
@@ -204,7 +222,30 @@ func NewRegistry() *Registry {
 
 // Register adds a backend constructor. Constructors run lazily, once.
 func (r *Registry) Register(name string, f func() (Backend, error)) {
+	if _, ok := r.factories[name]; !ok {
+		r.order = append(r.order, name)
+	}
 	r.factories[name] = f
+}
+
+// aliases are names people reach for that mean a backend of this build.
+var aliases = map[string]string{
+	"proxmox": "pve", "proxmox-ve": "pve", "pct": "pve", "runc": "native", "libcontainer": "native", "lxd": "lxc",
+}
+
+// Check returns nil when name is a backend of this build, else the error
+// every place that names a backend uses: the known ones, and the nearest.
+func (r *Registry) Check(name string) error {
+	if r.Has(name) {
+		return nil
+	}
+	hint := "known backends: " + strings.Join(r.order, ", ")
+	if m := aliases[strings.ToLower(name)]; r.Has(m) {
+		hint = "did you mean " + m + "? " + hint
+	} else if m := errdefs.Closest(name, r.order); m != "" {
+		hint = "did you mean " + m + "? " + hint
+	}
+	return &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: fmt.Sprintf("unknown backend %q", name), Hint: hint}
 }
 
 // Names lists registered backends, sorted.
@@ -228,12 +269,10 @@ func (r *Registry) Get(name string) (Backend, error) {
 	if b, ok := r.made[name]; ok {
 		return b, nil
 	}
-	f, ok := r.factories[name]
-	if !ok {
-		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-			Msg:  fmt.Sprintf("unknown backend %q", name),
-			Hint: "backends in this build: " + strings.Join(r.Names(), ", ")}
+	if err := r.Check(name); err != nil {
+		return nil, err
 	}
+	f := r.factories[name]
 	b, err := f()
 	if err != nil {
 		return nil, errdefs.Wrap(errdefs.Category(err), err, "backend %s", name)

@@ -307,6 +307,15 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// Errorf puts err in the config's context ("config PATH: ..."), as Load
+// does for what it finds itself. It keeps err's category and hint.
+func (c *Config) Errorf(err error) error {
+	if c.Path == "" {
+		return errdefs.Context(err, "built-in config", "")
+	}
+	return errdefs.Context(err, "config", c.Path)
+}
+
 // Backends lists every backend name the config refers to, default first.
 func (c *Config) Backends() []string {
 	seen := map[string]bool{c.DefaultBackend: true}

@@ -53,11 +53,41 @@ func (r *Runtime) Route(id, bundleDir string) (route.Decision, error) {
 		return route.Decision{}, err
 	}
 	d := route.Pick(r.Config, id, b.Spec.Annotations)
-	if !r.Backends.Has(d.Backend) {
-		_, err := r.Backends.Get(d.Backend)
-		return d, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "route %s", id)
+	// The CLI prefixes "route ID"; only the reason is added here.
+	if err := r.Backends.Check(d.Backend); err != nil {
+		return d, chosenBy(err, d)
 	}
 	return d, nil
+}
+
+// chosenBy adds to a backend's error which rule picked that backend.
+func chosenBy(err error, d route.Decision) error {
+	hint := "chosen by " + d.Reason
+	if h := errdefs.Hint(err); h != "" {
+		hint = h + "; " + hint
+	}
+	return errdefs.WithHint(err, hint)
+}
+
+// CheckBackends fails when default_backend or a rule names a backend this
+// build does not have: a typo there would otherwise surface only at the
+// first container it routes, and `list` would look fine meanwhile.
+func CheckBackends(cfg *config.Config, reg *backend.Registry) error {
+	check := func(where, name string) error {
+		if err := reg.Check(name); err != nil {
+			return errdefs.Context(err, where, "")
+		}
+		return nil
+	}
+	if err := check("default_backend", cfg.DefaultBackend); err != nil {
+		return cfg.Errorf(err)
+	}
+	for i, rule := range cfg.Routes {
+		if err := check(fmt.Sprintf("rule %d (%s)", i+1, rule.Describe()), rule.Backend); err != nil {
+			return cfg.Errorf(err)
+		}
+	}
+	return nil
 }
 
 func (r *Runtime) container(rec *store.Record, s *specs.Spec) *backend.Container {
@@ -89,11 +119,7 @@ func (r *Runtime) create(ctx context.Context, id, bundleDir string, opts backend
 	d := route.Pick(r.Config, id, b.Spec.Annotations)
 	be, err := r.Backends.Get(d.Backend)
 	if err != nil {
-		hint := "the backend was chosen by " + d.Reason
-		if h := errdefs.Hint(err); h != "" {
-			hint = h + " (" + hint + ")"
-		}
-		return nil, nil, nil, errdefs.WithHint(err, hint)
+		return nil, nil, nil, chosenBy(err, d)
 	}
 	rec := &store.Record{
 		ID: id, Backend: d.Backend, RouteReason: d.Reason, Bundle: b.Path, Rootfs: b.Rootfs,
