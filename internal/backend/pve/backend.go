@@ -548,7 +548,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 			return nil
 		case errdefs.ErrFailedPrecondition:
 			if strings.Contains(err.Error(), "running") {
-				return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running (CT %d)", c.ID, p.VMID)
+				return backend.NotStopped(c.ID, fmt.Sprintf("running (CT %d)", p.VMID))
 			}
 		}
 		return err
@@ -610,7 +610,13 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	if st, err := b.tr.status(ctx, p.Node, p.VMID); err != nil {
 		return -1, err
 	} else if st != "running" {
-		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container (CT %d)", p.VMID)
+		// A CT has no init before start: unlike runc, nothing to exec in.
+		if !p.Started && !p.Killed {
+			return -1, &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+				Msg:  fmt.Sprintf("cannot exec in a created container that was never started (CT %d has no processes yet)", p.VMID),
+				Hint: fmt.Sprintf("start it first: `proxcage start %s`", c.ID)}
+		}
+		return -1, backend.ExecStopped(c.ID, fmt.Sprintf(" (CT %d)", p.VMID))
 	}
 	// A PVE CT is LXC container VMID in the node's default lxcpath.
 	lt := lxctools.Tools{Bin: func(string) string { return b.tools.lxcAttach }}
