@@ -63,7 +63,7 @@ func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
 	}
 	vr, err := parseVMIDRange(cfg.VMIDRange)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "config")
+		return nil, err
 	}
 	or := func(v, def string) string {
 		if v != "" {
