@@ -61,7 +61,7 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 
 	c = backend.Check{Name: "lxc: " + InitHelper, OK: true}
 	if p, err := b.initHelper(); err != nil {
-		c.OK, c.Detail, c.Hint = false, errdefs.OneLine(err), errdefs.Hint(err)
+		c.OK, c.Detail, c.Hint = false, errdefs.Text(err), errdefs.Hint(err)
 	} else {
 		c.Detail = p + " (holds a created container's process until start)"
 	}

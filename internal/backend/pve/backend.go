@@ -151,6 +151,30 @@ const createAttempts = 10
 // Create implements backend.Backend: node, template, VMID, create. A
 // failure after the create call destroys the CT again.
 func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
+	return b.explain(b.create(ctx, c, opts))
+}
+
+// explain sharpens a hint with what only the config knows: which [pve]
+// key names a storage PVE says does not exist.
+func (b *Backend) explain(err error) error {
+	var te *toolError
+	if !errors.As(err, &te) || te.MissingStorage == "" {
+		return err
+	}
+	var keys []string
+	if te.MissingStorage == b.cfg.RootfsStorage {
+		keys = append(keys, "rootfs_storage")
+	}
+	if te.MissingStorage == b.cfg.TemplateStorage {
+		keys = append(keys, "template_storage")
+	}
+	if len(keys) == 0 {
+		return err // a mount point's storage: the generic hint stands
+	}
+	return errdefs.WithHint(err, missingStorageHint(keys, te.MissingStorage))
+}
+
+func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
 	if opts.ConsoleSocket != "" {
 		return errdefs.New(errdefs.ErrInvalidArgument, "--console-socket is not supported by the pve backend (use `pct console VMID`)")
 	}
@@ -315,7 +339,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started or killed (CT %d)", p.VMID)
 	}
 	if err := b.follow(ctx, c, &p, func() error { return b.tr.start(ctx, p.Node, p.VMID) }); err != nil {
-		return err
+		return b.explain(err)
 	}
 	p.Started = true
 	if err := b.savePrivate(c, p); err != nil {
