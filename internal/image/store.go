@@ -566,8 +566,8 @@ func (s *Store) Remove(ref string, force bool) (removed []string, err error) {
 			if len(users) > 0 && !force {
 				return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
 					Msg: fmt.Sprintf("image %s is in use by container(s) %s", ref, strings.Join(users, ", ")),
-					Hint: "delete those containers first, or force it (the image is untagged and " +
-						"its files stay until the containers are gone and the store is pruned)"}
+					Hint: "delete those containers first; or `proxcage rmi -f` (--force) only untags it: " +
+						"its files stay for the containers, and `proxcage images prune` removes them once they are gone"}
 			}
 			if len(users) > 0 {
 				removed = append(removed, drop...)
