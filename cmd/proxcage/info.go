@@ -333,7 +333,8 @@ func (a *app) doctorCommand() *cobra.Command {
 					failed++
 				}
 				line := fmt.Sprintf("%s\t%s\t%s", mark, c.Name, c.Detail)
-				if !c.OK && c.Hint != "" {
+				// Once: a detail made from an error may carry its hint.
+				if !c.OK && c.Hint != "" && !strings.Contains(c.Detail, c.Hint) {
 					line += " -- " + c.Hint
 				}
 				fmt.Fprintln(w, line)

@@ -76,6 +76,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if strings.HasPrefix(err.Error(), "unknown command") {
 		err = errdefs.New(errdefs.ErrInvalidArgument, "%v", err)
 	}
+	if errdefs.Category(err) == errdefs.ErrPermissionDenied && errdefs.Hint(err) == "" {
+		err = errdefs.WithHint(err, permissionHint())
+	}
 	line := errdefs.OneLine(err)
 	// With --log the engine reads the error from the log file (containerd's
 	// shim takes the last "error" line); stderr always gets it too.
@@ -84,6 +87,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "proxcage: "+line)
 	return errdefs.ExitCode(err)
+}
+
+// permissionHint is the fallback for a refused access no caller explained.
+func permissionHint() string {
+	if uid := os.Geteuid(); uid != 0 {
+		return fmt.Sprintf("proxcage runs as uid %d: run it as root, or give that user access to the path named", uid)
+	}
+	return "check the owner and mode of the path named (and any security module denying it)"
 }
 
 // app holds the global flags and what is built from them.
@@ -176,7 +187,7 @@ func (a *app) setupLog() error {
 	if a.logPath != "" {
 		f, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--log")
+			return errdefs.WrapOS(errdefs.ErrInvalidArgument, err, "pass a --log file the user running proxcage can write, or run it as root", "--log")
 		}
 		a.logFile, w = f, f
 	}
@@ -226,16 +237,20 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(a.root)
-	if err != nil {
-		return nil, err
-	}
-	// A rule naming a backend this build lacks only fails the containers it
-	// routes (create, route) and shows in `doctor`; other commands work.
 	reg := backend.NewRegistry()
 	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.log, a.debug), nil })
 	reg.Register(pve.Name, func() (backend.Backend, error) { return pve.New(cfg.PVE, a.log) })
 	reg.Register(lxc.Name, func() (backend.Backend, error) { return lxc.New(a.log), nil })
+	// A config naming a backend this build lacks is a config error for
+	// every command, as an unknown key is. (A bundle annotation naming one
+	// fails only that container's create or route.)
+	if err := runtime.CheckBackends(cfg, reg); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(a.root)
+	if err != nil {
+		return nil, err
+	}
 	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
 }
 

@@ -536,18 +536,32 @@ func TestRouteCommand(t *testing.T) {
 			t.Errorf("stderr %q does not list the built-in backends", line)
 		}
 	})
-	// A rule naming a backend this build lacks must only fail the
-	// containers it routes: an id that falls through to the default still
-	// routes to native (runtime.Route checks the chosen backend itself).
-	t.Run("default id with a rule to a backend not in this build", func(t *testing.T) {
-		e.writeConfig("default_backend = \"native\"\n\n[[routes]]\nmatch_id = '^pve-'\nbackend = \"vm\"\n")
-		defer e.writeConfig("")
-		r := e.run("route", "--bundle", b, "web")
-		if r.code != 0 {
-			t.Errorf("exit %d, want 0 (stderr %q)", r.code, r.stderr)
+	// A config naming a backend this build lacks is a config error for
+	// every command, found when the config is loaded: one line naming
+	// where, the known backends and the nearest, exit 2.
+	t.Run("config naming a backend not in this build fails every command", func(t *testing.T) {
+		for _, c := range []struct{ config, where, mean string }{
+			{"default_backend = \"native\"\n\n[[routes]]\nmatch_id = '^pve-'\nbackend = \"vm\"\n", "rule 1", ""},
+			{"default_backend = \"proxmox\"\n", "default_backend", "did you mean pve?"},
+			{"default_backend = \"native\"\n[[routes]]\nmatch_id = 'x'\nbackend = \"native\"\n[[routes]]\nmatch_id = '^ct-'\nbackend = \"lcx\"\n", "rule 2", "did you mean lxc?"},
+		} {
+			e.writeConfig(c.config)
+			for _, args := range [][]string{{"list"}, {"state", "x"}, {"route", "--bundle", b, "web"}, {"doctor"}, {"create", "--bundle", b, "web"}} {
+				r := e.run(args...)
+				line := oneLine(t, r)
+				if r.code != 2 || !strings.Contains(line, "config "+e.config+": "+c.where) ||
+					!strings.Contains(line, "unknown backend") || !strings.Contains(line, "known backends: native, pve, lxc") ||
+					!strings.Contains(line, c.mean) {
+					t.Errorf("%q, %v: exit %d %q", c.config, args, r.code, line)
+				}
+				if r.stdout != "" {
+					t.Errorf("%v: stdout %q", args, r.stdout)
+				}
+			}
 		}
-		if !strings.Contains(r.stdout, "backend: native\n") {
-			t.Errorf("stdout %q lacks 'backend: native'", r.stdout)
+		e.writeConfig("")
+		if _, err := os.Stat(filepath.Join(e.root, "web")); err == nil {
+			t.Error("a container was made")
 		}
 	})
 	t.Run("annotation to a backend not in this build", func(t *testing.T) {
@@ -555,6 +569,16 @@ func TestRouteCommand(t *testing.T) {
 		r := e.run("route", "--bundle", ab, "web")
 		if r.code != 2 || !strings.Contains(r.stderr, `unknown backend "qemu"`) {
 			t.Errorf("exit %d stderr %q, want 2 and unknown backend \"qemu\"", r.code, r.stderr)
+		}
+		// The operation and id once, the hint says who chose it.
+		pb := e.bundle(map[string]string{"org.proxcage.backend": "proxmox"})
+		for _, op := range []string{"route", "create"} {
+			r := e.run(op, "--bundle", pb, "ct-x")
+			line := oneLine(t, r)
+			if r.code != 2 || !strings.HasPrefix(line, "proxcage: "+op+" ct-x: unknown backend \"proxmox\" (hint: did you mean pve?") ||
+				strings.Count(line, op+" ct-x") != 1 || !strings.Contains(line, "bundle annotation org.proxcage.backend=proxmox") {
+				t.Errorf("%s: exit %d %q", op, r.code, line)
+			}
 		}
 	})
 	t.Run("annotation to native", func(t *testing.T) {

@@ -139,6 +139,46 @@ type Check struct {
 	Hint   string // what to do when it failed
 }
 
+// RootCheck is a backend's doctor line for needing root: why says what
+// for. As another user every other check may pass and still nothing runs.
+func RootCheck(backendName, why string) Check {
+	c := Check{Name: backendName + ": privileges"}
+	if uid := os.Geteuid(); uid != 0 {
+		c.Detail = fmt.Sprintf("running as uid %d, not root: %s need root", uid, why)
+		c.Hint = "run proxcage as root (and `sudo proxcage doctor` to check)"
+		return c
+	}
+	c.OK, c.Detail = true, "running as root"
+	return c
+}
+
+// WritableCheck is a doctor line for a directory proxcage writes to: dir,
+// or its nearest existing parent (proxcage makes the rest), must be
+// writable. Nothing is created.
+func WritableCheck(name, dir, hint string) Check {
+	c := Check{Name: name}
+	p := dir
+	for {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+		c.Detail, c.Hint = fmt.Sprintf("%s: %s is not writable (%v)", dir, p, err), hint
+		return c
+	}
+	c.OK, c.Detail = true, dir+" is writable"
+	if p != dir {
+		c.Detail = fmt.Sprintf("%s will be made in %s, which is writable", dir, p)
+	}
+	return c
+}
+
 // Doctor is implemented by backends that can check the host.
 type Doctor interface {
 	Doctor(ctx context.Context) []Check
@@ -150,10 +190,28 @@ func Unsupported(b Backend, what string) error {
 	return errdefs.New(errdefs.ErrFailedPrecondition, "the %s backend does not support %s", b.Name(), what)
 }
 
+// NotStopped is the one refusal of a plain delete of a live container, in
+// runc's words (engines match them), with the two ways out.
+func NotStopped(id, status string) error {
+	return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+		Msg: fmt.Sprintf("cannot delete container %s that is not stopped: %s", id, status),
+		Hint: fmt.Sprintf("stop it first with `proxcage kill %s` (KILL if its process ignores TERM), then delete it; "+
+			"or `proxcage delete --force %s` does both", id, id)}
+}
+
+// ExecStopped is the one refusal of exec in a container whose process has
+// ended (runc's words); what says which container.
+func ExecStopped(id, what string) error {
+	return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+		Msg:  "cannot exec in a stopped container" + what,
+		Hint: fmt.Sprintf("its process has exited: `proxcage delete %s` removes it", id)}
+}
+
 // Registry maps backend names to constructors. It is built in main and
 // passed down: no package-level registry, so tests can build their own.
 type Registry struct {
 	factories map[string]func() (Backend, error)
+	order     []string // registration order, for messages
 	made      map[string]Backend
 }
 
@@ -164,7 +222,30 @@ func NewRegistry() *Registry {
 
 // Register adds a backend constructor. Constructors run lazily, once.
 func (r *Registry) Register(name string, f func() (Backend, error)) {
+	if _, ok := r.factories[name]; !ok {
+		r.order = append(r.order, name)
+	}
 	r.factories[name] = f
+}
+
+// aliases are names people reach for that mean a backend of this build.
+var aliases = map[string]string{
+	"proxmox": "pve", "proxmox-ve": "pve", "pct": "pve", "runc": "native", "libcontainer": "native", "lxd": "lxc",
+}
+
+// Check returns nil when name is a backend of this build, else the error
+// every place that names a backend uses: the known ones, and the nearest.
+func (r *Registry) Check(name string) error {
+	if r.Has(name) {
+		return nil
+	}
+	hint := "known backends: " + strings.Join(r.order, ", ")
+	if m := aliases[strings.ToLower(name)]; r.Has(m) {
+		hint = "did you mean " + m + "? " + hint
+	} else if m := errdefs.Closest(name, r.order); m != "" {
+		hint = "did you mean " + m + "? " + hint
+	}
+	return &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: fmt.Sprintf("unknown backend %q", name), Hint: hint}
 }
 
 // Names lists registered backends, sorted.
@@ -188,12 +269,10 @@ func (r *Registry) Get(name string) (Backend, error) {
 	if b, ok := r.made[name]; ok {
 		return b, nil
 	}
-	f, ok := r.factories[name]
-	if !ok {
-		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-			Msg:  fmt.Sprintf("unknown backend %q", name),
-			Hint: "backends in this build: " + strings.Join(r.Names(), ", ")}
+	if err := r.Check(name); err != nil {
+		return nil, err
 	}
+	f := r.factories[name]
 	b, err := f()
 	if err != nil {
 		return nil, errdefs.Wrap(errdefs.Category(err), err, "backend %s", name)

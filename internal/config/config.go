@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -124,7 +126,7 @@ func Load(path string, explicit bool) (*Config, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errdefs.New(errdefs.ErrInvalidArgument, "config %s does not exist", path)
 		}
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "read config")
+		return nil, errdefs.WrapOS(errdefs.ErrInvalidArgument, err, readHint(path), "read config")
 	}
 	cfg, err := Parse(data)
 	if err != nil {
@@ -134,6 +136,14 @@ func Load(path string, explicit bool) (*Config, error) {
 	return cfg, nil
 }
 
+// readHint is what to do when the config file is not readable.
+func readHint(path string) string {
+	if uid := os.Geteuid(); uid != 0 {
+		return fmt.Sprintf("proxcage runs as uid %d, which cannot read %s: run proxcage as root, or pass a config that user can read with --config FILE (or $%s)", uid, path, EnvVar)
+	}
+	return fmt.Sprintf("check the owner and mode of %s, or pass another with --config FILE", path)
+}
+
 // Parse decodes and validates TOML config text.
 func Parse(data []byte) (*Config, error) {
 	cfg := Default()
@@ -141,11 +151,7 @@ func Parse(data []byte) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil {
 		var strict *toml.StrictMissingError
 		if errors.As(err, &strict) && len(strict.Errors) > 0 {
-			keys := make([]string, 0, len(strict.Errors))
-			for _, e := range strict.Errors {
-				keys = append(keys, strings.Join(e.Key(), "."))
-			}
-			return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+			return nil, unknownKeys(strict.Errors)
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
@@ -158,6 +164,117 @@ func Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// unknownKeys names each unknown key with its line, and hints at the key
+// meant: the nearest known key of the same table, or the table a known key
+// belongs in, or else that table's keys.
+func unknownKeys(errs []toml.DecodeError) error {
+	root := reflect.TypeFor[Config]()
+	var msgs, hints []string
+	for i := range errs {
+		key := errs[i].Key()
+		row, _ := errs[i].Position()
+		msgs = append(msgs, fmt.Sprintf("line %d: unknown key %s", row, strings.Join(key, ".")))
+		// The first component that is not a known key is the typo
+		// ("backends" in [backends.pve]).
+		n := 0
+		for n < len(key)-1 && tableKeys(root, key[:n+1]) != nil {
+			n++
+		}
+		parent, last := key[:n], key[n]
+		known := tableKeys(root, parent)
+		switch m := errdefs.Closest(last, known); {
+		case m != "":
+			hints = append(hints, "did you mean "+strings.Join(append(parent[:n:n], m), ".")+"?")
+		case len(parent) > 0 && slices.Contains(tableKeys(root, nil), last):
+			hints = append(hints, last+" belongs at the top level, before the first [table]")
+		case tableOf(root, nil, last) != "" && tableOf(root, nil, last) != strings.Join(parent, "."):
+			hints = append(hints, fmt.Sprintf("%s belongs in [%s]", last, tableOf(root, nil, last)))
+		default:
+			hints = append(hints, fmt.Sprintf("keys of %s: %s", tableName(root, parent), strings.Join(known, ", ")))
+		}
+	}
+	return &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: strings.Join(msgs, "; "), Hint: strings.Join(hints, "; ")}
+}
+
+// tableName spells the table at path as it is written in the file.
+func tableName(t reflect.Type, path []string) string {
+	if len(path) == 0 {
+		return "the top level"
+	}
+	if f, ok := fieldByKey(t, path[0]); ok && len(path) == 1 && f.Type.Kind() == reflect.Slice {
+		return "[[" + path[0] + "]]"
+	}
+	return "[" + strings.Join(path, ".") + "]"
+}
+
+// tableKeys lists the keys of the table at path in t ([[routes]] is the
+// table of one rule), or nil when path is no table of t.
+func tableKeys(t reflect.Type, path []string) []string {
+	for _, p := range path {
+		f, ok := fieldByKey(t, p)
+		if !ok {
+			return nil
+		}
+		t = elem(f.Type)
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for i := range t.NumField() {
+		if k := tomlKey(t.Field(i)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// tableOf returns the table below t (path so far) that has key, or "".
+func tableOf(t reflect.Type, path []string, key string) string {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		k := tomlKey(f)
+		if ft := elem(f.Type); k != "" && ft.Kind() == reflect.Struct {
+			sub := append(path[:len(path):len(path)], k)
+			if _, ok := fieldByKey(ft, key); ok {
+				return strings.Join(sub, ".")
+			}
+			if found := tableOf(ft, sub, key); found != "" {
+				return found
+			}
+		}
+	}
+	return ""
+}
+
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	for i := range t.NumField() {
+		if tomlKey(t.Field(i)) == key {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func tomlKey(f reflect.StructField) string {
+	k, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	if k == "-" || !f.IsExported() {
+		return ""
+	}
+	return k
+}
+
+// elem is the type a TOML table or array of tables decodes into.
+func elem(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 func (c *Config) validate() error {
@@ -188,6 +305,15 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// Errorf puts err in the config's context ("config PATH: ..."), as Load
+// does for what it finds itself. It keeps err's category and hint.
+func (c *Config) Errorf(err error) error {
+	if c.Path == "" {
+		return errdefs.Context(err, "built-in config", "")
+	}
+	return errdefs.Context(err, "config", c.Path)
 }
 
 // Backends lists every backend name the config refers to, default first.

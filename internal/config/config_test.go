@@ -274,3 +274,36 @@ func TestPackagedExample(t *testing.T) {
 		t.Fatalf("uncommented example: %+v", cfg)
 	}
 }
+
+// An unknown key is named with its line, and the hint says the key meant:
+// the nearest of that table's keys, or the table a known key belongs in.
+func TestUnknownKeyLineAndDidYouMean(t *testing.T) {
+	for _, c := range []struct{ text, msg, hint string }{
+		{"default_backend = \"pve\"\n\n[pve]\nbrigde = \"vmbr1\"\n", "line 4: unknown key pve.brigde", "did you mean pve.bridge?"},
+		{"[pve]\ntransport = \"api\"\ntoken_secert_file = \"/x\"\n", "line 3: unknown key pve.token_secert_file", "did you mean pve.token_secret_file?"},
+		{"[pve.tools]\npctt = \"/x\"\n", "line 2: unknown key pve.tools.pctt", "did you mean pve.tools.pct?"},
+		{"default_backnd = \"pve\"\n", "line 1: unknown key default_backnd", "did you mean default_backend?"},
+		{"bridge = \"vmbr0\"\n", "line 1: unknown key bridge", "bridge belongs in [pve]"},
+		{"[pve]\ndefault_backend = \"pve\"\n", "line 2: unknown key pve.default_backend", "belongs at the top level"},
+		{"[pve]\nzzz = 1\n", "line 2: unknown key pve.zzz", "keys of [pve]: transport, template_storage"},
+		{"[[routes]]\nmatch_id = 'x'\nbackend = 'pve'\nmatch_idd = 'y'\n", "line 4: unknown key routes.match_idd", "did you mean routes.match_id?"},
+	} {
+		_, err := Parse([]byte(c.text))
+		if err == nil {
+			t.Fatalf("%q: accepted", c.text)
+		}
+		if !strings.Contains(err.Error(), c.msg) || !strings.Contains(errdefs.Hint(err), c.hint) {
+			t.Errorf("%q: %q (hint %q), want %q (hint %q)", c.text, err, errdefs.Hint(err), c.msg, c.hint)
+		}
+		if !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%q: not invalid argument: %v", c.text, err)
+		}
+	}
+	// Through Load: the file, the line and the hint, on one line.
+	p := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(p, []byte("[pve]\nbrigde = \"vmbr1\"\n"), 0o644)
+	_, err := Load(p, true)
+	if got, want := errdefs.OneLine(err), "config "+p+": line 2: unknown key pve.brigde (hint: did you mean pve.bridge?)"; got != want {
+		t.Errorf("Load: %q, want %q", got, want)
+	}
+}

@@ -10,6 +10,7 @@ package errdefs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 )
 
@@ -57,8 +58,17 @@ func ExitCode(err error) int {
 
 // Category returns the category of err: that of the outermost *Error (so
 // Wrap can re-categorise a cause), else the first sentinel found in the
-// chain, else ErrInternal.
+// chain, else ErrInternal. An internal error caused by the OS refusing
+// access (EACCES, EPERM) is a permission problem: the operator can fix it.
 func Category(err error) error {
+	cat := category(err)
+	if cat == ErrInternal && errors.Is(err, fs.ErrPermission) {
+		return ErrPermissionDenied
+	}
+	return cat
+}
+
+func category(err error) error {
 	var e *Error
 	if errors.As(err, &e) && e.Cat != nil {
 		return e.Cat
@@ -110,6 +120,20 @@ func Wrap(cat error, cause error, format string, args ...any) error {
 		return nil
 	}
 	return &Error{Cat: cat, Msg: fmt.Sprintf(format, args...), Cause: cause}
+}
+
+// WrapOS is Wrap for a failed file system call: when the OS refused
+// access (EACCES, EPERM) the error is ErrPermissionDenied with permHint,
+// which says who may do it or what to point proxcage at instead.
+func WrapOS(cat error, cause error, permHint string, format string, args ...any) error {
+	if cause == nil {
+		return nil
+	}
+	e := &Error{Cat: cat, Msg: fmt.Sprintf(format, args...), Cause: cause}
+	if errors.Is(cause, fs.ErrPermission) {
+		e.Cat, e.Hint = ErrPermissionDenied, permHint
+	}
+	return e
 }
 
 // WithHint attaches an operator hint to err, keeping its category. When err
@@ -168,13 +192,19 @@ type contexted struct {
 func (c *contexted) Error() string { return c.prefix + ": " + c.err.Error() }
 func (c *contexted) Unwrap() error { return c.err }
 
+// Text renders err alone (no hint) on one line, for places that show the
+// hint apart (doctor's checks).
+func Text(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+}
+
 // OneLine renders err and its hint as a single line for the terminal and
 // logs: newlines in wrapped tool output are folded so a caller reading the
 // last line (containerd's shim does) still gets the whole message.
 func OneLine(err error) string {
-	msg := err.Error()
+	msg := Text(err)
 	if h := Hint(err); h != "" {
-		msg += " (hint: " + h + ")"
+		msg += " (hint: " + strings.Join(strings.Fields(h), " ") + ")"
 	}
-	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ")), " ")
+	return msg
 }

@@ -224,3 +224,49 @@ func TestOneLine(t *testing.T) {
 		})
 	}
 }
+
+// An OS refusal (EACCES, EPERM) is a permission problem the operator can
+// fix: exit 7, also when a caller wrapped it as internal.
+func TestPermissionFromTheOS(t *testing.T) {
+	perm := &fs.PathError{Op: "open", Path: "/run/proxcage", Err: fs.ErrPermission}
+	for name, err := range map[string]error{
+		"plain":           perm,
+		"wrapped":         fmt.Errorf("list: %w", perm),
+		"Wrap internal":   Wrap(ErrInternal, perm, "list"),
+		"WrapOS":          WrapOS(ErrInternal, perm, "run as root", "list"),
+		"Context(WrapOS)": Context(WrapOS(ErrInvalidArgument, perm, "run as root", "read"), "create", "x"),
+	} {
+		if ExitCode(err) != 7 {
+			t.Errorf("%s: exit %d", name, ExitCode(err))
+		}
+	}
+	// A category chosen on purpose stays.
+	if got := ExitCode(Wrap(ErrNotFound, perm, "x")); got != 3 {
+		t.Errorf("Wrap(not found, EACCES): exit %d", got)
+	}
+	if h := Hint(WrapOS(ErrInternal, perm, "run as root", "list")); h != "run as root" {
+		t.Errorf("WrapOS hint %q", h)
+	}
+	if e := WrapOS(ErrInternal, os.ErrNotExist, "run as root", "x"); ExitCode(e) != 1 || Hint(e) != "" {
+		t.Errorf("WrapOS of a non-permission error: %v %q", e, Hint(e))
+	}
+}
+
+func TestClosest(t *testing.T) {
+	keys := []string{"transport", "template_storage", "rootfs_storage", "bridge", "node", "url"}
+	for in, want := range map[string]string{
+		"brigde": "bridge", "bridg": "bridge", "rootfs_storag": "rootfs_storage", "trasnport": "transport",
+		"nodes": "node", "zzz": "", "ur": "", "x": "", "template": "",
+	} {
+		if got := Closest(in, keys); got != want {
+			t.Errorf("Closest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTextAndOneLine(t *testing.T) {
+	err := WithHint(New(ErrInternal, "a\nb"), "do\nthis")
+	if Text(err) != "a b" || OneLine(err) != "a b (hint: do this)" {
+		t.Errorf("Text %q OneLine %q", Text(err), OneLine(err))
+	}
+}

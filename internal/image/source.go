@@ -101,6 +101,11 @@ func parseRef(ref string) (*srcRef, error) {
 		}
 		return r, nil
 	}
+	if !strings.HasPrefix(ref, "docker://") {
+		if err := localPath(ref); err != nil {
+			return nil, err
+		}
+	}
 	rest := strings.TrimPrefix(ref, "docker://")
 	if t, _, ok := strings.Cut(rest, "://"); ok {
 		return nil, bad("unsupported transport %q in %q", t, ref)
@@ -115,6 +120,110 @@ func parseRef(ref string) (*srcRef, error) {
 		return nil, bad("invalid image reference %q", ref)
 	}
 	return &srcRef{transport: "docker", name: registryName(r), ref: r}, nil
+}
+
+// localPath refuses a reference without a transport that names a local
+// path: one that starts with /, ./ or ../, or a file or directory here that
+// holds an image. It would otherwise become a registry name
+// (docker.io//tmp/x:latest) and fail with a DNS error. The hint names the
+// prefix for what is there; docker:// forces a registry name.
+func localPath(ref string) error {
+	path := ref
+	if _, err := os.Stat(path); err != nil {
+		// A TAG after the path, as oci:DIR:TAG takes it.
+		if p, _, ok := strings.Cut(ref, ":"); ok {
+			path = p
+		}
+	}
+	explicit := path == "." || path == ".." || strings.HasPrefix(path, "/") || strings.HasPrefix(path, "./") || strings.HasPrefix(path, "../")
+	transport, what := localKind(path)
+	if !explicit && transport == "" {
+		return nil
+	}
+	e := &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+		Msg: fmt.Sprintf("image reference %q is a local path (%s), and has no transport prefix", ref, what)}
+	switch transport {
+	case "oci", "oci-archive", "docker-archive":
+		e.Hint = fmt.Sprintf("write %s:%s", transport, ref)
+		if !explicit {
+			e.Hint += " (or docker://" + ref + " for a registry image of that name)"
+		}
+	default:
+		e.Hint = "an image on disk is read with oci:DIR (an OCI layout directory), oci-archive:FILE (its tar) or docker-archive:FILE (`docker save` output)"
+	}
+	return e
+}
+
+// localKind says which transport reads what is at path ("" for none, or
+// nothing there), and what it is, by looking inside: an OCI layout has
+// index.json (or oci-layout), `docker save` output has manifest.json.
+func localKind(path string) (transport, what string) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", "it does not exist"
+	case err != nil:
+		return "", flat(err).Error()
+	case fi.IsDir():
+		has := func(n string) bool { _, err := os.Stat(filepath.Join(path, n)); return err == nil }
+		switch {
+		case has("index.json") || has("oci-layout"):
+			return "oci", "an OCI image layout directory"
+		case has("manifest.json"):
+			return "", "an unpacked `docker save` directory: tar it (tar -C DIR -cf img.tar .) and use docker-archive:img.tar"
+		case has("config.json") && has("rootfs"):
+			return "", "an OCI bundle: run it with --bundle, not --image"
+		}
+		return "", "a directory with no image layout (no index.json)"
+	}
+	names, err := tarNames(path)
+	if err != nil {
+		return "", err.Error()
+	}
+	switch {
+	case names["index.json"] || names["oci-layout"]:
+		return "oci-archive", "an OCI archive (a tar with index.json)"
+	case names["manifest.json"]:
+		return "docker-archive", "a docker archive (`docker save` output, a tar with manifest.json)"
+	}
+	return "", "a tar with neither index.json (OCI) nor manifest.json (docker save)"
+}
+
+// tarNames reads the top-level file names of a tar (headers only: tar
+// skips the contents by seeking).
+func tarNames(file string) (map[string]bool, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, flat(err)
+	}
+	defer f.Close()
+	var magic [4]byte
+	if n, _ := io.ReadFull(f, magic[:]); n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return nil, errors.New("a gzip-compressed file: gunzip it first")
+	} else if n == 4 && magic == [4]byte{0x28, 0xb5, 0x2f, 0xfd} {
+		return nil, errors.New("a zstd-compressed file: unzstd it first")
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, flat(err)
+	}
+	names := map[string]bool{}
+	tr := tar.NewReader(f)
+	for i := 0; i < 100000; i++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if len(names) == 0 {
+				return nil, errors.New("a file that is not a tar archive")
+			}
+			break
+		}
+		if n := path.Clean(strings.TrimPrefix(hdr.Name, "./")); !strings.Contains(n, "/") {
+			names[n] = true
+		}
+	}
+	return names, nil
 }
 
 // registryName spells r like docker and podman do: docker.io, not
@@ -153,7 +262,8 @@ func (s *Store) openSource(ctx context.Context, r *srcRef, opts PullOptions) (so
 		}
 		return &registrySource{ref: r.ref, auth: auth, name: r.name}, nil
 	case "oci":
-		return openLayout(r.path, r.tag, r.name, nil)
+		src, err := openLayout(r.path, r.tag, r.name, nil)
+		return src, wrongKind(err, "oci", r.path)
 	case "oci-archive":
 		dir, err := s.extractLayout(r.path)
 		if err != nil {
@@ -161,9 +271,32 @@ func (s *Store) openSource(ctx context.Context, r *srcRef, opts PullOptions) (so
 		}
 		return openLayout(dir, r.tag, r.name, func() { removeAllForce(dir) })
 	case "docker-archive":
-		return openDockerArchive(r.path, r.tag)
+		src, err := openDockerArchive(r.path, r.tag)
+		return src, wrongKind(err, "docker-archive", r.path)
 	}
 	return nil, errdefs.New(errdefs.ErrInvalidArgument, "unsupported transport %q", r.transport)
+}
+
+// wrongKind adds to a failure to read path with transport what is there
+// instead, and the transport that reads it.
+func wrongKind(err error, transport, path string) error {
+	if err == nil || errdefs.Category(err) == errdefs.ErrNotFound && !exists(path) {
+		return err
+	}
+	t, what := localKind(path)
+	if t == transport || t == "" && strings.Contains(what, "does not exist") {
+		return err
+	}
+	hint := fmt.Sprintf("%s is %s", path, what)
+	if t != "" {
+		hint += fmt.Sprintf(": use %s:%s", t, path)
+	}
+	return errdefs.WithHint(err, hint)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // ---- manifests and indexes (shared) ----
@@ -597,27 +730,39 @@ var blobEntry = regexp.MustCompile(`^blobs/[a-z0-9]+/[a-f0-9]{32,128}$`)
 // extractLayout unpacks the OCI layout in the tar file into a new
 // directory under tmp/, ignoring every other entry (links, devices, paths
 // with ..).
-func (s *Store) extractLayout(file string) (dir string, err error) {
+func (s *Store) extractLayout(file string) (_ string, err error) {
 	f, err := os.Open(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", errdefs.New(errdefs.ErrNotFound, "oci-archive %s does not exist", file)
 	}
 	if err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "open oci-archive")
+		return "", errdefs.WrapOS(errdefs.ErrInternal, err, "make "+file+" readable by the user proxcage runs as, or run it as root", "open oci-archive")
 	}
 	defer f.Close()
-	dir, err = os.MkdirTemp(s.path("tmp"), "oci-archive-")
+	dir, err := os.MkdirTemp(s.path("tmp"), "oci-archive-")
 	if err != nil {
 		return "", errdefs.Wrap(errdefs.ErrInternal, err, "extract oci-archive")
 	}
+	// dir is not the named result: a failed return sets that to "".
 	defer func() {
 		if err != nil {
 			removeAllForce(dir)
 		}
 	}()
 	tr := tar.NewReader(f)
+	hasIndex := false
 	for {
 		hdr, err := tr.Next()
+		if err == io.EOF && !hasIndex {
+			// Name the user's file and what it is, not the scratch dir.
+			e := &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: fmt.Sprintf("oci-archive %s holds no OCI image layout (no index.json)", file)}
+			if t, what := localKind(file); t != "" {
+				e.Hint = fmt.Sprintf("it is %s: use %s:%s", what, t, file)
+			} else {
+				e.Hint = "it is " + what + "; an OCI archive is an OCI layout directory in a tar (skopeo copy ... oci-archive:FILE)"
+			}
+			return "", e
+		}
 		if err == io.EOF {
 			return dir, nil
 		}
@@ -628,6 +773,7 @@ func (s *Store) extractLayout(file string) (dir string, err error) {
 		if hdr.Typeflag != tar.TypeReg || (n != "index.json" && n != "oci-layout" && !blobEntry.MatchString(n)) {
 			continue
 		}
+		hasIndex = hasIndex || n == "index.json"
 		dst := filepath.Join(dir, filepath.FromSlash(n))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return "", errdefs.Wrap(errdefs.ErrInternal, err, "extract oci-archive")

@@ -229,3 +229,87 @@ func TestPullDockerArchive(t *testing.T) {
 		t.Errorf("%d blobs, want 5", n)
 	}
 }
+
+// A local path without a transport prefix is refused before any registry
+// is asked, with the prefix for what is there.
+func TestPullLocalPathWithoutTransport(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	img := multiImage(t)
+	work := t.TempDir()
+	dir := writeLayout(t, img, nil)
+	ociTar := filepath.Join(work, "oci.tar")
+	tarDir(t, dir, ociTar, nil)
+	dockerTar := filepath.Join(work, "docker.tar")
+	if err := tarball.WriteToFile(dockerTar, name.MustParseReference("example.com/app:1"), img); err != nil {
+		t.Fatal(err)
+	}
+	rootfsTar := filepath.Join(work, "rootfs.tar")
+	os.WriteFile(rootfsTar, tarOf(t, "etc/hostname", "x\n"), 0o644)
+	t.Chdir(work)
+	for _, c := range []struct{ ref, hint string }{
+		{dir, "write oci:" + dir},
+		{dir + ":v1", "write oci:" + dir + ":v1"},
+		{ociTar, "write oci-archive:" + ociTar},
+		{dockerTar, "write docker-archive:" + dockerTar},
+		{"./docker.tar", "write docker-archive:./docker.tar"},
+		{"docker.tar", "write docker-archive:docker.tar"}, // on disk, no ./
+		{rootfsTar, "oci:DIR"},
+		{"/no/such/img", "oci-archive:FILE"},
+		{"../nothing-here", "docker-archive:FILE"},
+	} {
+		_, err := s.Pull(ctx, c.ref, PullOptions{})
+		wantCat(t, err, errdefs.ErrInvalidArgument)
+		if err == nil {
+			continue
+		}
+		if !strings.Contains(err.Error(), "is a local path") || strings.Contains(err.Error(), "docker.io/") {
+			t.Errorf("%s: %v", c.ref, err)
+		}
+		if h := errdefs.Hint(err); !strings.Contains(h, c.hint) {
+			t.Errorf("%s: hint %q lacks %q", c.ref, h, c.hint)
+		}
+	}
+	// docker:// still means a registry (here, none answers).
+	if _, err := s.Pull(ctx, "docker://127.0.0.1:1/docker.tar", PullOptions{}); err == nil || strings.Contains(err.Error(), "local path") {
+		t.Errorf("docker:// with a name that exists on disk: %v", err)
+	}
+	checkBlobs(t, s)
+}
+
+// The wrong transport for an archive names the user's file (never the
+// store's scratch directory) and the transport that reads it.
+func TestPullArchiveWithTheWrongTransport(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	img := multiImage(t)
+	work := t.TempDir()
+	dockerTar := filepath.Join(work, "docker.tar")
+	if err := tarball.WriteToFile(dockerTar, name.MustParseReference("example.com/app:1"), img); err != nil {
+		t.Fatal(err)
+	}
+	ociTar := filepath.Join(work, "oci.tar")
+	tarDir(t, writeLayout(t, img, nil), ociTar, nil)
+
+	_, err := s.Pull(ctx, "oci-archive:"+dockerTar, PullOptions{})
+	wantCat(t, err, errdefs.ErrInvalidArgument)
+	if err != nil {
+		if !strings.Contains(err.Error(), dockerTar) || strings.Contains(err.Error(), s.Dir()) || strings.Contains(err.Error(), "oci-archive-") {
+			t.Errorf("docker archive as oci-archive: %v", err)
+		}
+		if h := errdefs.Hint(err); !strings.Contains(h, "manifest.json") || !strings.Contains(h, "docker-archive:"+dockerTar) {
+			t.Errorf("hint %q", h)
+		}
+	}
+	checkBlobs(t, s) // the scratch extraction is gone
+
+	_, err = s.Pull(ctx, "docker-archive:"+ociTar, PullOptions{})
+	if err == nil || !strings.Contains(errdefs.Hint(err), "oci-archive:"+ociTar) {
+		t.Errorf("OCI archive as docker-archive: %v (hint %q)", err, errdefs.Hint(err))
+	}
+	_, err = s.Pull(ctx, "oci:"+work, PullOptions{})
+	if err == nil || !strings.Contains(err.Error(), work) {
+		t.Errorf("oci: of a directory without a layout: %v", err)
+	}
+	checkBlobs(t, s)
+}

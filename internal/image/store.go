@@ -110,12 +110,9 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		{s.path("rootfs"), 0o711}, {s.path("users"), 0o700}, {s.path("tmp"), 0o700},
 	} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			cat := errdefs.ErrInternal
-			if errors.Is(err, os.ErrPermission) {
-				cat = errdefs.ErrPermissionDenied
-			}
-			return nil, &errdefs.Error{Cat: cat, Msg: "create image store " + abs, Cause: err,
-				Hint: "pass a writable image store directory, or run as root"}
+			// The caller knows which setting names dir (runtime: data_dir).
+			return nil, errdefs.WrapOS(errdefs.ErrInternal, err,
+				"the image store's directory must be writable by the user proxcage runs as", "create image store %s", abs)
 		}
 	}
 	return s, nil
@@ -569,8 +566,8 @@ func (s *Store) Remove(ref string, force bool) (removed []string, err error) {
 			if len(users) > 0 && !force {
 				return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
 					Msg: fmt.Sprintf("image %s is in use by container(s) %s", ref, strings.Join(users, ", ")),
-					Hint: "delete those containers first, or force it (the image is untagged and " +
-						"its files stay until the containers are gone and the store is pruned)"}
+					Hint: "delete those containers first; or `proxcage rmi -f` (--force) only untags it: " +
+						"its files stay for the containers, and `proxcage images prune` removes them once they are gone"}
 			}
 			if len(users) > 0 {
 				removed = append(removed, drop...)

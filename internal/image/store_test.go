@@ -142,6 +142,10 @@ func TestRemove(t *testing.T) {
 	if !strings.Contains(err.Error(), "web") {
 		t.Errorf("refusal %q does not name the container", err)
 	}
+	// The hint names the flag and what it does (it only untags).
+	if h := errdefs.Hint(err); !strings.Contains(h, "rmi -f") || !strings.Contains(h, "--force") || !strings.Contains(h, "only untags") || !strings.Contains(h, "images prune") {
+		t.Errorf("refusal hint %q does not name -f/--force and what it does", h)
+	}
 	if _, err := s.Get(v2ref); err != nil {
 		t.Fatalf("refused remove untagged anyway: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/image"
 	"github.com/proxcage/proxcage/internal/image/unpack"
@@ -43,7 +44,30 @@ type ImageRequest struct {
 
 // ImageStore opens the image store under the data dir.
 func (r *Runtime) ImageStore() (*image.Store, error) {
-	return image.Open(r.ImageStoreDir(), r.Log)
+	st, err := image.Open(r.ImageStoreDir(), r.Log)
+	if errdefs.Category(err) == errdefs.ErrPermissionDenied {
+		return nil, errdefs.WithHint(err, r.dataDirHint())
+	}
+	return st, err
+}
+
+// dataDirHint is what to do when the data dir refuses access: the config
+// key that moves it, and the file that holds it.
+func (r *Runtime) dataDirHint() string {
+	where := "the config (" + config.DefaultPath + ", or --config FILE / $" + config.EnvVar + ")"
+	if r.Config.Path != "" {
+		where = r.Config.Path + " (or another config with --config FILE)"
+	}
+	who := "run proxcage as root"
+	if uid := os.Geteuid(); uid != 0 {
+		who = fmt.Sprintf("proxcage runs as uid %d: run it as root", uid)
+	}
+	return fmt.Sprintf("%s, or set data_dir (now %s) in %s to a directory that user can write", who, r.Config.DataDir, where)
+}
+
+// dataDirErr classifies a failed file system call under the data dir.
+func (r *Runtime) dataDirErr(err error, format string, args ...any) error {
+	return errdefs.WrapOS(errdefs.ErrInternal, err, r.dataDirHint(), format, args...)
 }
 
 // ImageStoreDir is the image store's directory; opening the store would
@@ -106,6 +130,10 @@ func (r *Runtime) routeImage(id string, req ImageRequest, foreground bool) (rout
 		return route.Decision{}, err
 	}
 	d := route.Pick(r.Config, id, req.Overrides.Annotations)
+	if !foreground {
+		// Only whether it exists: create makes the backend.
+		return d, chosenBy(r.Backends.Check(d.Backend), d)
+	}
 	_, err := r.backendFor(d, foreground)
 	return d, err
 }
@@ -148,11 +176,11 @@ func (r *Runtime) lockImageBundle(id string) (func(), error) {
 	}
 	dir := filepath.Join(r.Config.DataDir, "containers", ".locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "data dir")
+		return nil, r.dataDirErr(err, "data dir")
 	}
 	f, err := os.OpenFile(filepath.Join(dir, id), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "lock")
+		return nil, r.dataDirErr(err, "lock")
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
@@ -199,13 +227,13 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 	}
 	dir := r.imageBundleDir(id)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
-		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "data dir")
+		return "", nil, r.dataDirErr(err, "data dir")
 	}
 	// No record holds this id and we hold its image lock: a directory
 	// left here is a crashed create's.
 	r.releaseImageBundle(id, dir)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "bundle directory")
+		return "", nil, r.dataDirErr(err, "bundle directory")
 	}
 	ok := false
 	defer func() {

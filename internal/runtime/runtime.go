@@ -60,8 +60,11 @@ func (r *Runtime) Route(id string, req BundleRequest) (route.Decision, error) {
 		return route.Decision{}, err
 	}
 	d := route.Pick(r.Config, id, mergeAnnotations(b.Spec.Annotations, req.Annotations))
-	_, err = r.backendFor(d, false)
-	return d, err
+	// The CLI prefixes "route ID"; only the reason is added here.
+	if err := r.Backends.Check(d.Backend); err != nil {
+		return d, chosenBy(err, d)
+	}
+	return d, nil
 }
 
 // mergeAnnotations returns base with over applied, as a new map.
@@ -85,17 +88,43 @@ func mergeAnnotations(base, over map[string]string) map[string]string {
 func (r *Runtime) backendFor(d route.Decision, foreground bool) (backend.Backend, error) {
 	be, err := r.Backends.Get(d.Backend)
 	if err != nil {
-		hint := "the backend was chosen by " + d.Reason
-		if h := errdefs.Hint(err); h != "" {
-			hint = h + " (" + hint + ")"
-		}
-		return nil, errdefs.WithHint(err, hint)
+		return nil, chosenBy(err, d)
 	}
 	if _, ok := be.(backend.Attacher); foreground && !ok {
-		return nil, errdefs.WithHint(backend.Unsupported(be, "running in the foreground"),
-			"run it with --detach (-d), then follow it with `proxcage state` and `proxcage exec`; the backend was chosen by "+d.Reason)
+		return nil, chosenBy(errdefs.WithHint(backend.Unsupported(be, "running in the foreground"),
+			"run it with --detach (-d), then follow it with `proxcage state` and `proxcage exec`"), d)
 	}
 	return be, nil
+}
+
+// chosenBy adds to a backend's error which rule picked that backend.
+func chosenBy(err error, d route.Decision) error {
+	hint := "chosen by " + d.Reason
+	if h := errdefs.Hint(err); h != "" {
+		hint = h + "; " + hint
+	}
+	return errdefs.WithHint(err, hint)
+}
+
+// CheckBackends fails when default_backend or a rule names a backend this
+// build does not have: a typo there would otherwise surface only at the
+// first container it routes, and `list` would look fine meanwhile.
+func CheckBackends(cfg *config.Config, reg *backend.Registry) error {
+	check := func(where, name string) error {
+		if err := reg.Check(name); err != nil {
+			return errdefs.Context(err, where, "")
+		}
+		return nil
+	}
+	if err := check("default_backend", cfg.DefaultBackend); err != nil {
+		return cfg.Errorf(err)
+	}
+	for i, rule := range cfg.Routes {
+		if err := check(fmt.Sprintf("rule %d (%s)", i+1, rule.Describe()), rule.Backend); err != nil {
+			return cfg.Errorf(err)
+		}
+	}
+	return nil
 }
 
 func (r *Runtime) container(rec *store.Record, s *specs.Spec) *backend.Container {

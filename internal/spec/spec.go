@@ -41,7 +41,7 @@ func Load(dir string) (*Bundle, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errdefs.New(errdefs.ErrInvalidArgument, "bundle %s does not exist", abs)
 		}
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "bundle %s", abs)
+		return nil, errdefs.WrapOS(errdefs.ErrInvalidArgument, err, accessHint(abs), "bundle %s", abs)
 	}
 	if !fi.IsDir() {
 		return nil, errdefs.New(errdefs.ErrInvalidArgument, "bundle %s is not a directory", abs)
@@ -53,7 +53,7 @@ func Load(dir string) (*Bundle, error) {
 				Msg:  fmt.Sprintf("bundle %s has no %s", abs, ConfigName),
 				Hint: "generate one with `proxcage spec --bundle " + abs + "`"}
 		}
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "read %s", ConfigName)
+		return nil, errdefs.WrapOS(errdefs.ErrInvalidArgument, err, accessHint(filepath.Join(abs, ConfigName)), "read %s", ConfigName)
 	}
 	s, err := Parse(data)
 	if err != nil {
@@ -64,6 +64,15 @@ func Load(dir string) (*Bundle, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// accessHint is what to do when the bundle (or a file given with it) is
+// not readable by the user proxcage runs as.
+func accessHint(path string) string {
+	if uid := os.Geteuid(); uid != 0 {
+		return fmt.Sprintf("proxcage runs as uid %d, which cannot read %s: make it readable by that user (chmod/chown), or run proxcage as root", uid, path)
+	}
+	return fmt.Sprintf("check the owner and mode of %s and its parent directories", path)
 }
 
 // Parse decodes config.json text and checks what every backend relies on.
@@ -155,7 +164,7 @@ func (b *Bundle) checkRootfs() error {
 				Msg:  fmt.Sprintf("bundle %s: rootfs %s does not exist", b.Path, p),
 				Hint: "unpack the image into it, or point root.path at the rootfs"}
 		}
-		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "bundle %s: rootfs", b.Path)
+		return errdefs.WrapOS(errdefs.ErrInvalidArgument, err, accessHint(b.Path), "bundle %s: rootfs", b.Path)
 	}
 	if !fi.IsDir() {
 		return errdefs.New(errdefs.ErrInvalidArgument, "bundle %s: rootfs %s is not a directory", b.Path, p)
@@ -168,7 +177,7 @@ func (b *Bundle) checkRootfs() error {
 func LoadProcess(path string) (*specs.Process, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "process file")
+		return nil, errdefs.WrapOS(errdefs.ErrInvalidArgument, err, accessHint(path), "process file")
 	}
 	var p specs.Process
 	if err := json.Unmarshal(data, &p); err != nil {

@@ -81,15 +81,25 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "state root %s", root)
 	}
+	s := &Store{root: abs}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
-		cat := errdefs.ErrInternal
-		if errors.Is(err, os.ErrPermission) {
-			cat = errdefs.ErrPermissionDenied
-		}
-		return nil, &errdefs.Error{Cat: cat, Msg: "create state root " + abs, Cause: err,
-			Hint: "pass a writable --root, or run as root"}
+		return nil, s.osErr(err, "create state root %s", abs)
 	}
-	return &Store{root: abs}, nil
+	return s, nil
+}
+
+// osErr classifies a failed file system call under the root: a refused
+// access says how to get a state root of one's own.
+func (s *Store) osErr(err error, format string, args ...any) error {
+	return errdefs.WrapOS(errdefs.ErrInternal, err, RootHint(s.root), format, args...)
+}
+
+// RootHint is what to do when the state root refuses access.
+func RootHint(root string) string {
+	if uid := os.Geteuid(); uid != 0 {
+		return fmt.Sprintf("proxcage runs as uid %d, and %s is not its own: run proxcage as root, or pass --root DIR (a directory that user can write)", uid, root)
+	}
+	return fmt.Sprintf("check the owner and mode of %s, or pass --root DIR", root)
 }
 
 // Root is the absolute state root.
@@ -130,7 +140,7 @@ func (s *Store) Reserve(rec *Record) (*Handle, error) {
 				Msg:  fmt.Sprintf("container %q already exists", rec.ID),
 				Hint: "pick another id, or remove the old one with `proxcage delete --force " + rec.ID + "`"}
 		}
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "reserve %s", rec.ID)
+		return nil, s.osErr(err, "reserve %s", rec.ID)
 	}
 	h, err := s.lockDir(rec.ID)
 	if err == nil {
@@ -176,7 +186,7 @@ func (s *Store) TryLock(id string) (h *Handle, ok bool, err error) {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, false, nil
 		}
-		return nil, false, errdefs.Wrap(errdefs.ErrInternal, err, "lock %s", id)
+		return nil, false, s.osErr(err, "lock %s", id)
 	}
 	return &Handle{s: s, id: id, lock: f}, true, nil
 }
@@ -197,7 +207,7 @@ func (s *Store) lockErr(id string, err error) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return notExist(id)
 	}
-	return errdefs.Wrap(errdefs.ErrInternal, err, "lock %s", id)
+	return s.osErr(err, "lock %s", id)
 }
 
 func flockRetry(f *os.File, how int) error {
@@ -212,7 +222,7 @@ func flockRetry(f *os.File, how int) error {
 func (s *Store) lockRoot() (func(), error) {
 	f, err := os.OpenFile(filepath.Join(s.root, rootLock), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "lock state root")
+		return nil, s.osErr(err, "lock state root")
 	}
 	if err := flockRetry(f, unix.LOCK_EX); err != nil {
 		f.Close()
@@ -242,7 +252,10 @@ func (h *Handle) Save(rec *Record) error {
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "encode record")
 	}
-	return WriteFileAtomic(filepath.Join(h.Dir(), recordName), data, 0o600)
+	if err := WriteFileAtomic(filepath.Join(h.Dir(), recordName), data, 0o600); err != nil {
+		return h.s.osErr(err, "save state of %s", h.id)
+	}
+	return nil
 }
 
 // Remove deletes the container's directory and releases the lock.
@@ -251,10 +264,10 @@ func (h *Handle) Remove() error {
 	// Drop the record first: a concurrent Lock that wins the flock after us
 	// sees no record and reports NotFound.
 	if err := os.Remove(filepath.Join(h.Dir(), recordName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "remove state of %s", h.id)
+		return h.s.osErr(err, "remove state of %s", h.id)
 	}
 	if err := os.RemoveAll(h.Dir()); err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "remove state dir of %s", h.id)
+		return h.s.osErr(err, "remove state dir of %s", h.id)
 	}
 	return nil
 }
@@ -269,7 +282,7 @@ func (s *Store) Load(id string) (*Record, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, notExist(id)
 		}
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "read state of %s", id)
+		return nil, s.osErr(err, "read state of %s", id)
 	}
 	var rec Record
 	if err := json.Unmarshal(data, &rec); err != nil {
@@ -283,7 +296,7 @@ func (s *Store) Load(id string) (*Record, error) {
 func (s *Store) List() ([]*Record, error) {
 	ents, err := os.ReadDir(s.root)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "list %s", s.root)
+		return nil, s.osErr(err, "read state root %s", s.root)
 	}
 	var out []*Record
 	for _, e := range ents {

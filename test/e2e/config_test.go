@@ -13,6 +13,8 @@ import (
 
 func TestRouteCommandAndRecordedBackend(t *testing.T) {
 	e := newEnv(t)
+	// A rule to a backend this build lacks (vm, the future VM backend) is a
+	// config error for every command, found at load: one line, exit 2.
 	os.WriteFile(e.config, []byte(`default_backend = "native"
 [[routes]]
 match_id = "^web-"
@@ -21,8 +23,22 @@ backend = "native"
 match_annotation = "tier=ct"
 backend = "vm"
 `), 0o644)
+	for _, cmd := range [][]string{{"list"}, {"doctor"}, {"state", "web-1"}} {
+		r := e.run(cmd...)
+		if r.code != 2 || !strings.Contains(r.stderr, `rule 2 (match_annotation="tier=ct"): unknown backend "vm"`) || !strings.Contains(r.stderr, "known backends: native, pve, lxc") {
+			t.Fatalf("%v: exit %d %q", cmd, r.code, r.stderr)
+		}
+		oneLine(t, cmd[0], r.stderr)
+	}
+	os.WriteFile(e.config, []byte(`default_backend = "native"
+[[routes]]
+match_id = "^web-"
+backend = "native"
+`), 0o644)
 	plain := e.bundle("plain", []string{"true"}, nil)
-	ct := e.bundle("ct", []string{"true"}, func(s *specs.Spec) { s.Annotations = map[string]string{"tier": "ct"} })
+	ct := e.bundle("ct", []string{"true"}, func(s *specs.Spec) {
+		s.Annotations = map[string]string{"tier": "ct", "org.proxcage.backend": "vm"}
+	})
 	forced := e.bundle("forced", []string{"true"}, func(s *specs.Spec) {
 		s.Annotations = map[string]string{"tier": "ct", "org.proxcage.backend": "native"}
 	})
@@ -36,11 +52,13 @@ backend = "vm"
 	if out := e.ok("route", "--bundle", forced, "db-1"); !strings.Contains(out, "reason: bundle annotation org.proxcage.backend=native") {
 		t.Fatalf("route forced: %q", out)
 	}
-	// Rule 2 routes to vm (the future VM backend), which this build does not have: a clear error,
-	// for route and for create, and nothing is created.
+	// The bundle annotation asks for vm, which this build does not have: a
+	// clear error for route and for create (the prefix once), and nothing
+	// is created.
 	for _, cmd := range [][]string{{"route", "--bundle", ct, "db-2"}, {"create", "--bundle", ct, "db-2"}} {
 		r := e.run(cmd...)
-		if r.code != 2 || !strings.Contains(r.stderr, `unknown backend "vm"`) {
+		if r.code != 2 || !strings.Contains(r.stderr, cmd[0]+` db-2: unknown backend "vm"`) || strings.Count(r.stderr, "db-2") != 1 ||
+			!strings.Contains(r.stderr, "chosen by bundle annotation org.proxcage.backend=vm") {
 			t.Fatalf("%v: exit %d %q", cmd, r.code, r.stderr)
 		}
 		oneLine(t, cmd[0], r.stderr)
@@ -138,10 +156,12 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
 	}
-	// A config that routes to a backend this build lacks fails doctor.
-	os.WriteFile(e.config, []byte("default_backend = \"qemu\"\n"), 0o644)
+	// A config that routes to a backend this build lacks is a config
+	// error, for doctor as for every command: exit 2, one line.
+	os.WriteFile(e.config, []byte("default_backend = \"proxmox\"\n"), 0o644)
 	r := e.run("doctor")
-	if r.code != 5 || !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, `unknown backend "qemu"`) {
+	if r.code != 2 || !strings.Contains(r.stderr, `default_backend: unknown backend "proxmox" (hint: did you mean pve? known backends: native, pve, lxc)`) {
 		t.Fatalf("doctor with unknown backend: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	oneLine(t, "doctor", r.stderr)
 }

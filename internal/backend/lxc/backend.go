@@ -514,7 +514,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	t := b.tools(p)
 	if pid := live(p); pid > 0 {
 		if p.Started && !force {
-			return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running", c.ID)
+			return backend.NotStopped(c.ID, "running")
 		}
 		if _, err := t.Run(ctx, "lxc-stop", "-n", c.ID, "-k"); err != nil && live(p) > 0 {
 			return errdefs.Wrap(errdefs.ErrInternal, err, "stop")
@@ -544,7 +544,7 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 		return -1, err
 	}
 	if live(p) == 0 {
-		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container")
+		return -1, backend.ExecStopped(c.ID, "")
 	}
 	return b.tools(p).Exec(ctx, c.ID, proc, opts)
 }

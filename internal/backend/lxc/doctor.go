@@ -15,7 +15,7 @@ import (
 // Doctor implements backend.Doctor: the tools, their version, the cgroup
 // layout and, for veth networking, a bridge.
 func (b *Backend) Doctor(ctx context.Context) []backend.Check {
-	var checks []backend.Check
+	checks := []backend.Check{backend.RootCheck(Name, "lxc-execute, cgroups and the container's mounts")}
 	var missing []string
 	for _, tool := range []string{"lxc-execute", "lxc-info", "lxc-attach", "lxc-stop", "lxc-wait", "lxc-freeze", "lxc-unfreeze"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -61,7 +61,7 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 
 	c = backend.Check{Name: "lxc: " + InitHelper, OK: true}
 	if p, err := b.initHelper(); err != nil {
-		c.OK, c.Detail, c.Hint = false, errdefs.OneLine(err), errdefs.Hint(err)
+		c.OK, c.Detail, c.Hint = false, errdefs.Text(err), errdefs.Hint(err)
 	} else {
 		c.Detail = p + " (holds a created container's process until start)"
 	}

@@ -16,6 +16,7 @@ import (
 // Doctor implements backend.Doctor: what libcontainer needs from the host.
 func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 	return []backend.Check{
+		backend.RootCheck(Name, "namespaces, cgroups and mounts"),
 		checkNamespaces(),
 		checkCgroups(),
 		checkSeccomp(),

@@ -360,8 +360,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	case force || st == libcontainer.Created:
 		return killAndDestroy(ctx, ct)
 	default:
-		return errdefs.New(errdefs.ErrFailedPrecondition,
-			"cannot delete container %s that is not stopped: %s", c.ID, st)
+		return backend.NotStopped(c.ID, st.String())
 	}
 }
 
@@ -454,7 +453,7 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, p *specs.Proce
 	}
 	switch st {
 	case libcontainer.Stopped:
-		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container")
+		return -1, backend.ExecStopped(c.ID, "")
 	case libcontainer.Paused:
 		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a paused container")
 	}

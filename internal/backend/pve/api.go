@@ -42,6 +42,7 @@ const TokenSecretEnv = "PROXCAGE_PVE_TOKEN_SECRET"
 // apiClient talks to https://HOST:8006/api2/json.
 type apiClient struct {
 	base     string
+	urlNote  string // how [pve] url was normalised, for doctor ("" if not)
 	http     *http.Client
 	insecure bool
 	log      *slog.Logger
@@ -63,6 +64,21 @@ func newAPIClient(cfg config.PVE, log *slog.Logger) (*apiClient, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, errdefs.New(errdefs.ErrInvalidArgument, "[pve] url %q: want https://HOST:8006", cfg.URL)
+	}
+	// The API's own path is proxcage's to add: a url copied from the API
+	// docs (https://HOST:8006/api2/json) would double it. Any other path
+	// stays (a reverse proxy may serve PVE below one).
+	var urlNote string
+	if p, ok := strings.CutSuffix(strings.TrimRight(u.Path, "/"), "/api2/json"); ok {
+		u.Path, u.RawPath = p, ""
+		urlNote = fmt.Sprintf("[pve] url %q ends in /api2/json, which proxcage adds itself: used %s; drop the path from the config", cfg.URL, u.String())
+	}
+	// Two logins at once would leave which one is used to the code's order.
+	if cfg.TokenID != "" && cfg.User != "" {
+		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg: fmt.Sprintf("[pve] token_id %q and user %q are both set: they are two ways to log in, choose one", cfg.TokenID, cfg.User),
+			Hint: "remove user (and password_file) to log in with the API token, or remove token_id (and token_secret_file) " +
+				"for a ticket login as the user (needed for root@pam-only options)"}
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	switch {
@@ -96,8 +112,9 @@ func newAPIClient(cfg config.PVE, log *slog.Logger) (*apiClient, error) {
 	case cfg.Insecure:
 		tlsCfg.InsecureSkipVerify = true
 	default:
-		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: "[pve] url is set but TLS cannot be verified",
-			Hint: "set [pve] fingerprint to the node's SHA-256 certificate fingerprint (pvenode cert info), or ca_file"}
+		return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg:  fmt.Sprintf("[pve] url %q is set but TLS cannot be verified: none of fingerprint, ca_file or insecure is set", cfg.URL),
+			Hint: unverifiedHint(u.Host)}
 	}
 	timeout, err := time.ParseDuration(cfg.Timeout)
 	if err != nil || timeout <= 0 {
@@ -106,6 +123,7 @@ func newAPIClient(cfg config.PVE, log *slog.Logger) (*apiClient, error) {
 	c := &apiClient{
 		timeout:  timeout,
 		base:     strings.TrimSuffix(u.String(), "/") + "/api2/json",
+		urlNote:  urlNote,
 		insecure: cfg.Insecure && cfg.Fingerprint == "" && cfg.CAFile == "",
 		log:      log,
 		now:      time.Now,
@@ -166,6 +184,36 @@ func readSecret(path, env string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
+}
+
+// unverifiedHint offers the ways to trust the server, with the SHA-256
+// fingerprint of the certificate it shows now (read without trusting it,
+// so the operator compares it with `pvenode cert info` before pinning).
+func unverifiedHint(host string) string {
+	fp, err := serverFingerprint(host)
+	if err != nil {
+		return fmt.Sprintf("set [pve] fingerprint to the SHA-256 fingerprint `pvenode cert info` shows on the node (its certificate could not be read from here: %v), or ca_file to the CA bundle that signed it, or insecure = true (no verification)", err)
+	}
+	return fmt.Sprintf("the server's certificate has SHA-256 fingerprint %s: if `pvenode cert info` on the node shows the same, set [pve] fingerprint = %q; or set ca_file to the CA bundle that signed it, or insecure = true (no verification)", fp, fp)
+}
+
+// serverFingerprint connects to host and returns the SHA-256 fingerprint
+// of the certificate it presents, formatted as pvenode prints it.
+func serverFingerprint(host string) (string, error) {
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		host = net.JoinHostPort(host, "443")
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", host, &tls.Config{InsecureSkipVerify: true}) // #nosec: read, not trusted
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	certs := conn.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return "", errors.New("no certificate presented")
+	}
+	return formatFingerprint(sha256.Sum256(certs[0].Raw)), nil
 }
 
 func parseFingerprint(s string) ([32]byte, error) {

@@ -245,7 +245,8 @@ func TestAPIPlacementFailsClearly(t *testing.T) {
 		NoStorage: map[string][]string{"pve2": {"local-lvm"}},
 	})
 	err := f.backend().Create(context.Background(), f.container("x", nil), backend.CreateOpts{})
-	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "pve1: no bridge vmbr0") ||
+	// Nodes refused for what the config names: a config fault (exit 2).
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "pve1: no bridge vmbr0") ||
 		!strings.Contains(err.Error(), "pve2: no storage local-lvm for rootdir") {
 		t.Fatalf("no node fits: %v", err)
 	}

@@ -84,7 +84,9 @@ type clusterRow struct {
 // online node with the most free memory that has both storages (with the
 // right content) and the bridge. One /cluster/resources call gives nodes
 // and storages (and the guests, returned for the caller's checks); only the
-// chosen node's bridges are asked for.
+// chosen node's bridges are asked for. A configured node is not checked
+// here (that would cost a call per create): a node PVE does not know fails
+// the first call on it, and checkNode explains.
 func (t *apiTransport) place(ctx context.Context) (string, []resource, error) {
 	if t.cfg.Node != "" && t.cfg.Node != "auto" {
 		return t.cfg.Node, nil, nil
@@ -115,14 +117,21 @@ func (t *apiTransport) place(ctx context.Context) (string, []resource, error) {
 	slices.SortStableFunc(nodes, func(a, b clusterRow) int {
 		return cmp.Compare(b.MaxMem-b.Mem, a.MaxMem-a.Mem)
 	})
+	if len(nodes) == 0 {
+		return "", nil, &errdefs.Error{Cat: errdefs.ErrUnavailable, Msg: "no node can take the CT: no node is online",
+			Hint: "wait for the cluster's nodes to come back (the PVE UI shows their status)"}
+	}
 	var why []string
+	lacks := map[string]int{} // what each node lacks, by [pve] key
 	for _, n := range nodes {
 		if !has[n.Node+"/"+t.cfg.RootfsStorage+"/rootdir"] {
 			why = append(why, fmt.Sprintf("%s: no storage %s for rootdir", n.Node, t.cfg.RootfsStorage))
+			lacks["rootfs_storage"]++
 			continue
 		}
 		if !has[n.Node+"/"+t.cfg.TemplateStorage+"/vztmpl"] {
 			why = append(why, fmt.Sprintf("%s: no storage %s for vztmpl", n.Node, t.cfg.TemplateStorage))
+			lacks["template_storage"]++
 			continue
 		}
 		if t.cfg.Bridge != "" {
@@ -132,18 +141,73 @@ func (t *apiTransport) place(ctx context.Context) (string, []resource, error) {
 			}
 			if !ok {
 				why = append(why, fmt.Sprintf("%s: no bridge %s", n.Node, t.cfg.Bridge))
+				lacks["bridge"]++
 				continue
 			}
 		}
 		t.c.log.Debug("placement", "node", n.Node, "free", n.MaxMem-n.Mem, "skipped", why)
 		return n.Node, guests, nil
 	}
-	if len(nodes) == 0 {
-		why = append(why, "no node is online")
-	}
-	return "", nil, &errdefs.Error{Cat: errdefs.ErrUnavailable,
+	// Every online node was refused for what the config names: a config
+	// fault, as the same problem is over pct.
+	err := &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
 		Msg:  "no node can take the CT (" + strings.Join(why, "; ") + ")",
-		Hint: "set [pve] node to a node name, or fix [pve] rootfs_storage, template_storage and bridge"}
+		Hint: "fix [pve] rootfs_storage, template_storage or bridge (`pvesh get /cluster/resources --type storage` shows each node's storages), or set [pve] node to a node name"}
+	switch len(nodes) {
+	case lacks["rootfs_storage"]:
+		err.Hint = placementHint("rootfs_storage", t.cfg.RootfsStorage, "rootdir")
+	case lacks["template_storage"]:
+		err.Hint = placementHint("template_storage", t.cfg.TemplateStorage, "vztmpl")
+	case lacks["bridge"]:
+		err.Hint = bridgeHint(t.cfg.Bridge)
+	}
+	return "", nil, err
+}
+
+// placementHint: no online node has the storage key names with content.
+func placementHint(key, storage, content string) string {
+	return fmt.Sprintf("[pve] %s = %q: no online node has that storage with content %s; set %s to one that `pvesm status --content %s` lists, or add %s to the storage's content (Datacenter > Storage)",
+		key, storage, content, key, content, content)
+}
+
+// checkNode confirms that node is a node of the cluster and online, with
+// one /cluster/resources call: a create or doctor on a node PVE does not
+// know then says so instead of PVE's "hostname lookup failed".
+func (t *apiTransport) checkNode(ctx context.Context, node string) error {
+	var rows []clusterRow
+	if err := t.c.call(ctx, "GET /cluster/resources", 0, http.MethodGet, "/cluster/resources", url.Values{"type": {"node"}}, &rows); err != nil {
+		return err
+	}
+	var names []string
+	for _, r := range rows {
+		if r.Type != "node" {
+			continue
+		}
+		names = append(names, r.Node)
+		if r.Node == node {
+			if r.Status != "online" {
+				return &errdefs.Error{Cat: errdefs.ErrUnavailable, Msg: fmt.Sprintf("node %q is %s", node, cmpOr(r.Status, "not online")),
+					Hint: "wait for it to come back, or set [pve] node to another node or to \"auto\""}
+			}
+			return nil
+		}
+	}
+	slices.Sort(names)
+	return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+		Msg:  fmt.Sprintf("node %q is not in the cluster (nodes: %s)", node, strings.Join(names, ", ")),
+		Hint: "set [pve] node to one of them, or to \"auto\""}
+}
+
+// unknownNode turns PVE's answer for a node it cannot resolve into
+// checkNode's message naming the cluster's nodes.
+func (t *apiTransport) unknownNode(ctx context.Context, node string, err error) error {
+	if err == nil || !strings.Contains(err.Error(), "hostname lookup '"+node+"' failed") {
+		return err
+	}
+	if cerr := t.checkNode(ctx, node); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 func (t *apiTransport) hasBridge(ctx context.Context, node string) (bool, error) {
@@ -199,7 +263,7 @@ func (t *apiTransport) upload(ctx context.Context, node, path string) (string, e
 		Volid string `json:"volid"`
 	}
 	if err := t.c.call(ctx, "template lookup", 0, http.MethodGet, storage+"/content", url.Values{"content": {"vztmpl"}}, &vols); err != nil {
-		return "", err
+		return "", t.unknownNode(ctx, node, err)
 	}
 	for _, v := range vols {
 		if v.Volid == volid {
@@ -382,7 +446,7 @@ func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid 
 		if uncertain(err) {
 			return fmt.Errorf("%w: %w", errCreateUncertain, err)
 		}
-		return err
+		return t.unknownNode(ctx, node, err)
 	}
 	if err := t.c.waitTask(ctx, step, vmid, upid, 0); err != nil {
 		var tr *taskRunning

@@ -63,7 +63,7 @@ func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
 	}
 	vr, err := parseVMIDRange(cfg.VMIDRange)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "config")
+		return nil, err
 	}
 	or := func(v, def string) string {
 		if v != "" {
@@ -151,6 +151,30 @@ const createAttempts = 10
 // Create implements backend.Backend: node, template, VMID, create. A
 // failure after the create call destroys the CT again.
 func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
+	return b.explain(b.create(ctx, c, opts))
+}
+
+// explain sharpens a hint with what only the config knows: which [pve]
+// key names a storage PVE says does not exist.
+func (b *Backend) explain(err error) error {
+	var te *toolError
+	if !errors.As(err, &te) || te.MissingStorage == "" {
+		return err
+	}
+	var keys []string
+	if te.MissingStorage == b.cfg.RootfsStorage {
+		keys = append(keys, "rootfs_storage")
+	}
+	if te.MissingStorage == b.cfg.TemplateStorage {
+		keys = append(keys, "template_storage")
+	}
+	if len(keys) == 0 {
+		return err // a mount point's storage: the generic hint stands
+	}
+	return errdefs.WithHint(err, missingStorageHint(keys, te.MissingStorage))
+}
+
+func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
 	if opts.ConsoleSocket != "" {
 		return errdefs.New(errdefs.ErrInvalidArgument, "--console-socket is not supported by the pve backend (use `pct console VMID`)")
 	}
@@ -329,7 +353,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "cannot start a container that has already been started or killed (CT %d)", p.VMID)
 	}
 	if err := b.follow(ctx, c, &p, func() error { return b.tr.start(ctx, p.Node, p.VMID) }); err != nil {
-		return err
+		return b.explain(err)
 	}
 	p.Started = true
 	if err := b.savePrivate(c, p); err != nil {
@@ -562,7 +586,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 			return nil
 		case errdefs.ErrFailedPrecondition:
 			if strings.Contains(err.Error(), "running") {
-				return errdefs.New(errdefs.ErrFailedPrecondition, "cannot delete container %s that is not stopped: running (CT %d)", c.ID, p.VMID)
+				return backend.NotStopped(c.ID, fmt.Sprintf("running (CT %d)", p.VMID))
 			}
 		}
 		return err
@@ -617,7 +641,13 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	if st, err := b.tr.status(ctx, p.Node, p.VMID); err != nil {
 		return -1, err
 	} else if st != "running" {
-		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "cannot exec in a stopped container (CT %d)", p.VMID)
+		// A CT has no init before start: unlike runc, nothing to exec in.
+		if !p.Started && !p.Killed {
+			return -1, &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+				Msg:  fmt.Sprintf("cannot exec in a created container that was never started (CT %d has no processes yet)", p.VMID),
+				Hint: fmt.Sprintf("start it first: `proxcage start %s`", c.ID)}
+		}
+		return -1, backend.ExecStopped(c.ID, fmt.Sprintf(" (CT %d)", p.VMID))
 	}
 	// A PVE CT is LXC container VMID in the node's default lxcpath.
 	lt := lxctools.Tools{Bin: func(string) string { return b.tools.lxcAttach }}

@@ -19,27 +19,39 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 	return b.pctDoctor(ctx)
 }
 
-// apiDoctor checks the API: TLS and login (through /version), then the
-// node placement would pick, which needs both storages and the bridge.
+// apiDoctor checks the API: the url, TLS and login (through /version),
+// then the node: a configured one must be in the cluster and online; with
+// "auto", the node placement would pick, which needs both storages and the
+// bridge. Last, the template cache, which needs no root but must be
+// writable.
 func (b *Backend) apiDoctor(ctx context.Context, t *apiTransport) []backend.Check {
+	var checks []backend.Check
+	if t.c.urlNote != "" {
+		checks = append(checks, backend.Check{Name: "pve: url", Warn: true, Detail: t.c.urlNote})
+	}
 	c := backend.Check{Name: "pve: api " + b.cfg.URL}
 	v, err := b.version(ctx)
 	if err != nil {
-		c.Detail, c.Hint = errdefs.OneLine(err), errdefs.Hint(err)
-		return []backend.Check{c}
+		c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
+		return append(checks, c)
 	}
 	c.OK, c.Detail = true, "pve-manager "+v.String()
-	checks := []backend.Check{c}
+	checks = append(checks, c)
 	c = backend.Check{Name: "pve: node (" + cmpOr(b.cfg.Node, "auto") + ")"}
-	if node, _, err := t.place(ctx); err != nil {
-		c.Detail, c.Hint = errdefs.OneLine(err), errdefs.Hint(err)
+	if b.cfg.Node != "" && b.cfg.Node != "auto" {
+		if err := t.checkNode(ctx, b.cfg.Node); err != nil {
+			c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
+		} else {
+			c.OK, c.Detail = true, "new CTs go to "+b.cfg.Node+" (in the cluster, online)"
+		}
+	} else if node, _, err := t.place(ctx); err != nil {
+		c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
 	} else {
 		c.OK, c.Detail = true, "new CTs go to "+node
-		if b.cfg.Node == "" || b.cfg.Node == "auto" {
-			c.Detail += " (most free memory with storages " + b.cfg.RootfsStorage + ", " + b.cfg.TemplateStorage + " and bridge " + b.cfg.Bridge + ")"
-		}
+		c.Detail += " (most free memory with storages " + b.cfg.RootfsStorage + ", " + b.cfg.TemplateStorage + " and bridge " + b.cfg.Bridge + ")"
 	}
-	return append(checks, c)
+	checks = append(checks, c)
+	return append(checks, backend.WritableCheck("pve: template_cache", t.cacheDir, "set [pve] template_cache to a directory the user running proxcage can write, or run proxcage as root"))
 }
 
 func cmpOr(v, def string) string {
@@ -51,7 +63,7 @@ func cmpOr(v, def string) string {
 
 // pctDoctor checks what the pct transport needs from the node.
 func (b *Backend) pctDoctor(ctx context.Context) []backend.Check {
-	var checks []backend.Check
+	checks := []backend.Check{backend.RootCheck(Name, "pct and lxc-attach")}
 	t := &b.tools
 	missing := []string{}
 	for _, bin := range []string{t.pct, t.pvesh, t.pvesm, t.pveversion, t.lxcInfo, t.lxcAttach} {
@@ -131,6 +143,6 @@ func (b *Backend) checkBridge(ctx context.Context) backend.Check {
 		}
 	}
 	c.Detail = "no such bridge on this node"
-	c.Hint = "set [pve] bridge to one of the node's bridges (pvesh get /nodes/localhost/network --type any_bridge)"
+	c.Hint = bridgeHint(b.cfg.Bridge)
 	return c
 }

@@ -16,11 +16,44 @@ type errorRule struct {
 	retry bool // transient: the caller may retry with backoff
 	// hint may use $1.. from re and {vmid}.
 	hint string
+	// hintFn, when set, builds the hint from re's submatches instead.
+	hintFn func(m []string) string
+	// storage is the submatch naming a storage that does not exist: the
+	// backend knows which [pve] key names it (Backend.explain).
+	storage int
 }
 
 func rule(pattern string, cat error, retry bool, hint string) errorRule {
 	return errorRule{re: regexp.MustCompile(pattern), cat: cat, retry: retry, hint: hint}
 }
+
+// contentKey is the [pve] key whose storage must allow content.
+var contentKey = map[string]string{"rootdir": "rootfs_storage", "vztmpl": "template_storage"}
+
+// contentHint: the storage named by key lacks content.
+func contentHint(key, storage, content string) string {
+	return fmt.Sprintf("[pve] %s = %q: that storage does not allow content %s; set %s to a storage listed by `pvesm status --content %s`, or add %s to the storage's content (Datacenter > Storage)",
+		key, storage, content, key, content, content)
+}
+
+// missingStorageHint: the storage named by keys does not exist.
+func missingStorageHint(keys []string, storage string) string {
+	content := make([]string, len(keys))
+	for i, k := range keys {
+		content[i] = map[string]string{"rootfs_storage": "rootdir", "template_storage": "vztmpl"}[k]
+	}
+	return fmt.Sprintf("[pve] %s = %q: no such storage on this node; set it to one listed by `pvesm status --content %s`",
+		strings.Join(keys, " and "), storage, strings.Join(content, ","))
+}
+
+// bridgeHint is the one hint for a missing bridge, over pct and the API.
+func bridgeHint(bridge string) string {
+	return fmt.Sprintf("bridge %q does not exist on the node: set [pve] bridge (or bridge= in the bundle annotation org.proxcage.net0) to one the node has; "+
+		"`pvesh get /nodes/NODE/network --type any_bridge` lists them", bridge)
+}
+
+// nodeHint: a node name the cluster does not know.
+const nodeHint = "set [pve] node to a node of the cluster (`pvesh get /nodes` lists them), or to \"auto\""
 
 // errorRules are tried in order; the first match wins, so specific texts
 // come before the generic "unable to create CT" wrapper.
@@ -46,10 +79,17 @@ var errorRules = []errorRule{
 	rule(`got no worker upid`, errdefs.ErrUnavailable, true, "pvedaemon is overloaded or restarting; retry"),
 	rule(`(?:file does not look like a template archive|unrecognized compression format|less than 10 members in archive)`, errdefs.ErrInvalidArgument, false,
 		"the template is not a usable CT archive; `proxcage templates prune` and retry to rebuild it"),
-	rule(`storage '([^']+)' does not exist`, errdefs.ErrInvalidArgument, false,
-		"storage '$1' does not exist on this node: set [pve] rootfs_storage / template_storage in the proxcage config to one listed by `pvesm status`"),
-	rule(`content type '(\w+)' is not available or configured on storage '([^']+)'`, errdefs.ErrInvalidArgument, false,
-		"storage '$2' does not allow content '$1': pick one from `pvesm status --content $1` for [pve] rootfs_storage (rootdir) or template_storage (vztmpl)"),
+	{re: regexp.MustCompile(`storage '([^']+)' does not exist`), cat: errdefs.ErrInvalidArgument, storage: 1,
+		hint: "storage '$1' does not exist on this node: set [pve] rootfs_storage or template_storage, whichever names it, to one listed by `pvesm status`"},
+	{re: regexp.MustCompile(`content type '(\w+)' is not available or configured on storage '([^']+)'`), cat: errdefs.ErrInvalidArgument,
+		hintFn: func(m []string) string {
+			if key := contentKey[m[1]]; key != "" {
+				return contentHint(key, m[2], m[1])
+			}
+			return fmt.Sprintf("storage '%s' does not allow content %s: pick one from `pvesm status --content %s`", m[2], m[1], m[1])
+		}},
+	{re: regexp.MustCompile(`hostname lookup '([^']+)' failed`), cat: errdefs.ErrInvalidArgument,
+		hintFn: func(m []string) string { return fmt.Sprintf("PVE does not know a node %q: ", m[1]) + nodeHint }},
 	rule(`Only root can pass arbitrary filesystem paths`, errdefs.ErrPermissionDenied, false,
 		"bind mounts (mpN with a host path) are root@pam only: run proxcage as root on the PVE node (pct transport), or drop the bind mount"),
 	rule(`(?:only allowed for root@pam|Permission check failed \(mount point type bind)`, errdefs.ErrPermissionDenied, false,
@@ -62,8 +102,8 @@ var errorRules = []errorRule{
 		"drop quota=1 from the mount options"),
 	rule(`MTU size '(\d+)' is bigger than bridge MTU '(\d+)'`, errdefs.ErrInvalidArgument, false,
 		"use an MTU of at most $2, or raise the bridge's MTU"),
-	rule(`bridge '([^']+)' does not exist`, errdefs.ErrInvalidArgument, false,
-		"bridge '$1' does not exist on this node: set [pve] bridge (or the net annotation) to one listed by `ip -br link show type bridge`"),
+	{re: regexp.MustCompile(`bridge '([^']+)' does not exist`), cat: errdefs.ErrInvalidArgument,
+		hintFn: func(m []string) string { return bridgeHint(m[1]) }},
 	rule(`'mknod' feature requested, but kernel too old`, errdefs.ErrFailedPrecondition, false,
 		"drop mknod=1 from the features, or upgrade the node's kernel"),
 	rule(`Parameter verification failed`, errdefs.ErrInvalidArgument, false,
@@ -80,6 +120,8 @@ type toolError struct {
 	Cat    error
 	Retry  bool
 	Hint   string
+	// MissingStorage is a storage PVE says does not exist.
+	MissingStorage string
 }
 
 func (e *toolError) Error() string {
@@ -113,6 +155,15 @@ func classify(step string, vmid, code int, stderr string) *toolError {
 		if r.hint != "" {
 			h := string(r.re.ExpandString(nil, r.hint, stderr, m))
 			e.Hint = strings.ReplaceAll(h, "{vmid}", fmt.Sprint(vmid))
+		}
+		if r.hintFn != nil || r.storage > 0 {
+			sub := r.re.FindStringSubmatch(stderr)
+			if r.hintFn != nil {
+				e.Hint = r.hintFn(sub)
+			}
+			if r.storage > 0 {
+				e.MissingStorage = sub[r.storage]
+			}
 		}
 		break
 	}

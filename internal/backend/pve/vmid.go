@@ -27,11 +27,28 @@ func parseVMIDRange(s string) (*vmidRange, error) {
 	if s == "" {
 		return nil, nil
 	}
+	bad := func(format string, args ...any) error {
+		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg:  fmt.Sprintf("[pve] vmid_range %q: ", s) + fmt.Sprintf(format, args...),
+			Hint: fmt.Sprintf("write FIRST-LAST, two VMIDs within %d-%d with FIRST <= LAST, e.g. \"10000-19999\"", minVMID, maxVMID)}
+	}
 	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return nil, bad("no '-' between FIRST and LAST")
+	}
 	first, err1 := strconv.Atoi(strings.TrimSpace(a))
 	last, err2 := strconv.Atoi(strings.TrimSpace(b))
-	if !ok || err1 != nil || err2 != nil || first < minVMID || last > maxVMID || first > last {
-		return nil, fmt.Errorf("[pve] vmid_range %q: want FIRST-LAST within %d-%d", s, minVMID, maxVMID)
+	switch {
+	case err1 != nil:
+		return nil, bad("FIRST %q is not a number", strings.TrimSpace(a))
+	case err2 != nil:
+		return nil, bad("LAST %q is not a number", strings.TrimSpace(b))
+	case first < minVMID || first > maxVMID:
+		return nil, bad("FIRST %d is out of range: VMIDs are %d-%d", first, minVMID, maxVMID)
+	case last < minVMID || last > maxVMID:
+		return nil, bad("LAST %d is out of range: VMIDs are %d-%d", last, minVMID, maxVMID)
+	case first > last:
+		return nil, bad("FIRST %d is greater than LAST %d (swap them: \"%d-%d\")", first, last, last, first)
 	}
 	return &vmidRange{first, last}, nil
 }

@@ -2,8 +2,9 @@
 //
 //	go run ./test/pvesim/cmd/pvesim -listen 127.0.0.1:8006 -nodes pve1,pve2
 //
-// It prints the URL, the certificate fingerprint and the credentials, then
-// serves until interrupted. See test/pvesim/README.md.
+// It prints a [pve] block for proxcage's config (url, fingerprint, the
+// token id, and the secret's 0600 file), then serves until interrupted.
+// See test/pvesim/README.md.
 package main
 
 import (
@@ -93,15 +94,63 @@ func main() {
 	if err := s.Start(); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("pvesim: serving %s/api2/json (nodes %s)\n", s.URL(), *nodes)
-	fmt.Printf("fingerprint: %s\n", s.Fingerprint())
-	fmt.Printf("login: %s / %s", *user, *password)
-	if *token != "" {
-		fmt.Printf("; token: PVEAPIToken=%s", *token)
+	// The secrets go to 0600 files, as proxcage wants them, never to the
+	// terminal: the printed block names the files.
+	var files []string
+	defer func() {
+		for _, f := range files {
+			os.Remove(f)
+		}
+	}()
+	secretFile := func(kind, secret string) string {
+		f, err := os.CreateTemp("", "pvesim-"+kind+"-*")
+		if err == nil {
+			_, err = f.WriteString(secret + "\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			s.Close()
+			log.Fatal(err)
+		}
+		files = append(files, f.Name())
+		return f.Name()
 	}
-	fmt.Println()
+	b := block{URL: s.URL(), Fingerprint: s.Fingerprint(), Nodes: *nodes, User: *user, PasswordFile: secretFile("password", *password)}
+	if *token != "" {
+		id, secret, _ := strings.Cut(*token, "=")
+		b.TokenID, b.TokenSecretFile = id, secretFile("token", secret)
+	}
+	// Before the block is out: whoever read it may stop pvesim at once,
+	// and the secret files must still go.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	fmt.Print(b.String())
 	<-sig
 	s.Close()
+}
+
+// block is what pvesim prints: a [pve] section to paste into proxcage's
+// config as it is. Secrets stay in their 0600 files.
+type block struct {
+	URL, Fingerprint, Nodes  string
+	TokenID, TokenSecretFile string
+	User, PasswordFile       string
+}
+
+func (b block) String() string {
+	var w strings.Builder
+	fmt.Fprintf(&w, "# pvesim: serving %s/api2/json (nodes %s); Ctrl-C stops it and removes the secret files.\n", b.URL, b.Nodes)
+	fmt.Fprintf(&w, "# Paste into proxcage's config (e.g. --config ./pvesim.toml, with default_backend = \"pve\" or a [[routes]] rule):\n")
+	fmt.Fprintf(&w, "[pve]\ntransport = \"api\"\nurl = %q\nfingerprint = %q\n", b.URL, b.Fingerprint)
+	login := fmt.Sprintf("user = %q\npassword_file = %q\n", b.User, b.PasswordFile)
+	if b.TokenID != "" {
+		fmt.Fprintf(&w, "token_id = %q\ntoken_secret_file = %q   # mode 0600, holds the secret\n", b.TokenID, b.TokenSecretFile)
+		// One login only: proxcage refuses token_id and user together.
+		login = "# or a ticket login instead of token_id and token_secret_file:\n# " + strings.ReplaceAll(strings.TrimSuffix(login, "\n"), "\n", "\n# ") + "\n"
+	}
+	w.WriteString(login)
+	fmt.Fprintf(&w, "node = \"auto\"\ntemplate_storage = \"local\"\nrootfs_storage = \"local-lvm\"\nbridge = \"vmbr0\"\n")
+	return w.String()
 }
