@@ -68,6 +68,7 @@ e2e-pve-real: build
 	PROXCAGE_PVE_REAL=1 PROXCAGE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags '$(TAGS)' -count=1 -v -run 'PVE' ./test/e2e/
 
 validation: build
+	./test/validation/gate_test.sh
 	RETRIES=1 REQUIRE_SUPERSET=proxcage:runc ./test/validation/run.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun
 
 # runtime-tools against the pve (pct double) and lxc backends, next to

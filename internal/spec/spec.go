@@ -169,7 +169,14 @@ func (b *Bundle) checkRootfs() error {
 	if !fi.IsDir() {
 		return errdefs.New(errdefs.ErrInvalidArgument, "bundle %s: rootfs %s is not a directory", b.Path, p)
 	}
-	b.Rootfs = p
+	// A rootfs reached through a symlink is used at its real place, as
+	// runc's specconv does: a backend that walks it (pve's template) would
+	// otherwise see the link, not the tree.
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return errdefs.WrapOS(errdefs.ErrInvalidArgument, err, accessHint(b.Path), "bundle %s: rootfs", b.Path)
+	}
+	b.Rootfs = real
 	return nil
 }
 

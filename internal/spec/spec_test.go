@@ -180,6 +180,20 @@ func TestLoadRootfsVariants(t *testing.T) {
 			t.Errorf("Rootfs = %q, want %q", b.Rootfs, want)
 		}
 	})
+	t.Run("rootfs through a symlink is the real directory (as runc's specconv)", func(t *testing.T) {
+		real := t.TempDir()
+		link := filepath.Join(t.TempDir(), "link")
+		if err := os.Symlink(real, link); err != nil {
+			t.Fatal(err)
+		}
+		b, err := Load(bundle(t, withRoot(link), false))
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		if b.Rootfs != real {
+			t.Errorf("Rootfs = %q, want %q", b.Rootfs, real)
+		}
+	})
 	t.Run("absolute rootfs outside bundle allowed", func(t *testing.T) {
 		abs := t.TempDir()
 		dir := bundle(t, withRoot(abs), false)

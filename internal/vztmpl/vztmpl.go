@@ -47,6 +47,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/proc"
 )
 
 const (
@@ -75,6 +77,31 @@ func IsName(name string) bool { return templateName.MatchString(name) }
 
 // IsTempName reports whether name is one of Ensure's temp files.
 func IsTempName(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
+
+// TempDead reports whether temp file name's writer is gone (its name holds
+// the writer's proc.Stamp). Temp files named before stamps never are: an
+// age limit (StaleTempAge) is all that tells them dead.
+func TempDead(name string) bool {
+	dead, ok := proc.Dead(strings.TrimPrefix(name, tmpPrefix))
+	return ok && dead
+}
+
+// SweepDeadTemps removes from dir the temp files of dead writers and
+// returns their names (best effort: a file it cannot remove stays for the
+// next sweep or prune).
+func SweepDeadTemps(dir string) []string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		if n := e.Name(); IsTempName(n) && TempDead(n) && os.Remove(filepath.Join(dir, n)) == nil {
+			removed = append(removed, n)
+		}
+	}
+	return removed
+}
 
 // Digest returns "sha256:<hex>" of the canonical uncompressed tar stream of
 // rootfs, the stream Write compresses. It reads the whole tree but does no
@@ -195,7 +222,10 @@ func Ensure(ctx context.Context, rootfs, dir string) (path, digest string, cache
 		return path, digest, ok, err
 	}
 
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	// A writer that was killed left its temp file: its name says whose
+	// (proc.Stamp), and that writer is gone, so the file goes now.
+	SweepDeadTemps(dir)
+	f, err := os.CreateTemp(dir, tmpPrefix+proc.Stamp()+"-*")
 	if err != nil {
 		return "", "", false, fmt.Errorf("vztmpl: %w", err)
 	}

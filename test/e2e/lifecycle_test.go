@@ -176,8 +176,9 @@ func TestUpdateAndResourceLimits(t *testing.T) {
 	e := newEnv(t)
 	mem := int64(64 << 20)
 	pids := int64(64)
+	swappiness := uint64(17)
 	b := e.bundle("b", []string{"sleep", "1000"}, func(s *specs.Spec) {
-		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem, Swappiness: &swappiness}
 		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
 		s.Process.Rlimits = []specs.POSIXRlimit{
 			{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 1234},
@@ -199,6 +200,14 @@ func TestUpdateAndResourceLimits(t *testing.T) {
 	}
 	if got := read("pids", "pids.max"); got != "64" {
 		t.Fatalf("pids.max %s", got)
+	}
+	// memory.swappiness (cgroup v1 only): a native that refused or dropped
+	// it passed runtime-tools' gate before it compared passed assertions
+	// (test/MUTATIONS.md); this catches it on its own.
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.swappiness"); err == nil {
+		if got := read("memory", "memory.swappiness"); got != "17" {
+			t.Fatalf("memory.swappiness %s", got)
+		}
 	}
 	limits := e.ok("exec", "c1", "cat", "/proc/self/limits")
 	if !strings.Contains(limits, "Max open files            1234                 4096") {

@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // pveEnv is an env whose default backend is pve, talking to the pct test
@@ -283,6 +285,42 @@ func TestPVEErrorMappingAndRollback(t *testing.T) {
 	p.ok("run", "-d", "--bundle", b, "retry")
 	p.waitStatus("retry", specs.StateRunning)
 	p.ok("delete", "-f", "retry")
+
+	// Faults that fire once the CT exists, which the rollback itself must
+	// remove. (The cases above all fire before the double makes anything,
+	// so "no CT left" could not fail: a settle() that claimed success
+	// without destroying passed them; see test/MUTATIONS.md.)
+	// - pct create outlives [pve] timeout: proxcage kills it while the
+	//   config (with the description) and the volume exist, under the
+	//   create lock; settle finds the CT is ours, clears the dead create's
+	//   lock and destroys it.
+	// - the CT is made and pct start fails: run's rollback destroys it.
+	cfg, _ := os.ReadFile(p.config)
+	os.WriteFile(p.config, []byte(strings.Replace(string(cfg), `timeout = "60s"`, `timeout = "3s"`, 1)), 0o644)
+	late := []struct {
+		fault, want string
+		code        int
+		args        []string
+	}{
+		{"pct create delay 30", "no answer within 3s", 6, []string{"create", "--bundle", b, "late-1"}},
+		{"pct start fail 255 startup for container '{vmid}' failed", "startup for container", 1, []string{"run", "-d", "--bundle", b, "late-2"}},
+	}
+	for _, c := range late {
+		os.WriteFile(faults, []byte(c.fault+"\n"), 0o644)
+		r := p.run(c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("fault %q: exit %d stderr %q", c.fault, r.code, r.stderr)
+		}
+		oneLine(t, c.fault, r.stderr)
+		p.assertRootEmpty()
+		if out := p.pct("list"); out != "" {
+			t.Fatalf("fault %q: CT left after the rollback:\n%s", c.fault, out)
+		}
+		if vols, _ := filepath.Glob(filepath.Join(p.state, "volumes", "*", "*")); len(vols) != 0 {
+			t.Fatalf("fault %q: volumes left: %v", c.fault, vols)
+		}
+	}
+	os.Remove(faults)
 }
 
 // kill -9 of proxcage at each step of a create (a hanging tool call stands
@@ -339,6 +377,87 @@ func TestPVECrashAtEachCreateStepThenForceDelete(t *testing.T) {
 				t.Fatalf("template temp files left: %v", tmps)
 			}
 		})
+	}
+}
+
+// kill -9 of proxcage while it writes the template (a Debian rootfs: seconds
+// of compression), then delete --force: the dead writer's temp file goes
+// (its name carries the writer's pid and start time, which prove it dead),
+// and a next create from the same rootfs works. Before, the temp file
+// stayed until a `templates prune` an hour later (test/MUTATIONS.md).
+func TestPVECrashDuringTemplateWrite(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	rootfs := debianRootfs(t)
+	b := p.systemBundle("deb", func(s *specs.Spec) { s.Root.Path = rootfs })
+	cache := filepath.Join(p.state, "storage", "local", "template", "cache")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The write takes well under a second: inotify says the moment the
+	// temp file is made, and proxcage is killed then.
+	in, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	if _, err := unix.InotifyAddWatch(in, cache, unix.IN_CREATE); err != nil {
+		t.Fatal(err)
+	}
+	c := p.cmd("create", "--bundle", b, "crash-tpl")
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := unix.Read(in, buf)
+			if err != nil {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+				if strings.HasPrefix(name, ".proxcage-tmp-") {
+					created <- name
+					return
+				}
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- c.Wait() }()
+	select {
+	case <-created:
+		c.Process.Kill()
+		<-exited
+	case err := <-exited:
+		t.Fatalf("create ended (%v) before its template write began: %s", err, stderr.String())
+	case <-time.After(60 * time.Second):
+		c.Process.Kill()
+		<-exited
+		t.Fatal("the template write never began")
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, ".proxcage-tmp-*")); len(left) != 1 {
+		all, _ := os.ReadDir(cache)
+		t.Fatalf("want the killed writer's temp file, got %v (dir: %v)", left, all)
+	}
+	p.ok("delete", "--force", "crash-tpl")
+	p.assertRootEmpty()
+	if left, _ := filepath.Glob(filepath.Join(cache, ".proxcage-tmp-*")); len(left) != 0 {
+		t.Fatalf("temp files left after delete --force: %v", left)
+	}
+	if out := p.pctList(); out != "" {
+		t.Fatalf("CT left:\n%s", out)
+	}
+	p.ok("create", "--bundle", b, "crash-tpl")
+	p.ok("delete", "crash-tpl")
+	if left, _ := filepath.Glob(filepath.Join(cache, ".proxcage-tmp-*")); len(left) != 0 {
+		t.Fatalf("temp files left after a create: %v", left)
 	}
 }
 

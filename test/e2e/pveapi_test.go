@@ -93,6 +93,7 @@ func TestPVEAPILifecycleOnTwoNodes(t *testing.T) {
 	os.WriteFile(filepath.Join(b, "rootfs", "sbin", "init"), []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755)
 
 	p.okLogged("create", "--bundle", b, "web-1")
+	p.assertNoSecret("after create")
 	st := p.state("web-1")
 	if st.Status != specs.StateCreated || st.Pid != 0 || st.Annotations["org.proxcage.pve.node"] != "pve2" {
 		t.Fatalf("after create: %+v (want created on pve2, the node with the most free memory)", st)
@@ -104,6 +105,7 @@ func TestPVEAPILifecycleOnTwoNodes(t *testing.T) {
 	}
 	p.okLogged("start", "web-1")
 	st = p.waitStatus("web-1", specs.StateRunning)
+	p.assertNoSecret("after start")
 	if st.Pid != 0 {
 		t.Fatalf("pid %d over the API from another host: PVE reports none", st.Pid)
 	}
@@ -125,7 +127,7 @@ func TestPVEAPILifecycleOnTwoNodes(t *testing.T) {
 		t.Fatalf("CT %d left: %v", vmid, rows)
 	}
 	p.assertRootEmpty()
-	p.assertNoSecret()
+	p.assertNoSecret("after delete")
 }
 
 func TestPVEAPIDroppedCreateThenForceDelete(t *testing.T) {
@@ -149,6 +151,7 @@ func TestPVEAPIDroppedCreateThenForceDelete(t *testing.T) {
 	if out := p.ok("list", "-q"); strings.TrimSpace(out) != "lost-1" {
 		t.Fatalf("the record of the half-made container is gone: %q", out)
 	}
+	p.assertNoSecret("with the record of a half-made container")
 	p.sim.SetFaults(func(f *pvesim.Faults) { f.FailNext = 0 })
 	p.okLogged("delete", "--force", "lost-1")
 	if rows := simGuests(t, p); len(rows) != 0 {
@@ -168,7 +171,7 @@ func TestPVEAPIDroppedCreateThenForceDelete(t *testing.T) {
 		t.Fatalf("orphan left after delete --force: %v", rows)
 	}
 	p.assertRootEmpty()
-	p.assertNoSecret()
+	p.assertNoSecret("after delete --force")
 }
 
 func TestPVEAPIDoctorAndBadCredentials(t *testing.T) {
@@ -219,27 +222,47 @@ func simGuests(t *testing.T, p *pveAPIEnv) []string {
 	return p.sim.Guests()
 }
 
-// assertNoSecret: the token secret is in no state file and no log line.
-// (It never reaches an argv: proxcage reads it from a 0600 file and starts
-// no process with it.)
-func (p *pveAPIEnv) assertNoSecret() {
+// assertNoSecret: the token secret is in no file proxcage wrote (state
+// records, the log, the template cache, the data dir: everything under the
+// test's directory but the secret file itself), in no file name, and in
+// nothing the cluster stored (CT configs, uploaded volume names). Called
+// while the container's record exists, not only after it is gone.
+// (Before, it ran only after assertRootEmpty, when nothing was left to
+// search: a savePrivate that copied the Authorization header into
+// record.json passed.) It never reaches an argv: proxcage reads it from a
+// 0600 file and starts no process with it.
+func (p *pveAPIEnv) assertNoSecret(when string) {
 	p.t.Helper()
-	filepath.Walk(p.root, func(path string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() {
+	secretFile := filepath.Join(p.dir, "pve-token")
+	files := 0
+	filepath.Walk(p.dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil || path == secretFile {
+			return nil
+		}
+		if strings.Contains(filepath.Base(path), apiTokenSecret) {
+			p.t.Errorf("%s: secret in a file name: %s", when, path)
+		}
+		if fi.Mode().IsRegular() {
+			files++
 			if data, _ := os.ReadFile(path); strings.Contains(string(data), apiTokenSecret) {
-				p.t.Errorf("secret in state file %s", path)
+				p.t.Errorf("%s: secret in %s", when, path)
 			}
 		}
 		return nil
 	})
+	if files < 2 {
+		p.t.Fatalf("%s: only %d files to search: the check proves nothing", when, files)
+	}
+	for _, line := range p.sim.Stored() {
+		if strings.Contains(line, apiTokenSecret) {
+			p.t.Errorf("%s: secret stored by the cluster: %s", when, line)
+		}
+	}
 	data, err := os.ReadFile(p.log)
 	if err != nil || len(data) == 0 {
-		p.t.Fatalf("no log written (%v): the check proves nothing", err)
-	}
-	if strings.Contains(string(data), apiTokenSecret) {
-		p.t.Error("secret in the log file")
+		p.t.Fatalf("%s: no log written (%v): the check proves nothing", when, err)
 	}
 	if !strings.Contains(string(data), "level=debug") {
-		p.t.Error("the log has no debug lines: the check proves little")
+		p.t.Errorf("%s: the log has no debug lines: the check proves little", when)
 	}
 }

@@ -494,3 +494,26 @@ func (s *Server) Guests() []string {
 	}
 	return out
 }
+
+// Stored is everything the cluster keeps that a client sent it: each CT's
+// config ("VMID KEY: VALUE" lines) and each volume id, sorted; for tests
+// that check what must never be stored (secrets).
+func (s *Server) Stored() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id, x := range s.cts {
+		for k, v := range x.conf {
+			out = append(out, fmt.Sprintf("%d %s: %s", id, k, v))
+		}
+	}
+	for _, n := range s.nodes {
+		for _, st := range n.storages {
+			for volid := range st.vols {
+				out = append(out, n.name+" "+volid)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

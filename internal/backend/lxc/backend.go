@@ -36,6 +36,7 @@ import (
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/lxctools"
+	"github.com/proxcage/proxcage/internal/proc"
 )
 
 // Name is the backend's routing name.
@@ -235,7 +236,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	}
 	p.State.Status, p.State.Pid = specs.StateCreated, pid
 	p.Pid = pid
-	if p.StartTime, err = lxctools.StartTime(pid); err != nil {
+	if p.StartTime, err = proc.StartTime(pid); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "read the init's start time")
 	}
 	if err := savePrivate(c, p); err != nil {
@@ -397,7 +398,7 @@ func (b *Backend) waitRunning(ctx context.Context, t lxctools.Tools, id string, 
 
 // live returns the init's pid while it runs, else 0.
 func live(p private) int {
-	if p.Pid > 0 && lxctools.Alive(p.Pid, p.StartTime) {
+	if p.Pid > 0 && proc.Alive(p.Pid, p.StartTime) {
 		return p.Pid
 	}
 	return 0

@@ -543,6 +543,15 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		// Create records the VMID before it asks PVE for a CT, and clears
 		// it only once no CT of ours is left: nothing to remove. (A CT
 		// whose record is gone altogether is found by ReclaimByID.)
+		if force && p.Template == "" {
+			// It died before its template was recorded, perhaps while
+			// writing it: the dead writer's temp file goes too.
+			if rm, err := b.tr.pruneScratch(ctx, nil); err != nil {
+				b.log.Debug("remove dead writers' temp files", "err", err)
+			} else if len(rm) > 0 {
+				b.log.Info("removed temp files of a template write that died", "files", rm)
+			}
+		}
 		return nil
 	}
 	node := p.Node

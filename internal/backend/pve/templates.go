@@ -12,6 +12,7 @@ import (
 
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/proc"
 	"github.com/proxcage/proxcage/internal/vztmpl"
 )
 
@@ -123,8 +124,9 @@ func (b *Backend) removeTemplates(ctx context.Context, drop func(string) bool) (
 
 // pruneDir removes from dir (a template storage's directory, or the api
 // transport's cache) the proxcage templates drop selects and the temp
-// files of writers that died (older than vztmpl.StaleTempAge, so a running
-// write survives). It never touches other files.
+// files of writers that died: proven dead by the stamp in the name, or
+// older than vztmpl.StaleTempAge (so a running write survives). It never
+// touches other files.
 func pruneDir(dir string, drop func(string) bool) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -146,9 +148,11 @@ func pruneDir(dir string, drop func(string) bool) ([]string, error) {
 				continue
 			}
 		case isTempName(name):
-			fi, err := e.Info()
-			if err != nil || now.Sub(fi.ModTime()) < vztmpl.StaleTempAge {
-				continue // gone already, or possibly still being written
+			if !tempDead(name) {
+				fi, err := e.Info()
+				if err != nil || now.Sub(fi.ModTime()) < vztmpl.StaleTempAge {
+					continue // gone already, or possibly still being written
+				}
 			}
 		default:
 			continue
@@ -161,13 +165,25 @@ func pruneDir(dir string, drop func(string) bool) ([]string, error) {
 	return removed, nil
 }
 
-// isTempName: vztmpl.Ensure's temp files, and writeOnce's for OCI archives.
+// isTempName: vztmpl.Ensure's temp files, and writeOnce's for OCI archives
+// (".NAME.tmp-STAMP-RANDOM").
 func isTempName(name string) bool {
 	if vztmpl.IsTempName(name) {
 		return true
 	}
 	base, _, ok := strings.Cut(strings.TrimPrefix(name, "."), ".tmp-")
 	return ok && strings.HasPrefix(name, ".") && isTemplateName(base)
+}
+
+// tempDead reports whether a temp file's writer is proven gone by the
+// stamp in its name (proc.Stamp); unstamped names never are.
+func tempDead(name string) bool {
+	if vztmpl.IsTempName(name) {
+		return vztmpl.TempDead(name)
+	}
+	_, rest, _ := strings.Cut(name, ".tmp-")
+	dead, ok := proc.Dead(rest)
+	return ok && dead
 }
 
 // listDir lists proxcage's templates in a local template directory.

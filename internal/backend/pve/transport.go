@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/proc"
 	"github.com/proxcage/proxcage/internal/vztmpl"
 )
 
@@ -180,7 +181,12 @@ func writeOnce(path string, write func(io.Writer) error) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	// The temp name carries the writer's proc.Stamp: what a killed writer
+	// left is removed by the next one (pruneDir).
+	if _, err := pruneDir(filepath.Dir(path), nil); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+proc.Stamp()+"-")
 	if err != nil {
 		return err
 	}
