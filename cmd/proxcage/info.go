@@ -22,9 +22,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/identifiers"
 	"github.com/proxcage/proxcage/internal/route"
 	"github.com/proxcage/proxcage/internal/runtime"
-	"github.com/proxcage/proxcage/internal/store"
 )
 
 func (a *app) psCommand() *cobra.Command {
@@ -273,7 +273,7 @@ func (a *app) routeCommand() *cobra.Command {
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if err := store.ValidateID(id); err != nil {
+			if err := identifiers.Validate(id); err != nil {
 				return errdefs.Context(err, "route", id)
 			}
 			rt, err := a.runtime()

@@ -281,28 +281,6 @@ func (r *Registry) Get(name string) (Backend, error) {
 	return b, nil
 }
 
-// WritePidFile writes pid to path atomically (create + rename), as runc
-// does, so an engine polling the file never reads a partial number.
-func WritePidFile(path string, pid int) error {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("pid file: %w", err)
-	}
-	_, err = fmt.Fprintf(f, "%d", pid)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("pid file: %w", err)
-	}
-	return nil
-}
-
 // Template is one cached template of a backend.
 type Template struct {
 	Name   string

@@ -38,7 +38,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/identifiers"
 )
 
 const indexVersion = 1
@@ -206,7 +208,7 @@ func (s *Store) save(ix *index) error {
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "encode image index")
 	}
-	if err := writeFileAtomic(s.path("tmp"), s.path("index.json"), b); err != nil {
+	if err := atomicfile.Write(s.path("index.json"), b, atomicfile.Options{Durable: true, TempDir: s.path("tmp"), TempPrefix: "index-"}); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "write image index")
 	}
 	return nil
@@ -228,26 +230,6 @@ func (s *Store) update(fn func(ix *index) error) error {
 		return err
 	}
 	return s.save(ix)
-}
-
-func writeFileAtomic(tmpDir, dst string, b []byte) error {
-	f, err := os.CreateTemp(tmpDir, "index-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
 }
 
 func (ix *index) byDigest(d v1.Hash) *indexEntry {
@@ -329,42 +311,33 @@ func notInStore(ref string) error {
 // putBlob streams r into tmp/ while hashing it and renames it into blobs/
 // only when it matches h (and size, unless negative). On any failure the
 // temporary file is removed, so blobs/ only ever holds verified content.
-func (s *Store) putBlob(h v1.Hash, size int64, r io.Reader) (err error) {
+func (s *Store) putBlob(h v1.Hash, size int64, r io.Reader) error {
 	if h.Algorithm != "sha256" {
 		return errdefs.New(errdefs.ErrInvalidArgument, "blob %s: unsupported digest algorithm %q", h, h.Algorithm)
 	}
-	f, err := os.CreateTemp(s.path("tmp"), "blob-"+h.Hex[:12]+"-")
-	if err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "store blob %s", h)
+	// The write is the check: only content that matches h is renamed
+	// into blobs/.
+	var werr error
+	err := atomicfile.WriteFrom(s.blobPath(h), atomicfile.Options{Durable: true, TempDir: s.path("tmp"), TempPrefix: "blob-" + h.Hex[:12] + "-"},
+		func(w io.Writer) error {
+			hasher := sha256.New()
+			src := r
+			if size >= 0 {
+				src = io.LimitReader(r, size+1) // one extra byte shows an oversized blob
+			}
+			n, err := io.Copy(io.MultiWriter(w, hasher), src)
+			switch {
+			case err != nil:
+				werr = err // the caller knows where r came from and categorises
+			case hex.EncodeToString(hasher.Sum(nil)) != h.Hex || (size >= 0 && n != size):
+				werr = mismatch(h)
+			}
+			return werr
+		})
+	if werr != nil {
+		return werr
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	hasher := sha256.New()
-	src := r
-	if size >= 0 {
-		src = io.LimitReader(r, size+1) // one extra byte shows an oversized blob
-	}
-	n, err := io.Copy(io.MultiWriter(f, hasher), src)
-	if err != nil {
-		return err // the caller knows where r came from and categorises
-	}
-	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex || (size >= 0 && n != size) {
-		return mismatch(h)
-	}
-	if err := f.Sync(); err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "store blob %s", h)
-	}
-	if err := f.Close(); err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "store blob %s", h)
-	}
-	if err := os.Rename(f.Name(), s.blobPath(h)); err != nil {
-		return errdefs.Wrap(errdefs.ErrInternal, err, "store blob %s", h)
-	}
-	return nil
+	return errdefs.Wrap(errdefs.ErrInternal, err, "store blob %s", h)
 }
 
 func mismatch(h v1.Hash) error {
@@ -469,14 +442,7 @@ func (s *Store) List() ([]Listed, error) {
 
 // ---- users ----
 
-var validContainerID = regexp.MustCompile(`^[A-Za-z0-9_+\-][A-Za-z0-9_+\-.]*$`)
-
-func checkContainerID(id string) error {
-	if len(id) > 1024 || !validContainerID.MatchString(id) {
-		return errdefs.New(errdefs.ErrInvalidArgument, "invalid container id %q", id)
-	}
-	return nil
-}
+func checkContainerID(id string) error { return identifiers.Validate(id) }
 
 // Use records that containerID uses the stored image digest.
 func (s *Store) Use(digest v1.Hash, containerID string) error {

@@ -6,15 +6,23 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/errdefs"
 )
+
+// AttachOpts are exec's options as lxc-attach takes them (the backends'
+// ExecOpts: this package sits below the backend interface).
+type AttachOpts struct {
+	Detach        bool
+	ConsoleSocket string // absolute path of an AF_UNIX socket, or ""
+	PidFile       string
+}
 
 // Exec runs proc in the running container name with lxc-attach, the way
 // runc exec does: in the foreground with our stdio (or a terminal), or
 // detached; with a terminal and a console socket the pty master goes to
 // the engine. It returns the exit status, or the pid when detached.
-func (t Tools) Exec(_ context.Context, name string, proc *specs.Process, opts backend.ExecOpts) (int, error) {
+func (t Tools) Exec(_ context.Context, name string, proc *specs.Process, opts AttachOpts) (int, error) {
 	cmd := t.Command("lxc-attach", AttachArgs(name, proc)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	var sendMaster func() error
@@ -44,7 +52,7 @@ func (t Tools) Exec(_ context.Context, name string, proc *specs.Process, opts ba
 		}
 	}
 	if opts.PidFile != "" {
-		if err := backend.WritePidFile(opts.PidFile, cmd.Process.Pid); err != nil {
+		if err := atomicfile.WritePidFile(opts.PidFile, cmd.Process.Pid); err != nil {
 			_ = cmd.Process.Kill()
 			return -1, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
 		}

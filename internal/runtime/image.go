@@ -17,11 +17,11 @@ import (
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/identifiers"
 	"github.com/proxcage/proxcage/internal/image"
 	"github.com/proxcage/proxcage/internal/image/unpack"
 	"github.com/proxcage/proxcage/internal/imagespec"
 	"github.com/proxcage/proxcage/internal/route"
-	"github.com/proxcage/proxcage/internal/store"
 )
 
 // Images, under the data dir ([data_dir] in the config):
@@ -126,7 +126,7 @@ func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageReque
 // routeImage routes an image container before anything is pulled or
 // made, and refuses what its backend cannot do.
 func (r *Runtime) routeImage(id string, req ImageRequest, foreground bool) (route.Decision, error) {
-	if err := store.ValidateID(id); err != nil {
+	if err := identifiers.Validate(id); err != nil {
 		return route.Decision{}, err
 	}
 	d := route.Pick(r.Config, id, req.Overrides.Annotations)
@@ -171,7 +171,7 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 // bundle directory is made before the record, and a second create of the
 // same id must neither reuse nor remove the first one's.
 func (r *Runtime) lockImageBundle(id string) (func(), error) {
-	if err := store.ValidateID(id); err != nil {
+	if err := identifiers.Validate(id); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(r.Config.DataDir, "containers", ".locks")

@@ -20,6 +20,7 @@ import (
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/identifiers"
 	"github.com/proxcage/proxcage/internal/route"
 	"github.com/proxcage/proxcage/internal/spec"
 	"github.com/proxcage/proxcage/internal/store"
@@ -158,7 +159,7 @@ type createRequest struct {
 }
 
 func (r *Runtime) create(ctx context.Context, id string, req createRequest, opts backend.CreateOpts) (*store.Handle, backend.Backend, *backend.Container, error) {
-	if err := store.ValidateID(id); err != nil {
+	if err := identifiers.Validate(id); err != nil {
 		return nil, nil, nil, err
 	}
 	b, err := spec.Load(req.bundle)

@@ -17,13 +17,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/identifiers"
 )
 
 const (
@@ -57,22 +58,6 @@ type Record struct {
 // Store is a state root.
 type Store struct {
 	root string
-}
-
-// validID follows runc's rule, minus a leading dot (reserved for the
-// store's own files).
-var validID = regexp.MustCompile(`^[A-Za-z0-9_+\-][A-Za-z0-9_+\-.]*$`)
-
-// ValidateID checks a container id.
-func ValidateID(id string) error {
-	if id == "" {
-		return errdefs.New(errdefs.ErrInvalidArgument, "container id must not be empty")
-	}
-	if len(id) > 1024 || !validID.MatchString(id) {
-		return errdefs.New(errdefs.ErrInvalidArgument,
-			"invalid container id %q: use letters, digits, '_', '+', '-', '.', not starting with '.'", id)
-	}
-	return nil
 }
 
 // Open returns the store at root, creating the directory (0700) if needed.
@@ -125,7 +110,7 @@ func (h *Handle) Dir() string { return h.s.Dir(h.id) }
 // takes the container lock and writes rec with status "creating". Exactly one
 // of any number of concurrent Reserve calls for the same id succeeds.
 func (s *Store) Reserve(rec *Record) (*Handle, error) {
-	if err := ValidateID(rec.ID); err != nil {
+	if err := identifiers.Validate(rec.ID); err != nil {
 		return nil, err
 	}
 	unlock, err := s.lockRoot()
@@ -160,7 +145,7 @@ func (s *Store) Reserve(rec *Record) (*Handle, error) {
 // Lock takes the container's lock for a mutating command. It fails with
 // NotFound when the container does not exist (or was deleted while waiting).
 func (s *Store) Lock(id string) (*Handle, error) {
-	if err := ValidateID(id); err != nil {
+	if err := identifiers.Validate(id); err != nil {
 		return nil, err
 	}
 	h, err := s.lockDir(id)
@@ -252,7 +237,9 @@ func (h *Handle) Save(rec *Record) error {
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "encode record")
 	}
-	if err := WriteFileAtomic(filepath.Join(h.Dir(), recordName), data, 0o600); err != nil {
+	// No fsync: the state root lives on tmpfs (/run) and does not outlive
+	// a reboot, so durability would only cost time on every command.
+	if err := atomicfile.Write(filepath.Join(h.Dir(), recordName), data, atomicfile.Options{Perm: 0o600}); err != nil {
 		return h.s.osErr(err, "save state of %s", h.id)
 	}
 	return nil
@@ -274,7 +261,7 @@ func (h *Handle) Remove() error {
 
 // Load reads a container's record without locking.
 func (s *Store) Load(id string) (*Record, error) {
-	if err := ValidateID(id); err != nil {
+	if err := identifiers.Validate(id); err != nil {
 		return nil, err
 	}
 	data, err := os.ReadFile(filepath.Join(s.Dir(id), recordName))
@@ -300,7 +287,7 @@ func (s *Store) List() ([]*Record, error) {
 	}
 	var out []*Record
 	for _, e := range ents {
-		if !e.IsDir() || ValidateID(e.Name()) != nil {
+		if !e.IsDir() || identifiers.Validate(e.Name()) != nil {
 			continue
 		}
 		rec, err := s.Load(e.Name())
@@ -314,38 +301,4 @@ func (s *Store) List() ([]*Record, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
-}
-
-// WriteFileAtomic writes data to a temporary file in the same directory and
-// renames it over path, so readers see the old or the new file, never a torn
-// one. No fsync: the state root lives on tmpfs (/run) and does not outlive a
-// reboot, so durability would only cost time on every command.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return nil
 }

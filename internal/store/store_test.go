@@ -74,52 +74,6 @@ func openStore(t *testing.T) *Store {
 	return s
 }
 
-func TestValidateID(t *testing.T) {
-	tests := []struct {
-		id string
-		ok bool
-	}{
-		{"a", true},
-		{"web-1", true},
-		{"A_b+c-d.e", true},
-		{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", true},
-		{"a..b", true},
-		{"_x", true},
-		{strings.Repeat("a", 1024), true},
-		{"", false},
-		{".hidden", false},
-		{".", false},
-		{"..", false},
-		{".lock", false},
-		{"a/b", false},
-		{"../etc", false},
-		{"a b", false},
-		{"a\n", false},
-		{"a:b", false},
-		{"é", false},
-		{strings.Repeat("a", 1025), false},
-	}
-	for _, tt := range tests {
-		name := tt.id
-		if len(name) > 20 {
-			name = fmt.Sprintf("%s...(%d)", name[:10], len(name))
-		}
-		t.Run(name, func(t *testing.T) {
-			err := ValidateID(tt.id)
-			if tt.ok && err != nil {
-				t.Errorf("ValidateID(%q) = %v, want nil", tt.id, err)
-			}
-			if !tt.ok {
-				if err == nil {
-					t.Errorf("ValidateID(%q) = nil, want error", tt.id)
-				} else if !errors.Is(err, errdefs.ErrInvalidArgument) {
-					t.Errorf("ValidateID(%q) = %v, not ErrInvalidArgument", tt.id, err)
-				}
-			}
-		})
-	}
-}
-
 func TestOpenCreatesPrivateRoot(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "a", "b")
 	s, err := Open(root)
@@ -533,56 +487,6 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
-}
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f.json")
-	for i, content := range []string{"first version, longer", "second"} {
-		if err := WriteFileAtomic(p, []byte(content), 0o640); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil || string(data) != content {
-			t.Errorf("write %d: content %q (%v), want %q", i, data, err, content)
-		}
-		if names := dirNames(t, dir); !reflect.DeepEqual(names, []string{"f.json"}) {
-			t.Errorf("write %d: directory holds %v, want only f.json (temp file left behind?)", i, names)
-		}
-	}
-	fi, err := os.Stat(p)
-	if err != nil || fi.Mode().Perm() != 0o640 {
-		t.Errorf("mode = %v (%v), want 0640", fi.Mode(), err)
-	}
-}
-
-func TestWriteFileAtomicFailureLeavesNothing(t *testing.T) {
-	t.Run("missing directory", func(t *testing.T) {
-		p := filepath.Join(t.TempDir(), "no", "such", "f")
-		if err := WriteFileAtomic(p, []byte("x"), 0o600); err == nil {
-			t.Fatal("WriteFileAtomic into a missing directory succeeded")
-		}
-	})
-	t.Run("target is a directory", func(t *testing.T) {
-		dir := t.TempDir()
-		target := filepath.Join(dir, "sub")
-		if err := os.Mkdir(target, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(target, "keep"), []byte("k"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		err := WriteFileAtomic(target, []byte("x"), 0o600)
-		if err == nil {
-			t.Fatal("WriteFileAtomic over a non-empty directory succeeded")
-		}
-		if !strings.Contains(err.Error(), target) {
-			t.Errorf("error %q does not name %s", err, target)
-		}
-		if names := dirNames(t, dir); !reflect.DeepEqual(names, []string{"sub"}) {
-			t.Errorf("directory holds %v after failed write, want only sub", names)
-		}
-	})
 }
 
 func TestConcurrentSaveNeverTorn(t *testing.T) {

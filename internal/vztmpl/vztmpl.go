@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,9 +47,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
-	"github.com/proxcage/proxcage/internal/proc"
+	"github.com/proxcage/proxcage/internal/atomicfile"
 )
 
 const (
@@ -81,27 +81,11 @@ func IsTempName(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
 // TempDead reports whether temp file name's writer is gone (its name holds
 // the writer's proc.Stamp). Temp files named before stamps never are: an
 // age limit (StaleTempAge) is all that tells them dead.
-func TempDead(name string) bool {
-	dead, ok := proc.Dead(strings.TrimPrefix(name, tmpPrefix))
-	return ok && dead
-}
+func TempDead(name string) bool { return atomicfile.Dead(name, tmpPrefix) }
 
 // SweepDeadTemps removes from dir the temp files of dead writers and
-// returns their names (best effort: a file it cannot remove stays for the
-// next sweep or prune).
-func SweepDeadTemps(dir string) []string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var removed []string
-	for _, e := range entries {
-		if n := e.Name(); IsTempName(n) && TempDead(n) && os.Remove(filepath.Join(dir, n)) == nil {
-			removed = append(removed, n)
-		}
-	}
-	return removed
-}
+// returns their names (best effort).
+func SweepDeadTemps(dir string) []string { return atomicfile.SweepDead(dir, tmpPrefix) }
 
 // Digest returns "sha256:<hex>" of the canonical uncompressed tar stream of
 // rootfs, the stream Write compresses. It reads the whole tree but does no
@@ -225,55 +209,31 @@ func Ensure(ctx context.Context, rootfs, dir string) (path, digest string, cache
 	// A writer that was killed left its temp file: its name says whose
 	// (proc.Stamp), and that writer is gone, so the file goes now.
 	SweepDeadTemps(dir)
-	f, err := os.CreateTemp(dir, tmpPrefix+proc.Stamp()+"-*")
-	if err != nil {
-		return "", "", false, fmt.Errorf("vztmpl: %w", err)
-	}
-	tmp := f.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			_ = f.Close() // may already be closed; the error is moot then
-			_ = os.Remove(tmp)
-		}
-	}()
-
-	h := sha256.New()
-	if err := writeZstd(ctx, rootfs, f, h); err != nil {
-		return "", "", false, err
-	}
-	if got := digestPrefix + hex.EncodeToString(h.Sum(nil)); got != digest {
-		return "", "", false, fmt.Errorf("vztmpl: rootfs %s changed while the template was written (digest %s, then %s)", rootfs, digest, got)
-	}
-	// CreateTemp makes 0600 files; templates are world-readable like the
-	// ones PVE downloads.
-	if err := f.Chmod(0o644); err != nil {
-		return "", "", false, fmt.Errorf("vztmpl: %w", err)
-	}
-	// Sync before rename: otherwise a crash can leave the final name
-	// pointing at an empty or partial file, which Ensure would then trust.
-	if err := f.Sync(); err != nil {
-		return "", "", false, fmt.Errorf("vztmpl: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return "", "", false, fmt.Errorf("vztmpl: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return "", "", false, err
-	}
-
-	won, err := renameNoReplace(tmp, path)
-	if err != nil {
-		return "", "", false, fmt.Errorf("vztmpl: %w", err)
-	}
-	if !won {
+	// Templates are world-readable like the ones PVE downloads; durable,
+	// or a crash could leave the name on a partial file Ensure would then
+	// trust; not replaced, so concurrent Ensures keep one inode and mtime.
+	var werr error
+	err = atomicfile.WriteFrom(path, atomicfile.Options{Perm: 0o644, Durable: true, NoReplace: true, TempPrefix: tmpPrefix},
+		func(w io.Writer) error {
+			h := sha256.New()
+			if werr = writeZstd(ctx, rootfs, w, h); werr != nil {
+				return werr
+			}
+			if got := digestPrefix + hex.EncodeToString(h.Sum(nil)); got != digest {
+				werr = fmt.Errorf("vztmpl: rootfs %s changed while the template was written (digest %s, then %s)", rootfs, digest, got)
+				return werr
+			}
+			werr = ctx.Err()
+			return werr
+		})
+	switch {
+	case werr != nil:
+		return "", "", false, werr
+	case errors.Is(err, fs.ErrExist):
 		// Another Ensure got there first with the same content.
 		return path, digest, true, nil
-	}
-	renamed = true
-	// Persist the rename itself.
-	if err := syncDir(dir); err != nil {
-		return path, digest, false, err
+	case err != nil:
+		return "", "", false, fmt.Errorf("vztmpl: %w", err)
 	}
 	return path, digest, false, nil
 }
@@ -292,35 +252,4 @@ func isTemplate(path string) (bool, error) {
 		return false, fmt.Errorf("vztmpl: %s exists and is not a regular file", path)
 	}
 	return true, nil
-}
-
-// renameNoReplace renames oldpath to newpath unless newpath exists, in
-// which case it removes oldpath and returns false. Not replacing keeps a
-// finished template's inode and mtime stable under concurrent Ensure calls.
-// Filesystems without RENAME_NOREPLACE get a plain rename, which is still
-// atomic and, the content being identical, still correct.
-func renameNoReplace(oldpath, newpath string) (bool, error) {
-	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EEXIST):
-		return false, os.Remove(oldpath)
-	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS):
-		return true, os.Rename(oldpath, newpath)
-	default:
-		return false, &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
-	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("vztmpl: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("vztmpl: fsync %s: %w", dir, err)
-	}
-	return nil
 }

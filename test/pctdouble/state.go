@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/proxcage/proxcage/internal/atomicfile"
 )
 
 // Layout of $PCTDOUBLE_DIR (see README.md):
@@ -75,24 +77,7 @@ func lockState() (func(), error) {
 // writeFileAtomic writes via a temporary file and rename, so lock-free
 // readers (pct list, pct config) never see a half-written file.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, atomicfile.Options{Perm: 0o640})
 }
 
 func readTrimmed(name, def string) string {

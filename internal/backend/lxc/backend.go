@@ -33,6 +33,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/lxctools"
@@ -243,7 +244,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 		return err
 	}
 	if p.PidFile != "" {
-		if err := backend.WritePidFile(p.PidFile, pid); err != nil {
+		if err := atomicfile.WritePidFile(p.PidFile, pid); err != nil {
 			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
 		}
 	}
@@ -547,7 +548,7 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	if live(p) == 0 {
 		return -1, backend.ExecStopped(c.ID, "")
 	}
-	return b.tools(p).Exec(ctx, c.ID, proc, opts)
+	return b.tools(p).Exec(ctx, c.ID, proc, lxctools.AttachOpts{Detach: opts.Detach, ConsoleSocket: opts.ConsoleSocket, PidFile: opts.PidFile})
 }
 
 // Pids implements backend.Lister.

@@ -28,6 +28,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/system"
 	"github.com/opencontainers/runc/libcontainer/utils"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
 )
@@ -157,7 +158,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	}
 	if opts.PidFile != "" {
 		pid, _ := proc.Pid()
-		if err := backend.WritePidFile(opts.PidFile, pid); err != nil {
+		if err := atomicfile.WritePidFile(opts.PidFile, pid); err != nil {
 			_ = proc.Signal(unix.SIGKILL)
 			_, _ = proc.Wait()
 			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
@@ -485,7 +486,7 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, p *specs.Proce
 	}
 	pid, _ := proc.Pid()
 	if opts.PidFile != "" {
-		if err := backend.WritePidFile(opts.PidFile, pid); err != nil {
+		if err := atomicfile.WritePidFile(opts.PidFile, pid); err != nil {
 			_ = proc.Signal(unix.SIGKILL)
 			_, _ = proc.Wait()
 			sio.close()

@@ -26,6 +26,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
@@ -364,7 +365,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 		if err != nil {
 			return err
 		}
-		if err := backend.WritePidFile(p.PidFile, pid); err != nil {
+		if err := atomicfile.WritePidFile(p.PidFile, pid); err != nil {
 			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
 		}
 	}
@@ -660,7 +661,7 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	}
 	// A PVE CT is LXC container VMID in the node's default lxcpath.
 	lt := lxctools.Tools{Bin: func(string) string { return b.tools.lxcAttach }}
-	return lt.Exec(ctx, strconv.Itoa(p.VMID), proc, opts)
+	return lt.Exec(ctx, strconv.Itoa(p.VMID), proc, lxctools.AttachOpts{Detach: opts.Detach, ConsoleSocket: opts.ConsoleSocket, PidFile: opts.PidFile})
 }
 
 // terminates reports whether sig's default action ends a process (all but

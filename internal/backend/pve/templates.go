@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
-	"github.com/proxcage/proxcage/internal/proc"
 	"github.com/proxcage/proxcage/internal/vztmpl"
 )
 
@@ -181,9 +181,8 @@ func tempDead(name string) bool {
 	if vztmpl.IsTempName(name) {
 		return vztmpl.TempDead(name)
 	}
-	_, rest, _ := strings.Cut(name, ".tmp-")
-	dead, ok := proc.Dead(rest)
-	return ok && dead
+	base, _, _ := strings.Cut(strings.TrimPrefix(name, "."), ".tmp-")
+	return atomicfile.Dead(name, atomicfile.TempPrefix(base))
 }
 
 // listDir lists proxcage's templates in a local template directory.

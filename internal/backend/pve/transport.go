@@ -4,15 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/errdefs"
-	"github.com/proxcage/proxcage/internal/proc"
 	"github.com/proxcage/proxcage/internal/vztmpl"
 )
 
@@ -175,39 +177,27 @@ func (t *pctTransport) ensureFile(ctx context.Context, _ string, name string, wr
 	return t.templateStorage + ":vztmpl/" + name, nil
 }
 
-// writeOnce writes path unless it exists, through a temporary file renamed
-// into place, so a template is never seen half-written.
+// writeOnce writes path unless it exists, through a temp file renamed into
+// place (durable, and not over another writer's), so a template is never
+// seen half-written. What a killed writer left goes first (pruneDir).
 func writeOnce(path string, write func(io.Writer) error) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	// The temp name carries the writer's proc.Stamp: what a killed writer
-	// left is removed by the next one (pruneDir).
 	if _, err := pruneDir(filepath.Dir(path), nil); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+proc.Stamp()+"-")
-	if err != nil {
-		return err
+	err := atomicfile.WriteFrom(path, atomicfile.Options{Perm: 0o644, Durable: true, NoReplace: true}, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return nil // another writer of the same name (a digest) won
 	}
-	defer os.Remove(f.Name())
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := write(bw); err != nil {
-		f.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return err
 }
 
 func (t *pctTransport) guests(ctx context.Context) ([]resource, error) {
