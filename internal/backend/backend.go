@@ -38,6 +38,32 @@ type Container struct {
 	Persist func() error
 }
 
+// LoadPrivate decodes c.Private, the backend's persisted data, into v; ok
+// is false when there is none yet (a create that did not get that far).
+func LoadPrivate(c *Container, v any) (ok bool, err error) {
+	if len(c.Private) == 0 {
+		return false, nil
+	}
+	if err := json.Unmarshal(c.Private, v); err != nil {
+		return false, errdefs.Wrap(errdefs.ErrInternal, err, "read the backend's state of %s", c.ID)
+	}
+	return true, nil
+}
+
+// SavePrivate encodes v as c.Private and, while the runtime asks for it
+// (c.Persist, during Create), saves it at once.
+func SavePrivate(c *Container, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "encode the backend's state of %s", c.ID)
+	}
+	c.Private = data
+	if c.Persist != nil {
+		return c.Persist()
+	}
+	return nil
+}
+
 // Stdio is how the init or exec process gets its standard streams.
 type Stdio struct {
 	// Detach: proxcage exits after starting the process. Without a

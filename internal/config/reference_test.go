@@ -1,15 +1,14 @@
 package config
 
 import (
-	"flag"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite README.md's Configuration reference from Keys")
+	"github.com/proxcage/proxcage/test/golden"
+)
 
 // TestReferenceKeys holds Keys to the structs: every toml tag has exactly
 // one entry and every entry is a toml tag, with the Go field's type and
@@ -144,7 +143,7 @@ func TestREADMEUpToDate(t *testing.T) {
 	if string(data) == want {
 		return
 	}
-	if *update {
+	if golden.Updating() {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -2,16 +2,15 @@ package imagespec
 
 import (
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/proxcage/proxcage/test/golden"
+)
 
 // rootfsWith makes a rootfs holding the given /etc files.
 func rootfsWith(t *testing.T, files map[string]string) string {
@@ -71,18 +70,7 @@ func TestGenerateGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, _ := json.MarshalIndent(s, "", "  ")
-			got = append(got, '\n')
-			golden := filepath.Join("testdata", c.name+".json")
-			if *update {
-				os.WriteFile(golden, got, 0o644)
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if string(got) != string(want) {
-				t.Fatalf("spec differs from %s:\n%s", golden, got)
-			}
+			golden.Check(t, filepath.Join("testdata", c.name+".json"), string(got)+"\n", "spec")
 		})
 	}
 }

@@ -18,6 +18,34 @@ import (
 // ErrNotRunning: the process to signal is gone.
 var ErrNotRunning = errors.New("container not running")
 
+// SignalInit sends sig to a container's init pid through a pidfd (Signal)
+// and, with all, first to every other process of its cgroup, as `kill
+// --all` asks. It fails with ErrNotRunning when the init is gone; an error
+// naming what failed otherwise, for the caller to categorise.
+func SignalInit(pid int, sig unix.Signal, all bool) error {
+	if all {
+		pids, err := CgroupPids(pid)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return ErrNotRunning
+			}
+			return fmt.Errorf("list the container's processes: %w", err)
+		}
+		for _, q := range pids {
+			if q != pid {
+				_ = unix.Kill(q, sig)
+			}
+		}
+	}
+	if err := Signal(pid, sig); err != nil {
+		if errors.Is(err, ErrNotRunning) {
+			return err
+		}
+		return fmt.Errorf("signal %d: %w", pid, err)
+	}
+	return nil
+}
+
 // Signal sends sig to pid through a pidfd, so a recycled pid is never hit.
 func Signal(pid int, sig unix.Signal) error {
 	fd, err := unix.PidfdOpen(pid, 0)

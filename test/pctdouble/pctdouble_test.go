@@ -783,7 +783,7 @@ func TestVersion(t *testing.T) {
 // ---- unit tests (no root needed)
 
 func TestEmbeddedSchema(t *testing.T) {
-	ms, err := loadSchema()
+	ms, err := schema.Methods()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/proxcage/proxcage/test/pveschema"
 )
@@ -17,27 +16,12 @@ import (
 //go:embed testdata/pve-lxc-schema.json
 var schemaJSON []byte
 
-var (
-	schemaOnce    sync.Once
-	schemaMethods map[string]*pveschema.Method
-	schemaErr     error
-)
-
-func loadSchema() (map[string]*pveschema.Method, error) {
-	schemaOnce.Do(func() {
-		schemaMethods, schemaErr = pveschema.Load(schemaJSON)
-	})
-	return schemaMethods, schemaErr
-}
+var schema = pveschema.NewEmbedded(schemaJSON)
 
 // method returns the schema of the API method the double calls name
 // ("lxc-create", ...); an unknown name is a bug in the double.
 func method(name string) *pveschema.Method {
-	ms, err := loadSchema()
-	if err != nil {
-		panic("pctdouble: embedded schema: " + err.Error())
-	}
-	m := ms[name]
+	m := schema.Method("pctdouble", name)
 	if m == nil {
 		panic("pctdouble: no schema for " + name)
 	}

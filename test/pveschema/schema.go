@@ -536,3 +536,44 @@ func UniqueTags(tags string) string {
 	sort.Strings(out)
 	return strings.Join(out, ";")
 }
+
+// Embedded is the schema a fixture embeds: its files are loaded once, on
+// first use, and merged (a later file adds methods or replaces them).
+type Embedded struct {
+	files   [][]byte
+	once    sync.Once
+	methods map[string]*Method
+	err     error
+}
+
+// NewEmbedded is the schema made of files.
+func NewEmbedded(files ...[]byte) *Embedded { return &Embedded{files: files} }
+
+// Methods returns every method by name.
+func (e *Embedded) Methods() (map[string]*Method, error) {
+	e.once.Do(func() {
+		e.methods = map[string]*Method{}
+		for _, f := range e.files {
+			ms, err := Load(f)
+			if err != nil {
+				e.err = err
+				return
+			}
+			for k, m := range ms {
+				e.methods[k] = m
+			}
+		}
+	})
+	return e.methods, e.err
+}
+
+// Method returns the method named key, nil when there is none. An
+// embedded schema that does not load is a bug of the fixture who: it
+// panics.
+func (e *Embedded) Method(who, key string) *Method {
+	ms, err := e.Methods()
+	if err != nil {
+		panic(who + ": embedded schema: " + err.Error())
+	}
+	return ms[key]
+}

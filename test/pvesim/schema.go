@@ -2,7 +2,6 @@ package pvesim
 
 import (
 	_ "embed"
-	"sync"
 
 	"github.com/proxcage/proxcage/test/pveschema"
 )
@@ -20,33 +19,7 @@ var schemaJSON []byte
 //go:embed testdata/pve-api-schema-extra.json
 var schemaExtraJSON []byte
 
-var (
-	schemaOnce    sync.Once
-	schemaMethods map[string]*pveschema.Method
-	schemaErr     error
-)
-
-func loadSchema() (map[string]*pveschema.Method, error) {
-	schemaOnce.Do(func() {
-		schemaMethods, schemaErr = pveschema.Load(schemaJSON)
-		if schemaErr != nil {
-			return
-		}
-		var extra map[string]*pveschema.Method
-		if extra, schemaErr = pveschema.Load(schemaExtraJSON); schemaErr == nil {
-			for k, m := range extra {
-				schemaMethods[k] = m
-			}
-		}
-	})
-	return schemaMethods, schemaErr
-}
+var schema = pveschema.NewEmbedded(schemaJSON, schemaExtraJSON)
 
 // schemaFor returns the schema of "METHOD /path/{template}", or nil.
-func schemaFor(key string) *pveschema.Method {
-	ms, err := loadSchema()
-	if err != nil {
-		panic("pvesim: embedded schema: " + err.Error())
-	}
-	return ms[key]
-}
+func schemaFor(key string) *pveschema.Method { return schema.Method("pvesim", key) }

@@ -111,23 +111,14 @@ type private struct {
 
 func loadPrivate(c *backend.Container) (private, error) {
 	var p private
-	if len(c.Private) == 0 {
-		return p, errdefs.New(errdefs.ErrNotFound, "container %q has no LXC state (its create did not get that far)", c.ID)
+	ok, err := backend.LoadPrivate(c, &p)
+	if err == nil && !ok {
+		err = errdefs.New(errdefs.ErrNotFound, "container %q has no LXC state (its create did not get that far)", c.ID)
 	}
-	if err := json.Unmarshal(c.Private, &p); err != nil {
-		return p, errdefs.Wrap(errdefs.ErrInternal, err, "read lxc state")
-	}
-	return p, nil
+	return p, err
 }
 
-func savePrivate(c *backend.Container, p private) error {
-	data, _ := json.Marshal(p)
-	c.Private = data
-	if c.Persist != nil {
-		return c.Persist()
-	}
-	return nil
-}
+func savePrivate(c *backend.Container, p private) error { return backend.SavePrivate(c, p) }
 
 func (b *Backend) tools(p private) lxctools.Tools {
 	return lxctools.Tools{LXCPath: p.LXCPath, Timeout: time.Minute}
@@ -465,20 +456,11 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	if pid == 0 {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 	}
-	if all {
-		if pids, err := lxctools.CgroupPids(pid); err == nil {
-			for _, q := range pids {
-				if q != pid {
-					_ = unix.Kill(q, sig)
-				}
-			}
-		}
-	}
-	if err := lxctools.Signal(pid, sig); err != nil {
+	if err := lxctools.SignalInit(pid, sig, all); err != nil {
 		if errors.Is(err, lxctools.ErrNotRunning) {
 			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 		}
-		return errdefs.Wrap(errdefs.ErrInternal, err, "signal %d", pid)
+		return errdefs.Wrap(errdefs.ErrInternal, err, "kill %s", c.ID)
 	}
 	return nil
 }

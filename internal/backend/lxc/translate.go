@@ -24,6 +24,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/spec"
 )
 
 // Settings is what translation needs from the host and the backend.
@@ -570,7 +572,7 @@ func (t *translator) readMounts() {
 			t.fail("%s: cannot mount over the root", field)
 			return
 		}
-		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		bind := spec.IsBind(m)
 		std := ""
 		if !bind && !done[dest] {
 			std = dest + " " + m.Type

@@ -2,18 +2,16 @@ package lxc
 
 import (
 	"encoding/json"
-	"flag"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/proxcage/proxcage/test/golden"
+)
 
 // TestTranslateGolden runs every testdata/translate/*.json (id, settings,
 // rootfs, spec, and files: the bind sources that are files) through
@@ -21,58 +19,31 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // the seccomp policy, the warnings and the hooks left to the backend, each
 // under a "# " heading; or "error: ..." for a refused bundle.
 func TestTranslateGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/translate/*.json")
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs: %v", err)
-	}
-	for _, in := range inputs {
-		name := strings.TrimSuffix(filepath.Base(in), ".json")
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
+	golden.Cases(t, "testdata/translate/*.json", "translation", func(t *testing.T, data []byte) string {
+		var c struct {
+			ID       string
+			Settings Settings
+			Rootfs   string
+			Files    []string
+			Spec     specs.Spec
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatal(err)
+		}
+		set := c.Settings
+		if c.Files != nil {
+			set.SourceIsFile = func(p string) bool { return slices.Contains(c.Files, p) }
+		}
+		cfg, err := Translate(c.ID, &c.Spec, c.Rootfs, set)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
 			}
-			var c struct {
-				ID       string
-				Settings Settings
-				Rootfs   string
-				Files    []string
-				Spec     specs.Spec
-			}
-			if err := json.Unmarshal(data, &c); err != nil {
-				t.Fatal(err)
-			}
-			set := c.Settings
-			if c.Files != nil {
-				set.SourceIsFile = func(p string) bool { return slices.Contains(c.Files, p) }
-			}
-			var got string
-			cfg, err := Translate(c.ID, &c.Spec, c.Rootfs, set)
-			if err != nil {
-				if strings.Contains(err.Error(), "\n") {
-					t.Errorf("error is not one line: %q", err)
-				}
-				got = "error: " + err.Error() + "\n"
-			} else {
-				checkLines(t, cfg)
-				got = render(cfg, "/state/"+c.ID+"/seccomp")
-			}
-			golden := strings.TrimSuffix(in, ".json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("translation changed:\n--- got\n%s--- want\n%s", got, want)
-			}
-		})
-	}
+			return "error: " + err.Error() + "\n"
+		}
+		checkLines(t, cfg)
+		return render(cfg, "/state/"+c.ID+"/seccomp")
+	})
 }
 
 func render(cfg *Config, seccompPath string) string {

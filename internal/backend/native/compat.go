@@ -7,6 +7,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/opencontainers/runc/libcontainer/specconv"
+
+	"github.com/proxcage/proxcage/internal/spec"
 )
 
 // normalizeSpec smooths over places where libcontainer 1.5 is stricter than
@@ -35,7 +37,7 @@ func normalizeSpec(log *slog.Logger, s *specs.Spec) {
 	known := specconv.KnownMountOptions()
 	for i := range s.Mounts {
 		m := &s.Mounts[i]
-		if !isBind(m) {
+		if !spec.IsBind(*m) {
 			continue
 		}
 		kept := m.Options[:0:0]
@@ -48,8 +50,4 @@ func normalizeSpec(log *slog.Logger, s *specs.Spec) {
 		}
 		m.Options = kept
 	}
-}
-
-func isBind(m *specs.Mount) bool {
-	return m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 }

@@ -13,7 +13,6 @@ package pve
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -116,23 +115,11 @@ type private struct {
 
 func loadPrivate(c *backend.Container) (private, error) {
 	var p private
-	if len(c.Private) == 0 {
-		return p, nil
-	}
-	if err := json.Unmarshal(c.Private, &p); err != nil {
-		return p, errdefs.Wrap(errdefs.ErrInternal, err, "read pve state")
-	}
-	return p, nil
+	_, err := backend.LoadPrivate(c, &p)
+	return p, err
 }
 
-func (b *Backend) savePrivate(c *backend.Container, p private) error {
-	data, _ := json.Marshal(p)
-	c.Private = data
-	if c.Persist != nil {
-		return c.Persist()
-	}
-	return nil
-}
+func savePrivate(c *backend.Container, p private) error { return backend.SavePrivate(c, p) }
 
 // version reads the PVE version once per invocation.
 func (b *Backend) version(ctx context.Context) (Version, error) {
@@ -255,7 +242,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 		p.VMID = vmid
 		// Record the VMID before the create: a crash from here on still
 		// leaves the record that `delete --force` needs.
-		if err := b.savePrivate(c, p); err != nil {
+		if err := savePrivate(c, p); err != nil {
 			return err
 		}
 		err = b.tr.create(ctx, node, vmid, volid, plan)
@@ -273,7 +260,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 			// PVE runs our create still: the CT is ours; the rollback's
 			// delete waits for the task, then destroys it.
 			p.CreateTask = pending.upid
-			_ = b.savePrivate(c, p)
+			_ = savePrivate(c, p)
 			return err
 		}
 		// Whatever failed, find out whether a CT of ours is left and
@@ -281,7 +268,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 		// settled, for the rollback's (or a later `delete --force`'s) try.
 		if b.settle(ctx, c.ID, node, vmid) {
 			p.VMID = 0
-			_ = b.savePrivate(c, p)
+			_ = savePrivate(c, p)
 		}
 		return err
 	}
@@ -357,7 +344,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 		return b.explain(err)
 	}
 	p.Started = true
-	if err := b.savePrivate(c, p); err != nil {
+	if err := savePrivate(c, p); err != nil {
 		return err
 	}
 	if p.PidFile != "" {
@@ -448,7 +435,7 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 			// container: it becomes stopped without running.
 			if terminates(sig) {
 				p.Killed = true
-				return b.savePrivate(c, p)
+				return savePrivate(c, p)
 			}
 			return nil
 		}
@@ -480,22 +467,11 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 		}
 		return err
 	}
-	if all {
-		pids, err := lxctools.CgroupPids(pid)
-		if err != nil {
-			return errdefs.Wrap(errdefs.ErrInternal, err, "list CT %d processes", p.VMID)
-		}
-		for _, q := range pids {
-			if q != pid {
-				_ = unix.Kill(q, sig)
-			}
-		}
-	}
-	if err := lxctools.Signal(pid, sig); err != nil {
+	if err := lxctools.SignalInit(pid, sig, all); err != nil {
 		if errors.Is(err, lxctools.ErrNotRunning) {
 			return notRunning
 		}
-		return errdefs.Wrap(errdefs.ErrInternal, err, "signal %d", pid)
+		return errdefs.Wrap(errdefs.ErrInternal, err, "kill CT %d", p.VMID)
 	}
 	return nil
 }
@@ -576,7 +552,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	}
 	if node != p.Node {
 		p.Node = node
-		_ = b.savePrivate(c, p)
+		_ = savePrivate(c, p)
 	}
 	switch own {
 	case gone:

@@ -96,7 +96,7 @@ func (b *Backend) follow(ctx context.Context, c *backend.Container, p *private, 
 		return err
 	}
 	p.Node = moved
-	if serr := b.savePrivate(c, *p); serr != nil {
+	if serr := savePrivate(c, *p); serr != nil {
 		return serr
 	}
 	return op()

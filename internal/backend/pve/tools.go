@@ -1,7 +1,6 @@
 package pve
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/lxctools"
 )
 
 // tools runs the PVE and LXC command-line tools of the local node (the
@@ -35,40 +35,39 @@ func redact(args []string) []string {
 	return out
 }
 
-// run executes bin with args under the call timeout. A failure comes back
-// classified (see errors.go) and logged with its argv and stderr.
+// run executes bin with args under the call timeout (lxctools' runner). A
+// failure comes back classified (see errors.go) and logged with its argv
+// and stderr.
 func (t *tools) run(ctx context.Context, vmid int, bin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	out, err := lxctools.Tools{}.Run(ctx, bin, args...)
 	if err == nil {
-		return stdout.String(), nil
+		return out, nil
 	}
 	step := toolName(bin)
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		step += " " + args[0]
 	}
 	var te *toolError
-	var ee *exec.ExitError
+	var le *lxctools.Error
+	stderr := ""
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		te = &toolError{Step: step, VMID: vmid, Code: -1, Stderr: "no answer within " + t.timeout.String(),
 			Cat: errdefs.ErrUnavailable, Retry: false,
 			Hint: "the node is slow or a lock is held; raise [pve] timeout or retry"}
-	case errors.As(err, &ee):
-		te = classify(step, vmid, ee.ExitCode(), stderr.String())
+	case errors.As(err, &le):
+		stderr = le.Stderr
+		te = classify(step, vmid, le.Code, le.Stderr)
 	case errors.Is(err, exec.ErrNotFound):
-		te = &toolError{Step: step, VMID: vmid, Code: -1, Stderr: err.Error(), Cat: errdefs.ErrFailedPrecondition,
+		te = &toolError{Step: step, VMID: vmid, Code: -1, Stderr: errors.Unwrap(err).Error(), Cat: errdefs.ErrFailedPrecondition,
 			Hint: "the pct transport runs on a Proxmox VE node; install PVE or set the tool paths in [pve.tools]"}
 	default:
 		te = &toolError{Step: step, VMID: vmid, Code: -1, Stderr: err.Error(), Cat: errdefs.ErrInternal}
 	}
-	t.log.Info("pve tool failed", "argv", append([]string{bin}, redact(args)...), "exit", te.Code, "stderr", strings.TrimSpace(stderr.String()))
-	return stdout.String(), te.asError()
+	t.log.Info("pve tool failed", "argv", append([]string{bin}, redact(args)...), "exit", te.Code, "stderr", strings.TrimSpace(stderr))
+	return out, te.asError()
 }
 
 func toolName(bin string) string {

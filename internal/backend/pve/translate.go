@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/proxcage/proxcage/internal/spec"
 )
 
 // Bundle annotations the pve backend reads.
@@ -270,7 +272,7 @@ var runtimeMounts = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgr
 func (t *translator) mounts() error {
 	n := 0
 	for _, m := range t.s.Mounts {
-		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		bind := spec.IsBind(m)
 		switch {
 		case bind:
 			if _, err := os.Stat(m.Source); err != nil && !t.set.RemoteNode {

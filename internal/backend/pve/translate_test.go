@@ -2,73 +2,43 @@ package pve
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/proxcage/proxcage/test/golden"
+)
 
 // TestTranslateGolden runs every testdata/translate/*.json (id, settings,
 // node, spec) through Translate and compares with the .golden file: one
 // pct argument per line, or "error: ..." for a refused bundle.
 func TestTranslateGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/translate/*.json")
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs: %v", err)
-	}
-	for _, in := range inputs {
-		name := strings.TrimSuffix(filepath.Base(in), ".json")
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var c struct {
-				ID       string
-				Settings Settings
-				Node     Version
-				Spec     specs.Spec
-			}
-			if err := json.Unmarshal(data, &c); err != nil {
-				t.Fatal(err)
-			}
-			var got string
-			plan, err := Translate(c.ID, &c.Spec, c.Settings, Node{Version: c.Node})
-			if err != nil {
-				got = "error: " + err.Error() + "\n"
-			} else {
-				var b strings.Builder
-				if plan.Application {
-					b.WriteString("# application container\n")
-				} else {
-					b.WriteString("# system container\n")
-				}
-				for _, a := range plan.Args() {
-					b.WriteString(strings.ReplaceAll(a, "\x00", `\0`) + "\n")
-				}
-				got = b.String()
-			}
-			golden := strings.TrimSuffix(in, ".json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("translation changed:\n--- got\n%s--- want\n%s", got, want)
-			}
-		})
-	}
+	golden.Cases(t, "testdata/translate/*.json", "translation", func(t *testing.T, data []byte) string {
+		var c struct {
+			ID       string
+			Settings Settings
+			Node     Version
+			Spec     specs.Spec
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := Translate(c.ID, &c.Spec, c.Settings, Node{Version: c.Node})
+		if err != nil {
+			return "error: " + err.Error() + "\n"
+		}
+		var b strings.Builder
+		if plan.Application {
+			b.WriteString("# application container\n")
+		} else {
+			b.WriteString("# system container\n")
+		}
+		for _, a := range plan.Args() {
+			b.WriteString(strings.ReplaceAll(a, "\x00", `\0`) + "\n")
+		}
+		return b.String()
+	})
 }
 
 func TestHostnameFromLongID(t *testing.T) {
