@@ -139,6 +139,15 @@ type Attacher interface {
 	Wait(ctx context.Context, c *Container) (int, error)
 }
 
+// RootfsReader is implemented by backends that only read a container's
+// root filesystem (pve copies it into a template, or takes the image
+// itself): an image container's bundle then points at the shared image
+// rootfs instead of a private overlay, and CreateOpts.Image tells the
+// backend which image it is.
+type RootfsReader interface {
+	ReadsRootfsOnly() bool
+}
+
 // Pauser freezes and thaws a container.
 type Pauser interface {
 	Pause(ctx context.Context, c *Container) error

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
@@ -20,20 +18,19 @@ import (
 	"github.com/proxcage/proxcage/internal/identifiers"
 	"github.com/proxcage/proxcage/internal/image"
 	"github.com/proxcage/proxcage/internal/image/unpack"
+	"github.com/proxcage/proxcage/internal/imagebundle"
 	"github.com/proxcage/proxcage/internal/imagespec"
 	"github.com/proxcage/proxcage/internal/route"
+	"github.com/proxcage/proxcage/internal/spec"
 )
 
-// Images, under the data dir ([data_dir] in the config):
-//
-//	DATA/images/                 the image store (blobs, names, unpacked rootfs)
-//	DATA/containers/ID/          the bundle made for an image container:
-//	    config.json, rootfs/     (native: an overlay of the image's rootfs
-//	    upper/, work/             with this container's own upper layer)
-//
-// The runtime, not the backends, turns an image into a bundle, so every
-// backend keeps taking bundles: native gets a private overlay, pve reads
-// the shared image rootfs (read-only) to make its template.
+// Images, under the data dir ([data_dir] in the config): the image store
+// in DATA/images/ (internal/image) and the bundles made from images in
+// DATA/containers/ (internal/imagebundle). The runtime, not the backends,
+// turns an image into a bundle, so every backend keeps taking bundles:
+// most get a private overlay of the shared image rootfs; a backend that
+// only reads it (backend.RootfsReader: pve makes a template of it) gets
+// the shared rootfs, and the image itself in CreateOpts.Image.
 
 // ImageRequest is `create/run --image`.
 type ImageRequest struct {
@@ -83,9 +80,9 @@ func (r *Runtime) Pull(ctx context.Context, ref string, opts image.PullOptions) 
 	return st.Pull(ctx, ref, opts)
 }
 
-// imageBundleDir is where the bundle of image container id lives.
-func (r *Runtime) imageBundleDir(id string) string {
-	return filepath.Join(r.Config.DataDir, "containers", id)
+// bundles is where image containers' bundles live.
+func (r *Runtime) bundles() imagebundle.Dir {
+	return imagebundle.Dir{Data: r.Config.DataDir, Hint: r.dataDirHint()}
 }
 
 // RouteImage decides the backend for a new container of an image. Only the
@@ -95,61 +92,61 @@ func (r *Runtime) RouteImage(id, ref string, annotations map[string]string) (rou
 	if err := image.CheckReference(ref); err != nil {
 		return route.Decision{}, err
 	}
-	return r.routeImage(id, ImageRequest{Ref: ref, Overrides: imagespec.Overrides{Annotations: annotations}}, false)
+	d := route.Pick(r.Config, id, annotations)
+	// Only whether the backend exists: nothing is made.
+	return d, chosenBy(r.Backends.Check(d.Backend), d)
 }
 
 // CreateFromImage makes a bundle from an image and creates the container.
 func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) error {
-	d, err := r.routeImage(id, req, false)
+	d, be, err := r.routeImage(id, req, false)
 	if err != nil {
 		return err
 	}
-	unlock, err := r.lockImageBundle(id)
+	unlock, err := r.bundles().Lock(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	bundle, src, err := r.prepareImageBundle(ctx, id, req, d)
+	b, src, err := r.prepareImageBundle(ctx, id, req, be)
 	if err != nil {
 		return err
 	}
 	opts.Image = src
-	h, _, _, err := r.create(ctx, id, createRequest{bundle: bundle, decided: &d}, opts)
+	h, _, _, err := r.create(ctx, id, createRequest{loaded: b, decided: &d}, opts)
 	if err != nil {
-		r.releaseImageBundle(id, bundle)
+		r.releaseImageBundle(id, b.Path)
 		return err
 	}
 	h.Unlock()
 	return nil
 }
 
-// routeImage routes an image container before anything is pulled or
-// made, and refuses what its backend cannot do.
-func (r *Runtime) routeImage(id string, req ImageRequest, foreground bool) (route.Decision, error) {
+// routeImage checks the id and routes an image container before anything
+// is pulled or made: only the operator's annotations and the config
+// decide (the image's labels never route). It refuses what the backend
+// cannot do, and returns it.
+func (r *Runtime) routeImage(id string, req ImageRequest, foreground bool) (route.Decision, backend.Backend, error) {
 	if err := identifiers.Validate(id); err != nil {
-		return route.Decision{}, err
+		return route.Decision{}, nil, err
 	}
 	d := route.Pick(r.Config, id, req.Overrides.Annotations)
-	if !foreground {
-		// Only whether it exists: create makes the backend.
-		return d, chosenBy(r.Backends.Check(d.Backend), d)
-	}
-	_, err := r.backendFor(d, foreground)
-	return d, err
+	be, err := r.backendFor(d, foreground)
+	return d, be, err
 }
 
 // RunFromImage is CreateFromImage + start (+ wait and delete in the
 // foreground).
 func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) (int, error) {
-	d, err := r.routeImage(id, req, !opts.Detach)
+	d, be, err := r.routeImage(id, req, !opts.Detach)
 	if err != nil {
 		return -1, err
 	}
-	unlock, err := r.lockImageBundle(id)
+	unlock, err := r.bundles().Lock(id)
 	if err != nil {
 		return -1, err
 	}
-	bundle, src, err := r.prepareImageBundle(ctx, id, req, d)
+	b, src, err := r.prepareImageBundle(ctx, id, req, be)
 	if err != nil {
 		unlock()
 		return -1, err
@@ -157,124 +154,81 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 	opts.Image = src
 	// The lock covers the create only: a foreground run waits for the
 	// container's end with it released.
-	status, err := r.run(ctx, id, createRequest{bundle: bundle, decided: &d}, opts, unlock)
+	status, err := r.run(ctx, id, createRequest{loaded: b, decided: &d, foreground: !opts.Detach}, opts, unlock)
 	if err != nil {
 		if _, lerr := r.Store.Load(id); lerr != nil {
-			r.releaseImageBundle(id, bundle)
+			r.releaseImageBundle(id, b.Path)
 		}
 	}
 	return status, err
 }
 
-// lockImageBundle serialises image creates of one id until the id is
-// reserved in the state store (DATA/containers/.locks/ID, flock): the
-// bundle directory is made before the record, and a second create of the
-// same id must neither reuse nor remove the first one's.
-func (r *Runtime) lockImageBundle(id string) (func(), error) {
-	if err := identifiers.Validate(id); err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(r.Config.DataDir, "containers", ".locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, r.dataDirErr(err, "data dir")
-	}
-	f, err := os.OpenFile(filepath.Join(dir, id), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, r.dataDirErr(err, "lock")
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists (another create of it is running)", id)
-	}
-	return func() { f.Close() }, nil
-}
-
 // prepareImageBundle pulls the image if the store lacks it, unpacks it
-// once, writes DATA/containers/ID/config.json and the container's root
-// filesystem, and records the container as a user of the image.
-func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest, d route.Decision) (string, *backend.ImageSource, error) {
+// once, makes the bundle of id for backend be, and records the container
+// as a user of the image. It returns the bundle as create takes it (no
+// config.json read back) and, for a backend that takes images, the image.
+func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest, be backend.Backend) (*spec.Bundle, *backend.ImageSource, error) {
 	if _, err := r.Store.Load(id); err == nil {
-		return "", nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
+		return nil, nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
 	}
 	st, err := r.ImageStore()
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	img, err := st.Get(req.Ref)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		img, err = st.Pull(ctx, req.Ref, req.Pull)
 	}
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	rootfs, cached, err := st.Rootfs(ctx, img, r.applyLayer)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	r.Log.Debug("image rootfs", "image", img.Name, "digest", img.Digest.String(), "dir", rootfs, "cached", cached)
 	if ignored := imagespec.IgnoredLabels(img.Config); len(ignored) > 0 {
 		r.Log.Warn("image labels ignored: only the operator sets "+imagespec.OperatorPrefix+"* (--annotation, the bundle, config rules)",
 			"image", img.Name, "labels", strings.Join(ignored, ","))
 	}
-
 	o := req.Overrides
 	if o.Hostname == "" {
 		o.Hostname = hostnameFor(id)
 	}
 	s, err := imagespec.Generate(imagespec.Image{Name: img.Name, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
 	if err != nil {
-		return "", nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
+		return nil, nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
 	}
-	dir := r.imageBundleDir(id)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
-		return "", nil, r.dataDirErr(err, "data dir")
-	}
-	// No record holds this id and we hold its image lock: a directory
-	// left here is a crashed create's.
-	r.releaseImageBundle(id, dir)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return "", nil, r.dataDirErr(err, "bundle directory")
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			r.releaseImageBundle(id, dir)
-		}
-	}()
-	if d.Backend != "pve" {
-		// A private writable layer over the shared, read-only image.
-		if err := mountOverlay(rootfs, dir); err != nil {
-			return "", nil, err
-		}
-		s.Root.Path = "rootfs"
-	} else {
-		// Backends that copy the rootfs (pve makes a template of it) read
-		// the shared one; nothing writes to it.
-		s.Root.Path = rootfs
-	}
-	data, err := json.MarshalIndent(s, "", "  ")
+	rr, readsOnly := be.(backend.RootfsReader)
+	readsOnly = readsOnly && rr.ReadsRootfsOnly()
+	// No record holds this id and we hold its bundle lock: a directory
+	// left there is a crashed create's.
+	r.releaseImageBundle(id, r.bundles().Path(id))
+	dir, err := r.bundles().Prepare(id, s, rootfs, readsOnly)
 	if err != nil {
-		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
+		return nil, nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
-		return "", nil, errdefs.Wrap(errdefs.ErrInternal, err, "write config.json")
+	b, err := spec.FromSpec(dir, s)
+	if err == nil {
+		err = st.Use(img.Digest, id)
 	}
-	if err := st.Use(img.Digest, id); err != nil {
-		return "", nil, err
-	}
-	defaults, err := imagespec.Generate(imagespec.Image{Config: img.Config}, rootfs, imagespec.Overrides{})
 	if err != nil {
-		defaults = nil // an image without a command: only overrides give one
+		r.releaseImageBundle(id, dir)
+		return nil, nil, err
 	}
+	if !readsOnly {
+		return b, nil, nil
+	}
+	// The image's own process (no override), for a backend that maps the
+	// image config itself (PVE 9.1's OCI templates).
 	src := &backend.ImageSource{
 		Name: img.Name, Digest: img.Digest.String(),
 		WriteOCIArchive: func(w io.Writer) error { return st.WriteOCIArchive(img, w) },
 	}
-	if defaults != nil {
+	if defaults, err := imagespec.Generate(imagespec.Image{Config: img.Config}, rootfs, imagespec.Overrides{}); err == nil {
 		src.Defaults = defaults.Process
-	}
-	ok = true
-	return dir, src, nil
+	} // else an image without a command: only the overrides give one
+	return b, src, nil
 }
 
 // applyLayer is the store's unpack step: the safe unpacker, with what it
@@ -294,52 +248,18 @@ func (r *Runtime) applyLayer(root string, layer io.Reader, name string) error {
 	return nil
 }
 
-// mountOverlay mounts DIR/rootfs as the image rootfs plus DIR/upper.
-func mountOverlay(lower, dir string) error {
-	for _, d := range []string{"rootfs", "upper", "work"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			return errdefs.Wrap(errdefs.ErrInternal, err, "bundle directory")
-		}
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, filepath.Join(dir, "upper"), filepath.Join(dir, "work"))
-	if err := unix.Mount("overlay", filepath.Join(dir, "rootfs"), "overlay", 0, opts); err != nil {
-		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
-			Msg:  fmt.Sprintf("mount the overlay root filesystem: %v", err),
-			Hint: "the data dir must be on a filesystem overlayfs accepts as upper layer (ext4, xfs); set data_dir in the config"}
-	}
-	return nil
-}
-
-// releaseImageBundle removes an image container's bundle (unmounting its
-// overlay) and its use of the image. Safe to call for any container: it
-// acts only on DATA/containers/ID.
+// releaseImageBundle removes an image container's bundle (imagebundle's
+// Release) and its use of the image. Safe to call for any container: it
+// acts only on the bundle the data dir holds for id.
 func (r *Runtime) releaseImageBundle(id, bundle string) {
-	dir := r.imageBundleDir(id)
-	if bundle != dir || r.Config.DataDir == "" {
+	ann, problems, ok := r.bundles().Release(id, bundle)
+	for _, p := range problems {
+		r.Log.Warn("release image bundle", "id", id, "err", p)
+	}
+	if !ok || ann[imagespec.AnnotationImageDigest] == "" {
 		return
 	}
-	if _, err := os.Lstat(dir); err != nil {
-		return
-	}
-	if err := unix.Unmount(filepath.Join(dir, "rootfs"), unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		r.Log.Warn("unmount container rootfs", "id", id, "err", err)
-	}
-	var digest string
-	if data, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
-		var s struct {
-			Annotations map[string]string `json:"annotations"`
-		}
-		if json.Unmarshal(data, &s) == nil {
-			digest = s.Annotations[imagespec.AnnotationImageDigest]
-		}
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		r.Log.Warn("remove image bundle", "id", id, "err", err)
-	}
-	if digest == "" {
-		return
-	}
-	h, err := v1.NewHash(digest)
+	h, err := v1.NewHash(ann[imagespec.AnnotationImageDigest])
 	if err != nil {
 		return
 	}

@@ -150,6 +150,9 @@ func (r *Runtime) Create(ctx context.Context, id string, req BundleRequest, opts
 type createRequest struct {
 	bundle      string
 	annotations map[string]string // the operator's, over the bundle's
+	// loaded is the bundle of an image container, made in memory and
+	// validated (bundle is then unused: nothing is read back).
+	loaded *spec.Bundle
 	// decided is the route of an image container, made from the
 	// operator's annotations alone before its bundle existed (the image's
 	// labels in the bundle never route).
@@ -162,9 +165,12 @@ func (r *Runtime) create(ctx context.Context, id string, req createRequest, opts
 	if err := identifiers.Validate(id); err != nil {
 		return nil, nil, nil, err
 	}
-	b, err := spec.Load(req.bundle)
-	if err != nil {
-		return nil, nil, nil, err
+	b := req.loaded
+	if b == nil {
+		var err error
+		if b, err = spec.Load(req.bundle); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	b.Spec.Annotations = mergeAnnotations(b.Spec.Annotations, req.annotations)
 	d := route.Pick(r.Config, id, b.Spec.Annotations)

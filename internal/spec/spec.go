@@ -66,6 +66,20 @@ func Load(dir string) (*Bundle, error) {
 	return b, nil
 }
 
+// FromSpec is Load for a spec already in memory, written as dir's
+// config.json by its maker (the bundle of an image container): validated
+// and its rootfs resolved the same way, without reading the file back.
+func FromSpec(dir string, s *specs.Spec) (*Bundle, error) {
+	if err := Validate(s); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "bundle %s: %s", dir, ConfigName)
+	}
+	b := &Bundle{Path: dir, Spec: s}
+	if err := b.checkRootfs(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // accessHint is what to do when the bundle (or a file given with it) is
 // not readable by the user proxcage runs as.
 func accessHint(path string) string {

@@ -1,15 +1,53 @@
 package native
 
 import (
+	"encoding/json"
 	"log/slog"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/opencontainers/runc/libcontainer/specconv"
 
+	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/spec"
 )
+
+// specFor returns the spec libcontainer gets for container c: a copy of
+// c's (the caller's is not changed), with the paths specconv would resolve
+// against the working directory (the rootfs, relative bind sources) made
+// absolute against the bundle, so that nothing needs to chdir, and
+// normalized (normalizeSpec).
+func specFor(log *slog.Logger, c *backend.Container) (*specs.Spec, error) {
+	data, err := json.Marshal(c.Spec)
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, err
+	}
+	s.Root.Path = c.Rootfs
+	for i := range s.Mounts {
+		if m := &s.Mounts[i]; spec.IsBind(*m) && m.Source != "" && !filepath.IsAbs(m.Source) {
+			m.Source = filepath.Join(c.Bundle, m.Source)
+		}
+	}
+	normalizeSpec(log, &s)
+	return &s, nil
+}
+
+// bundleLabel is the label runc's specconv sets from its working directory:
+// it is the bundle's, as runc's state reports it.
+func bundleLabel(labels []string, bundle string) {
+	for i, l := range labels {
+		if strings.HasPrefix(l, "bundle=") {
+			labels[i] = "bundle=" + bundle
+		}
+	}
+}
 
 // normalizeSpec smooths over places where libcontainer 1.5 is stricter than
 // the runtime spec and than the runc releases engines were tested with. Each

@@ -90,26 +90,25 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if err := checkTerminal(c.Spec.Process.Terminal, opts.Stdio); err != nil {
 		return err
 	}
-	// specconv takes the bundle path (the "bundle" label that state reports)
-	// and relative rootfs paths from the working directory, as runc does.
-	if err := os.Chdir(c.Bundle); err != nil {
-		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "enter bundle")
+	s, err := specFor(b.log.With("id", c.ID), c)
+	if err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "copy config.json")
 	}
-	normalizeSpec(b.log.With("id", c.ID), c.Spec)
 	rootless := os.Geteuid() != 0
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 		CgroupName:       c.ID,
 		UseSystemdCgroup: opts.SystemdCgroup,
 		NoPivotRoot:      opts.NoPivot,
 		NoNewKeyring:     opts.NoNewKeyring,
-		Spec:             c.Spec,
+		Spec:             s,
 		RootlessEUID:     rootless,
 		RootlessCgroups:  rootless,
 	})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "config.json")
 	}
-	proc, err := newProcess(c.Spec.Process)
+	bundleLabel(cfg.Labels, c.Bundle)
+	proc, err := newProcess(s.Process)
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "config.json")
 	}

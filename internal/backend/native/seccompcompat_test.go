@@ -1,6 +1,7 @@
 package native
 
 import (
+	"github.com/proxcage/proxcage/internal/backend"
 	"io"
 	"log/slog"
 	"slices"
@@ -88,5 +89,39 @@ func TestNormalizeSpec(t *testing.T) {
 		if !slices.Equal(m.Options, want[i]) {
 			t.Errorf("mount %s options %v, want %v", m.Destination, m.Options, want[i])
 		}
+	}
+}
+
+// specFor works on a copy: the caller's spec is not changed, the rootfs
+// and relative bind sources come out absolute against the bundle, so the
+// backend needs no chdir into it.
+func TestSpecForCopiesAndResolvesAgainstTheBundle(t *testing.T) {
+	orig := &specs.Spec{
+		Root:  &specs.Root{Path: "rootfs"},
+		Linux: &specs.Linux{Devices: []specs.LinuxDevice{{Path: "/dev/fifo", Type: "p", Major: 8, Minor: 1}}},
+		Mounts: []specs.Mount{
+			{Destination: "/data", Type: "bind", Source: "data", Options: []string{"rbind", "size=1k"}},
+			{Destination: "/abs", Type: "bind", Source: "/etc", Options: []string{"bind"}},
+			{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"},
+		},
+	}
+	c := &backend.Container{ID: "x", Bundle: "/b", Rootfs: "/b/rootfs", Spec: orig}
+	s, err := specFor(slog.New(slog.NewTextHandler(io.Discard, nil)), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Root.Path != "/b/rootfs" || s.Mounts[0].Source != "/b/data" || s.Mounts[1].Source != "/etc" || s.Mounts[2].Source != "tmpfs" {
+		t.Fatalf("paths: root %q, sources %q %q %q", s.Root.Path, s.Mounts[0].Source, s.Mounts[1].Source, s.Mounts[2].Source)
+	}
+	if s.Linux.Devices[0].Major != 0 || !slices.Equal(s.Mounts[0].Options, []string{"rbind"}) {
+		t.Fatalf("not normalized: %+v %v", s.Linux.Devices[0], s.Mounts[0].Options)
+	}
+	if orig.Root.Path != "rootfs" || orig.Mounts[0].Source != "data" || orig.Linux.Devices[0].Major != 8 || len(orig.Mounts[0].Options) != 2 {
+		t.Fatalf("the caller's spec changed: %+v", orig)
+	}
+	labels := []string{"a=b", "bundle=/somewhere/else"}
+	bundleLabel(labels, "/b")
+	if labels[1] != "bundle=/b" {
+		t.Fatalf("labels %v", labels)
 	}
 }
