@@ -1,13 +1,14 @@
 package native
 
 import (
-	"github.com/proxcage/proxcage/internal/backend"
 	"io"
 	"log/slog"
 	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/proxcage/proxcage/internal/backend"
 )
 
 func TestAllowStatxWithStat(t *testing.T) {
