@@ -3,11 +3,9 @@ package main
 import (
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/proxcage/proxcage/internal/backend/lxc"
 	"github.com/proxcage/proxcage/internal/backend/native"
@@ -71,30 +69,6 @@ func (a *app) completeKill(cmd *cobra.Command, args []string, toComplete string)
 		return signalNames(toComplete), noFiles
 	}
 	return nil, noFiles
-}
-
-// signalNames are the names ParseSignal takes, in kill -l's order, with
-// their numbers; with SIG when that is what was typed, in the case typed.
-func signalNames(prefix string) []string {
-	upper := strings.ToUpper(prefix)
-	var out []string
-	for n := unix.Signal(1); n < 32; n++ {
-		name := unix.SignalName(n)
-		if name == "" {
-			continue
-		}
-		if !strings.HasPrefix(upper, "SIG") {
-			name = strings.TrimPrefix(name, "SIG")
-		}
-		if !strings.HasPrefix(name, upper) {
-			continue
-		}
-		if prefix != upper {
-			name = strings.ToLower(name)
-		}
-		out = append(out, name+"\t"+strconv.Itoa(int(n)))
-	}
-	return out
 }
 
 // completeImages offers the names `proxcage images` lists (rmi also takes

@@ -113,6 +113,8 @@ type app struct {
 	logFile *os.File
 }
 
+func (a *app) println(s string) { fmt.Fprintln(a.stdout, s) }
+
 // stateRoot is root's --root.
 const stateRoot = "/run/proxcage"
 
@@ -252,37 +254,4 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 		return nil, err
 	}
 	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
-}
-
-// idArg checks the container-id positional argument, with runc's wording.
-func idArg(cmd *cobra.Command, args []string, extra string) error {
-	if len(args) == 0 || args[0] == "" {
-		return errdefs.New(errdefs.ErrInvalidArgument, "%s: container id cannot be empty (usage: %s)", cmd.Name(), cmd.UseLine())
-	}
-	if extra == "" && len(args) > 1 {
-		return errdefs.New(errdefs.ErrInvalidArgument, "%s: unexpected arguments after the container id: %s", cmd.Name(), strings.Join(args[1:], " "))
-	}
-	return nil
-}
-
-func exactID(cmd *cobra.Command, args []string) error { return idArg(cmd, args, "") }
-
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return errdefs.New(errdefs.ErrInvalidArgument, "%s takes no arguments, got %q", cmd.Name(), strings.Join(args, " "))
-	}
-	return nil
-}
-
-// lxcHookCommand is what an lxc container's LXC hooks run: the OCI hooks
-// of one kind, with the state on stdin (internal/backend/lxc/hooks.go).
-func lxcHookCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:    "lxc-hook <state-dir> <createRuntime|createContainer>",
-		Hidden: true,
-		Args:   cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return lxc.RunHooks(cmd.Context(), args[0], args[1])
-		},
-	}
 }
