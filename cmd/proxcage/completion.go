@@ -7,8 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/proxcage/proxcage/internal/backend/lxc"
-	"github.com/proxcage/proxcage/internal/backend/native"
 	"github.com/proxcage/proxcage/internal/backend/pve"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/route"
@@ -23,9 +21,6 @@ import (
 // backend (a pve one may be a network away).
 
 const noFiles = cobra.ShellCompDirectiveNoFileComp
-
-// backendNames are the backends this build has.
-var backendNames = []string{native.Name, pve.Name, lxc.Name}
 
 var completeFormat = cobra.FixedCompletions([]string{"table", "json"}, noFiles)
 
@@ -127,7 +122,7 @@ func registerAnnotationCompletion(root *cobra.Command) {
 func completeAnnotation(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	if key, value, ok := strings.Cut(toComplete, "="); ok {
 		values := map[string][]string{
-			route.BackendAnnotation:  backendNames,
+			route.BackendAnnotation:  backendNames(),
 			pve.AnnotationPrivileged: {"true", "false"},
 			pve.AnnotationNetPrefix:  {"none"},
 		}[key]

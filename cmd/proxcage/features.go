@@ -2,14 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
+	"strings"
 
-	"github.com/opencontainers/runc/libcontainer/capabilities"
-	"github.com/opencontainers/runc/libcontainer/configs"
-	"github.com/opencontainers/runc/libcontainer/seccomp"
-	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"github.com/spf13/cobra"
 )
 
@@ -20,41 +15,17 @@ func (a *app) featuresCommand() *cobra.Command {
 		Example: "  proxcage features | jq .linux.namespaces",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			t := true
-			feat := features.Features{
-				OCIVersionMin: "1.0.0",
-				OCIVersionMax: specs.Version,
-				Hooks:         configs.KnownHookNames(),
-				MountOptions:  specconv.KnownMountOptions(),
-				Annotations: map[string]string{
-					"org.proxcage.version":  version,
-					"org.proxcage.commit":   commit,
-					"org.proxcage.backends": "native,pve,lxc",
-				},
-				Linux: &features.Linux{
-					Namespaces:   specconv.KnownNamespaces(),
-					Capabilities: capabilities.KnownCapabilities(),
-					Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &t, SystemdUser: &t},
-					Apparmor:     &features.Apparmor{Enabled: &t},
-					Selinux:      &features.Selinux{Enabled: &t},
-					MountExtensions: &features.MountExtensions{
-						IDMap: &features.IDMap{Enabled: &t},
-					},
-				},
-				PotentiallyUnsafeConfigAnnotations: []string{"bundle", "org.systemd.property.", "org.criu.config"},
+			feat := nativeFeatures()
+			feat.OCIVersionMin = "1.0.0"
+			feat.OCIVersionMax = specs.Version
+			if feat.Annotations == nil {
+				feat.Annotations = map[string]string{}
 			}
-			if seccomp.Enabled {
-				feat.Linux.Seccomp = &features.Seccomp{
-					Enabled:        &t,
-					Actions:        seccomp.KnownActions(),
-					Operators:      seccomp.KnownOperators(),
-					Archs:          seccomp.KnownArchs(),
-					KnownFlags:     seccomp.KnownFlags(),
-					SupportedFlags: seccomp.SupportedFlags(),
-				}
-				major, minor, patch := seccomp.Version()
-				feat.Annotations["io.github.seccomp.libseccomp.version"] = fmt.Sprintf("%d.%d.%d", major, minor, patch)
-			}
+			feat.Annotations["org.proxcage.version"] = version
+			feat.Annotations["org.proxcage.commit"] = commit
+			// From the registration, not the runtime: features reads no
+			// config and creates no state root.
+			feat.Annotations["org.proxcage.backends"] = strings.Join(backendNames(), ",")
 			enc := json.NewEncoder(a.stdout)
 			enc.SetIndent("", "    ")
 			return enc.Encode(feat)

@@ -232,6 +232,27 @@ func (a *app) closeLog() {
 	}
 }
 
+// backends are this build's backends, in registration order: the order
+// the "known backends" hint and `features` list them in.
+var backends = []struct {
+	name string
+	new  func(a *app, cfg *config.Config) (backend.Backend, error)
+}{
+	{native.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return native.New(a.log, a.debug), nil }},
+	{pve.Name, func(a *app, cfg *config.Config) (backend.Backend, error) { return pve.New(cfg.PVE, a.log) }},
+	{lxc.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return lxc.New(a.log), nil }},
+}
+
+// backendNames lists backends without building the runtime: `features`
+// and a TAB must work whatever the config says.
+func backendNames() []string {
+	out := make([]string, len(backends))
+	for i, b := range backends {
+		out[i] = b.name
+	}
+	return out
+}
+
 // runtime builds the runtime: config, store and backends.
 func (a *app) runtime() (*runtime.Runtime, error) {
 	path, explicit := config.Resolve(a.configPath)
@@ -240,9 +261,9 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 		return nil, err
 	}
 	reg := backend.NewRegistry()
-	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.log, a.debug), nil })
-	reg.Register(pve.Name, func() (backend.Backend, error) { return pve.New(cfg.PVE, a.log) })
-	reg.Register(lxc.Name, func() (backend.Backend, error) { return lxc.New(a.log), nil })
+	for _, b := range backends {
+		reg.Register(b.name, func() (backend.Backend, error) { return b.new(a, cfg) })
+	}
 	// A config naming a backend this build lacks is a config error for
 	// every command, as an unknown key is. (A bundle annotation naming one
 	// fails only that container's create or route.)
