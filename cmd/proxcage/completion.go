@@ -3,14 +3,10 @@ package main
 import (
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
-	"github.com/proxcage/proxcage/internal/backend/lxc"
-	"github.com/proxcage/proxcage/internal/backend/native"
 	"github.com/proxcage/proxcage/internal/backend/pve"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/route"
@@ -25,9 +21,6 @@ import (
 // backend (a pve one may be a network away).
 
 const noFiles = cobra.ShellCompDirectiveNoFileComp
-
-// backendNames are the backends this build has.
-var backendNames = []string{native.Name, pve.Name, lxc.Name}
 
 var completeFormat = cobra.FixedCompletions([]string{"table", "json"}, noFiles)
 
@@ -71,30 +64,6 @@ func (a *app) completeKill(cmd *cobra.Command, args []string, toComplete string)
 		return signalNames(toComplete), noFiles
 	}
 	return nil, noFiles
-}
-
-// signalNames are the names ParseSignal takes, in kill -l's order, with
-// their numbers; with SIG when that is what was typed, in the case typed.
-func signalNames(prefix string) []string {
-	upper := strings.ToUpper(prefix)
-	var out []string
-	for n := unix.Signal(1); n < 32; n++ {
-		name := unix.SignalName(n)
-		if name == "" {
-			continue
-		}
-		if !strings.HasPrefix(upper, "SIG") {
-			name = strings.TrimPrefix(name, "SIG")
-		}
-		if !strings.HasPrefix(name, upper) {
-			continue
-		}
-		if prefix != upper {
-			name = strings.ToLower(name)
-		}
-		out = append(out, name+"\t"+strconv.Itoa(int(n)))
-	}
-	return out
 }
 
 // completeImages offers the names `proxcage images` lists (rmi also takes
@@ -153,7 +122,7 @@ func registerAnnotationCompletion(root *cobra.Command) {
 func completeAnnotation(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	if key, value, ok := strings.Cut(toComplete, "="); ok {
 		values := map[string][]string{
-			route.BackendAnnotation:  backendNames,
+			route.BackendAnnotation:  backendNames(),
 			pve.AnnotationPrivileged: {"true", "false"},
 			pve.AnnotationNetPrefix:  {"none"},
 		}[key]

@@ -113,6 +113,8 @@ type app struct {
 	logFile *os.File
 }
 
+func (a *app) println(s string) { fmt.Fprintln(a.stdout, s) }
+
 // stateRoot is root's --root.
 const stateRoot = "/run/proxcage"
 
@@ -230,6 +232,27 @@ func (a *app) closeLog() {
 	}
 }
 
+// backends are this build's backends, in registration order: the order
+// the "known backends" hint and `features` list them in.
+var backends = []struct {
+	name string
+	new  func(a *app, cfg *config.Config) (backend.Backend, error)
+}{
+	{native.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return native.New(a.log, a.debug), nil }},
+	{pve.Name, func(a *app, cfg *config.Config) (backend.Backend, error) { return pve.New(cfg.PVE, a.log) }},
+	{lxc.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return lxc.New(a.log), nil }},
+}
+
+// backendNames lists backends without building the runtime: `features`
+// and a TAB must work whatever the config says.
+func backendNames() []string {
+	out := make([]string, len(backends))
+	for i, b := range backends {
+		out[i] = b.name
+	}
+	return out
+}
+
 // runtime builds the runtime: config, store and backends.
 func (a *app) runtime() (*runtime.Runtime, error) {
 	path, explicit := config.Resolve(a.configPath)
@@ -238,9 +261,9 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 		return nil, err
 	}
 	reg := backend.NewRegistry()
-	reg.Register(native.Name, func() (backend.Backend, error) { return native.New(a.log, a.debug), nil })
-	reg.Register(pve.Name, func() (backend.Backend, error) { return pve.New(cfg.PVE, a.log) })
-	reg.Register(lxc.Name, func() (backend.Backend, error) { return lxc.New(a.log), nil })
+	for _, b := range backends {
+		reg.Register(b.name, func() (backend.Backend, error) { return b.new(a, cfg) })
+	}
 	// A config naming a backend this build lacks is a config error for
 	// every command, as an unknown key is. (A bundle annotation naming one
 	// fails only that container's create or route.)
@@ -252,37 +275,4 @@ func (a *app) runtime() (*runtime.Runtime, error) {
 		return nil, err
 	}
 	return &runtime.Runtime{Store: st, Config: cfg, Backends: reg, Log: a.log}, nil
-}
-
-// idArg checks the container-id positional argument, with runc's wording.
-func idArg(cmd *cobra.Command, args []string, extra string) error {
-	if len(args) == 0 || args[0] == "" {
-		return errdefs.New(errdefs.ErrInvalidArgument, "%s: container id cannot be empty (usage: %s)", cmd.Name(), cmd.UseLine())
-	}
-	if extra == "" && len(args) > 1 {
-		return errdefs.New(errdefs.ErrInvalidArgument, "%s: unexpected arguments after the container id: %s", cmd.Name(), strings.Join(args[1:], " "))
-	}
-	return nil
-}
-
-func exactID(cmd *cobra.Command, args []string) error { return idArg(cmd, args, "") }
-
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return errdefs.New(errdefs.ErrInvalidArgument, "%s takes no arguments, got %q", cmd.Name(), strings.Join(args, " "))
-	}
-	return nil
-}
-
-// lxcHookCommand is what an lxc container's LXC hooks run: the OCI hooks
-// of one kind, with the state on stdin (internal/backend/lxc/hooks.go).
-func lxcHookCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:    "lxc-hook <state-dir> <createRuntime|createContainer>",
-		Hidden: true,
-		Args:   cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return lxc.RunHooks(cmd.Context(), args[0], args[1])
-		},
-	}
 }
