@@ -37,7 +37,7 @@ type processFile struct {
 
 func main() {
 	if len(os.Args) < 3 {
-		os.Stderr.WriteString("usage: proxcage-lxc-init DIR ARGS...\n")
+		_, _ = os.Stderr.WriteString("usage: proxcage-lxc-init DIR ARGS...\n")
 		os.Exit(2)
 	}
 	dir, args := os.Args[1], os.Args[2:]
@@ -85,7 +85,7 @@ func main() {
 
 func fail(dir, msg string) {
 	_ = os.WriteFile(filepath.Join(dir, "error"), []byte(msg), 0o644)
-	os.Stderr.WriteString("proxcage-lxc-init: " + msg + "\n")
+	_, _ = os.Stderr.WriteString("proxcage-lxc-init: " + msg + "\n")
 	os.Exit(127)
 }
 

@@ -40,7 +40,9 @@ func (a *app) doctorCommand() *cobra.Command {
 				}
 				fmt.Fprintln(w, line)
 			}
-			w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
 			if failed > 0 {
 				return errdefs.New(errdefs.ErrFailedPrecondition, "doctor: %d check(s) failed", failed)
 			}

@@ -185,7 +185,7 @@ file and every key of it: proxcage-config.toml(5).`,
 // same place and format. With --log-format json each line is
 // {"level","msg","time"} with a lower-case level, as containerd's shim reads.
 func (a *app) setupLog() error {
-	var w io.Writer = a.stderr
+	w := io.Writer(a.stderr)
 	if a.logPath != "" {
 		f, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {

@@ -237,7 +237,7 @@ func tableOf(t reflect.Type, path []string, key string) string {
 		f := t.Field(i)
 		k := tomlKey(f)
 		if ft := elem(f.Type); k != "" && ft.Kind() == reflect.Struct {
-			sub := append(path[:len(path):len(path)], k)
+			sub := append(slices.Clone(path), k)
 			if _, ok := fieldByKey(ft, key); ok {
 				return strings.Join(sub, ".")
 			}

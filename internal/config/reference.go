@@ -264,11 +264,11 @@ func ReferenceMarkdown() string {
 		"(see [Who decides](#who-decides-annotations-and-their-sources)):\n\n" +
 		"| annotation | backend | meaning |\n|------------|---------|---------|\n")
 	annotations(&b, true, func(a Annotation) string {
-		return fmt.Sprintf("| `%s` | %s | %s |\n", a.Name, or(a.Backend, "all"), cell(a.Doc))
+		return fmt.Sprintf("| %#q | %s | %s |\n", a.Name, or(a.Backend, "all"), cell(a.Doc))
 	})
 	b.WriteString("\nSet by proxcage:\n\n| annotation | meaning |\n|------------|---------|\n")
 	annotations(&b, false, func(a Annotation) string {
-		return fmt.Sprintf("| `%s` | %s |\n", a.Name, cell(a.Doc))
+		return fmt.Sprintf("| %#q | %s |\n", a.Name, cell(a.Doc))
 	})
 	return b.String()
 }

@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -312,13 +311,4 @@ func untar(root string, r io.Reader, _ string) error {
 			}
 		}
 	}
-}
-
-func sortedNames(ls []Listed) []string {
-	var out []string
-	for _, l := range ls {
-		out = append(out, l.Names...)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -142,7 +142,7 @@ func (s *Store) Rootfs(ctx context.Context, img *Image, apply func(root string, 
 	}
 	defer func() {
 		if err != nil {
-			removeAllForce(tmp)
+			_ = removeAllForce(tmp) // best effort: the store sweeps tmp/
 		}
 	}()
 	if err := os.Chmod(tmp, 0o755); err != nil {

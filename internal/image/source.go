@@ -269,7 +269,7 @@ func (s *Store) openSource(ctx context.Context, r *srcRef, opts PullOptions) (so
 		if err != nil {
 			return nil, err
 		}
-		return openLayout(dir, r.tag, r.name, func() { removeAllForce(dir) })
+		return openLayout(dir, r.tag, r.name, func() { _ = removeAllForce(dir) })
 	case "docker-archive":
 		src, err := openDockerArchive(r.path, r.tag)
 		return src, wrongKind(err, "docker-archive", r.path)
@@ -746,7 +746,7 @@ func (s *Store) extractLayout(file string) (_ string, err error) {
 	// dir is not the named result: a failed return sets that to "".
 	defer func() {
 		if err != nil {
-			removeAllForce(dir)
+			_ = removeAllForce(dir) // best effort: the store sweeps tmp/
 		}
 	}()
 	tr := tar.NewReader(f)

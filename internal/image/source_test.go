@@ -270,7 +270,7 @@ func TestPullLocalPathWithoutTransport(t *testing.T) {
 			t.Errorf("%s: hint %q lacks %q", c.ref, h, c.hint)
 		}
 	}
-	// docker:// still means a registry (here, none answers).
+	// With the docker transport named, it is still a registry (here none answers).
 	if _, err := s.Pull(ctx, "docker://127.0.0.1:1/docker.tar", PullOptions{}); err == nil || strings.Contains(err.Error(), "local path") {
 		t.Errorf("docker:// with a name that exists on disk: %v", err)
 	}

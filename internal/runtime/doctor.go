@@ -39,7 +39,7 @@ func (r *Runtime) checkStateRoot() backend.Check {
 		return c
 	}
 	f.Close()
-	os.Remove(f.Name())
+	_ = os.Remove(f.Name())
 	c.OK, c.Detail = true, filepath.Clean(r.Store.Root())+" is writable"
 	return c
 }

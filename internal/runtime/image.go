@@ -62,11 +62,6 @@ func (r *Runtime) dataDirHint() string {
 	return fmt.Sprintf("%s, or set data_dir (now %s) in %s to a directory that user can write", who, r.Config.DataDir, where)
 }
 
-// dataDirErr classifies a failed file system call under the data dir.
-func (r *Runtime) dataDirErr(err error, format string, args ...any) error {
-	return errdefs.WrapOS(errdefs.ErrInternal, err, r.dataDirHint(), format, args...)
-}
-
 // ImageStoreDir is the image store's directory; opening the store would
 // create it.
 func (r *Runtime) ImageStoreDir() string { return filepath.Join(r.Config.DataDir, "images") }

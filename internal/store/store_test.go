@@ -476,19 +476,6 @@ func TestListEmptyAndCorrupt(t *testing.T) {
 	}
 }
 
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 func TestConcurrentSaveNeverTorn(t *testing.T) {
 	s := openStore(t)
 	h, err := s.Reserve(&Record{ID: "busy"})

@@ -216,7 +216,8 @@ func Ensure(ctx context.Context, rootfs, dir string) (path, digest string, cache
 	err = atomicfile.WriteFrom(path, atomicfile.Options{Perm: 0o644, Durable: true, NoReplace: true, TempPrefix: tmpPrefix},
 		func(w io.Writer) error {
 			h := sha256.New()
-			if werr = writeZstd(ctx, rootfs, w, h); werr != nil {
+			werr = writeZstd(ctx, rootfs, w, h)
+			if werr != nil {
 				return werr
 			}
 			if got := digestPrefix + hex.EncodeToString(h.Sum(nil)); got != digest {

@@ -259,7 +259,8 @@ func (a *applier) entry(tr *tar.Reader, hdr *tar.Header) error {
 	}
 
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse,
+	// (archive/tar's reader turns the old TypeRegA into TypeReg or TypeDir.)
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse,
 		tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
@@ -504,7 +505,7 @@ func (a *applier) file(tr *tar.Reader, hdr *tar.Header, host string) error {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Open(host, flags, 0o600)
 	if err == unix.EEXIST {
-		if err = a.remove(host); err != nil {
+		if err := a.remove(host); err != nil {
 			return err
 		}
 		fd, err = unix.Open(host, flags, 0o600)
@@ -608,7 +609,7 @@ func (a *applier) mkdir(hdr *tar.Header, host string) error {
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return a.dirMeta(hdr, host) // directory over directory: keep it
 		}
-		if err = a.remove(host); err != nil {
+		if err := a.remove(host); err != nil {
 			return err
 		}
 		err = unix.Mkdir(host, 0o700)
@@ -691,7 +692,7 @@ func (a *applier) symlink(hdr *tar.Header, host string) error {
 	// later entry goes through it.
 	err := unix.Symlink(hdr.Linkname, host)
 	if err == unix.EEXIST {
-		if err = a.remove(host); err != nil {
+		if err := a.remove(host); err != nil {
 			return err
 		}
 		err = unix.Symlink(hdr.Linkname, host)
@@ -741,7 +742,7 @@ func (a *applier) hardlink(hdr *tar.Header, host string) error {
 	// linkat without AT_SYMLINK_FOLLOW: a symlink target is linked itself.
 	err = unix.Link(target, host)
 	if err == unix.EEXIST {
-		if err = a.remove(host); err != nil {
+		if err := a.remove(host); err != nil {
 			return err
 		}
 		err = unix.Link(target, host)
