@@ -30,30 +30,40 @@ import (
 type apiTransport struct {
 	c        *apiClient
 	cfg      config.PVE
-	cacheDir string // where templates are built before upload
-	hostname string // this host's short name: a PVE node is named so
-	lxcInfo  string
+	cacheDir string    // where templates are built before upload
+	hostname string    // this host's short name: a PVE node is named so
+	host     *nodeHost // this host's, handed out for CTs on it
 }
 
-func newAPITransport(cfg config.PVE, c *apiClient, lxcInfo string) *apiTransport {
+func newAPITransport(cfg config.PVE, c *apiClient, host *nodeHost) *apiTransport {
 	h, _ := os.Hostname()
 	h, _, _ = strings.Cut(h, ".")
 	dir := cfg.TemplateCache
 	if dir == "" {
 		dir = config.TemplateCacheDefault
 	}
-	return &apiTransport{c: c, cfg: cfg, cacheDir: dir, hostname: h, lxcInfo: lxcInfo}
+	return &apiTransport{c: c, cfg: cfg, cacheDir: dir, hostname: h, host: host}
 }
 
 func (t *apiTransport) name() string { return "api" }
 
-func (t *apiTransport) local(node string) bool {
+// local: this host is node when it bears node's name and has the LXC
+// tools a PVE node has.
+func (t *apiTransport) local(node string) *nodeHost {
 	if node == "" || node != t.hostname {
-		return false
+		return nil
 	}
-	_, err := exec.LookPath(t.lxcInfo)
-	return err == nil
+	if _, err := exec.LookPath(t.host.tools.lxcInfo); err != nil {
+		return nil
+	}
+	return t.host
 }
+
+func (t *apiTransport) reachesAllNodes() bool { return true }
+
+// clearsStaleLocks: no API call clears a lock (`pct unlock` runs on the
+// CT's node only).
+func (t *apiTransport) clearsStaleLocks() bool { return false }
 
 func nodePath(node string) string { return "/nodes/" + url.PathEscape(node) }
 

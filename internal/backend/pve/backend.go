@@ -1,9 +1,9 @@
 // Package pve runs OCI bundles as first-class Proxmox VE containers (CTs),
 // so backups, HA, migration and the PVE UI apply. This file is the
 // lifecycle, the same over both transports (transport.go: pct on the node;
-// apitransport.go: the REST API from anywhere); translate.go maps the
-// bundle to CT options, errors.go classifies PVE's failures, vmid.go finds
-// VMIDs.
+// apitransport.go: the REST API from anywhere); nodehost.go is what only
+// the CT's own node can do, translate.go maps the bundle to CT options,
+// errors.go classifies PVE's failures, vmid.go finds VMIDs.
 //
 // OCI "created" is modelled as a CT that exists but was never started: PVE
 // has no created-but-paused init. The pid in state is the host pid of the
@@ -29,7 +29,6 @@ import (
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
-	"github.com/proxcage/proxcage/internal/lxctools"
 )
 
 // OCITemplateName names an image's OCI archive template by its digest.
@@ -46,13 +45,13 @@ const Name = "pve"
 
 // Backend is the Proxmox VE backend, over pct or the REST API.
 type Backend struct {
-	cfg   config.PVE
-	set   Settings
-	vmids *vmidRange
-	tools tools // the node's tools: the pct transport, lxc-info, lxc-attach
-	tr    transport
-	log   *slog.Logger
-	ver   *Version // cached per invocation
+	cfg     config.PVE
+	set     Settings
+	vmids   *vmidRange
+	tr      transport
+	timeout time.Duration // [pve] timeout
+	log     *slog.Logger
+	ver     *Version // cached per invocation
 }
 
 // New checks the [pve] config and returns the backend.
@@ -72,23 +71,24 @@ func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
 		return def
 	}
 	b := &Backend{
-		cfg: cfg, vmids: vr, log: log,
+		cfg: cfg, vmids: vr, timeout: timeout, log: log,
 		set: Settings{RootfsStorage: cfg.RootfsStorage, Bridge: cfg.Bridge, AllowPrivileged: cfg.AllowPrivileged, Features: cfg.Features},
-		tools: tools{
-			pct: or(cfg.Tools.Pct, "pct"), pvesh: or(cfg.Tools.Pvesh, "pvesh"), pvesm: or(cfg.Tools.Pvesm, "pvesm"),
-			pveversion: or(cfg.Tools.Pveversion, "pveversion"), lxcInfo: or(cfg.Tools.LxcInfo, "lxc-info"),
-			lxcAttach: or(cfg.Tools.LxcAttach, "lxc-attach"), timeout: timeout, log: log,
-		},
 	}
+	tl := tools{
+		pct: or(cfg.Tools.Pct, "pct"), pvesh: or(cfg.Tools.Pvesh, "pvesh"), pvesm: or(cfg.Tools.Pvesm, "pvesm"),
+		pveversion: or(cfg.Tools.Pveversion, "pveversion"), lxcInfo: or(cfg.Tools.LxcInfo, "lxc-info"),
+		lxcAttach: or(cfg.Tools.LxcAttach, "lxc-attach"), timeout: timeout, log: log,
+	}
+	host := &nodeHost{tools: tl}
 	switch cfg.Transport {
 	case "pct":
-		b.tr = &pctTransport{tools: b.tools, templateStorage: cfg.TemplateStorage}
+		b.tr = &pctTransport{tools: tl, cfg: cfg, vmids: vr, host: host}
 	case "api":
 		c, err := newAPIClient(cfg, log)
 		if err != nil {
 			return nil, err
 		}
-		b.tr = newAPITransport(cfg, c, b.tools.lxcInfo)
+		b.tr = newAPITransport(cfg, c, host)
 	default:
 		return nil, errdefs.New(errdefs.ErrInvalidArgument, "[pve] transport %q: want \"pct\" (on a PVE node) or \"api\" (REST API)", cfg.Transport)
 	}
@@ -170,10 +170,19 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	if err != nil {
 		return err
 	}
+	node, guests, err := b.tr.place(ctx)
+	if err != nil {
+		return err
+	}
+	host := b.tr.local(node) // nil: the CT goes to another host
 	set := b.set
-	set.RemoteNode = b.tr.name() == "api"
-	if fi, err := os.Stat(filepath.Join(c.Rootfs, "bin", "sh")); err == nil && !fi.IsDir() {
-		set.RootfsHasShell = true
+	set.RootfsHasShell = func() bool {
+		fi, err := os.Stat(filepath.Join(c.Rootfs, "bin", "sh"))
+		return err == nil && !fi.IsDir()
+	}
+	if host != nil {
+		// Elsewhere the sources are the node's to check (PVE does).
+		set.SourceExists = func(path string) bool { _, err := os.Stat(path); return err == nil }
 	}
 	// PVE 9.1 takes an image itself (an OCI archive template): its own
 	// application-container support applies, and the template is the
@@ -185,10 +194,6 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
-	}
-	node, guests, err := b.tr.place(ctx)
-	if err != nil {
-		return err
 	}
 	if guests == nil {
 		if guests, err = b.tr.guests(ctx); err != nil {
@@ -206,7 +211,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 				c.ID, dup[0].vmid(), dup[0].Node),
 			Hint: fmt.Sprintf("`proxcage delete --force %s` removes that CT (it is found by its tags), or pick another id", c.ID)}
 	}
-	if opts.PidFile != "" && !b.tr.local(node) {
+	if opts.PidFile != "" && host == nil {
 		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
 			Msg:  fmt.Sprintf("--pid-file needs the host pid of the CT's init, which the PVE API does not give (CT would run on node %s)", node),
 			Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or drop --pid-file"}
@@ -348,7 +353,11 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 		return err
 	}
 	if p.PidFile != "" {
-		pid, err := b.hostPid(ctx, p.VMID)
+		h, err := b.onNode(p, "--pid-file")
+		if err != nil {
+			return err
+		}
+		pid, err := h.initPid(ctx, p.VMID)
 		if err != nil {
 			return err
 		}
@@ -357,19 +366,6 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 		}
 	}
 	return nil
-}
-
-// hostPid is the host pid of the CT's init, from lxc-info on this node.
-func (b *Backend) hostPid(ctx context.Context, vmid int) (int, error) {
-	out, err := b.tools.run(ctx, vmid, b.tools.lxcInfo, "-n", strconv.Itoa(vmid), "-p", "-H")
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(out))
-	if err != nil || pid <= 0 {
-		return 0, errdefs.New(errdefs.ErrFailedPrecondition, "lxc-info printed no pid for CT %d (%q): not running?", vmid, strings.TrimSpace(out))
-	}
-	return pid, nil
 }
 
 // Annotations `state` adds for a pve container.
@@ -398,8 +394,8 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 	switch {
 	case st == "running":
 		out.Status = "running"
-		if b.tr.local(p.Node) {
-			pid, err := b.hostPid(ctx, p.VMID)
+		if h := b.tr.local(p.Node); h != nil {
+			pid, err := h.initPid(ctx, p.VMID)
 			if err != nil {
 				// Stopped between the two calls.
 				out.Status = "stopped"
@@ -415,9 +411,8 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 }
 
 // Kill implements backend.Backend. On the CT's node the signal goes to the
-// CT's init from the host (a pidfd pins the process, so a recycled pid is
-// never hit). Over the API from elsewhere only two signals can be sent:
-// TERM becomes a shutdown, KILL a stop.
+// CT's init from the host (nodeHost.signal). From elsewhere only two
+// signals can be sent, over the API: TERM becomes a shutdown, KILL a stop.
 func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signal, all bool) error {
 	p, err := b.vmidOf(c)
 	if err != nil {
@@ -442,7 +437,8 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	}
 	notRunning := &errdefs.Error{Cat: errdefs.ErrFailedPrecondition, Msg: "container not running",
 		Hint: fmt.Sprintf("CT %d is stopped; remove it with `proxcage delete %s`", p.VMID, c.ID)}
-	if !b.tr.local(p.Node) {
+	h := b.tr.local(p.Node)
+	if h == nil {
 		var err error
 		switch sig {
 		case unix.SIGTERM:
@@ -459,31 +455,13 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 		}
 		return err
 	}
-	// lxc-info fails on a stopped CT, so no status call is needed first.
-	pid, err := b.hostPid(ctx, p.VMID)
-	if err != nil {
+	if err := h.signal(ctx, p.VMID, sig, all); err != nil {
 		if errdefs.Category(err) == errdefs.ErrFailedPrecondition {
 			return notRunning
 		}
 		return err
 	}
-	if err := lxctools.SignalInit(pid, sig, all); err != nil {
-		if errors.Is(err, lxctools.ErrNotRunning) {
-			return notRunning
-		}
-		return errdefs.Wrap(errdefs.ErrInternal, err, "kill CT %d", p.VMID)
-	}
 	return nil
-}
-
-// needLocal refuses what only works on the CT's node.
-func (b *Backend) needLocal(p private, what string) error {
-	if b.tr.local(p.Node) {
-		return nil
-	}
-	return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
-		Msg:  fmt.Sprintf("%s needs the CT's processes, which the PVE API does not reach (CT %d is on node %s)", what, p.VMID, p.Node),
-		Hint: "run proxcage on " + p.Node + " (transport \"pct\"), or use `pct enter " + strconv.Itoa(p.VMID) + "` there"}
 }
 
 // Pids implements backend.Lister.
@@ -492,18 +470,11 @@ func (b *Backend) Pids(ctx context.Context, c *backend.Container) ([]int, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.needLocal(p, "ps"); err != nil {
-		return nil, err
-	}
-	pid, err := b.hostPid(ctx, p.VMID)
+	h, err := b.onNode(p, "ps")
 	if err != nil {
 		return nil, err
 	}
-	pids, err := lxctools.CgroupPids(pid)
-	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "list CT %d processes", p.VMID)
-	}
-	return pids, nil
+	return h.pids(ctx, p.VMID)
 }
 
 // Delete implements backend.Backend: destroy with purge; with force a
@@ -538,16 +509,14 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	}
 	if own == creating && p.CreateTask != "" {
 		// Our create that outlived the timeout: wait for it to end.
-		if t, ok := b.tr.(*apiTransport); ok {
-			if err := t.waitCreate(ctx, p.VMID, p.CreateTask); err != nil {
-				var tr *taskRunning
-				if errors.As(err, &tr) {
-					return err
-				}
-			}
-			if own, err = b.inspect(ctx, c.ID, &node, p.VMID); err != nil {
+		if err := b.tr.waitCreate(ctx, p.VMID, p.CreateTask); err != nil {
+			var tr *taskRunning
+			if errors.As(err, &tr) {
 				return err
 			}
+		}
+		if own, err = b.inspect(ctx, c.ID, &node, p.VMID); err != nil {
+			return err
 		}
 	}
 	if node != p.Node {
@@ -581,8 +550,9 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 }
 
 // ReclaimByID implements backend.Reclaimer: the CT's tag and description
-// identify it cluster-wide even when the state directory is gone. The pct
-// transport reaches only the CTs of its own node.
+// identify it cluster-wide even when the state directory is gone. A
+// transport that does not reach every node (pct) removes only the CTs of
+// its own.
 func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
 	guests, err := b.tr.guests(ctx)
 	if err != nil {
@@ -596,23 +566,14 @@ func (b *Backend) ReclaimByID(ctx context.Context, id string) (bool, error) {
 	for i, g := range cts {
 		if g.unread {
 			return i > 0, &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
-				Msg:  fmt.Sprintf("CT %d on node %s carries the tag of container %q, and pct cannot reach it from this node", g.vmid(), g.Node, id),
+				Msg:  fmt.Sprintf("CT %d on node %s carries the tag of container %q, and %s cannot reach it from this node", g.vmid(), g.Node, id, b.tr.name()),
 				Hint: "run `proxcage delete --force " + id + "` on " + g.Node + ", or use [pve] transport = \"api\""}
 		}
-		if err := b.destroy(ctx, id, b.nodeOf(g.resource), g.vmid()); err != nil {
+		if err := b.destroy(ctx, id, g.Node, g.vmid()); err != nil {
 			return i > 0, err
 		}
 	}
 	return len(cts) > 0, nil
-}
-
-// nodeOf is the node argument for a guest: its node over the API, "" (this
-// node) for pct.
-func (b *Backend) nodeOf(g resource) string {
-	if b.tr.name() == "pct" {
-		return ""
-	}
-	return g.Node
 }
 
 // Exec implements backend.Backend with lxc-attach on the CT's node.
@@ -621,7 +582,8 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 	if err != nil {
 		return -1, err
 	}
-	if err := b.needLocal(p, "exec"); err != nil {
+	h, err := b.onNode(p, "exec")
+	if err != nil {
 		return -1, err
 	}
 	if st, err := b.tr.status(ctx, p.Node, p.VMID); err != nil {
@@ -635,9 +597,7 @@ func (b *Backend) Exec(ctx context.Context, c *backend.Container, proc *specs.Pr
 		}
 		return -1, backend.ExecStopped(c.ID, fmt.Sprintf(" (CT %d)", p.VMID))
 	}
-	// A PVE CT is LXC container VMID in the node's default lxcpath.
-	lt := lxctools.Tools{Bin: func(string) string { return b.tools.lxcAttach }}
-	return lt.Exec(ctx, strconv.Itoa(p.VMID), proc, lxctools.AttachOpts{Detach: opts.Detach, ConsoleSocket: opts.ConsoleSocket, PidFile: opts.PidFile})
+	return h.exec(ctx, p.VMID, proc, opts)
 }
 
 // terminates reports whether sig's default action ends a process (all but

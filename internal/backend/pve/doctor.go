@@ -13,42 +13,39 @@ import (
 
 // Doctor implements backend.Doctor: what the transport needs.
 func (b *Backend) Doctor(ctx context.Context) []backend.Check {
-	if t, ok := b.tr.(*apiTransport); ok {
-		return b.apiDoctor(ctx, t)
-	}
-	return b.pctDoctor(ctx)
+	return b.tr.doctor(ctx, b.version)
 }
 
-// apiDoctor checks the API: the url, TLS and login (through /version),
+// doctor checks the API: the url, TLS and login (through /version),
 // then the node: a configured one must be in the cluster and online; with
 // "auto", the node placement would pick, which needs both storages and the
 // bridge. Last, the template cache, which needs no root but must be
 // writable.
-func (b *Backend) apiDoctor(ctx context.Context, t *apiTransport) []backend.Check {
+func (t *apiTransport) doctor(ctx context.Context, version func(context.Context) (Version, error)) []backend.Check {
 	var checks []backend.Check
 	if t.c.urlNote != "" {
 		checks = append(checks, backend.Check{Name: "pve: url", Warn: true, Detail: t.c.urlNote})
 	}
-	c := backend.Check{Name: "pve: api " + b.cfg.URL}
-	v, err := b.version(ctx)
+	c := backend.Check{Name: "pve: api " + t.cfg.URL}
+	v, err := version(ctx)
 	if err != nil {
 		c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
 		return append(checks, c)
 	}
 	c.OK, c.Detail = true, "pve-manager "+v.String()
 	checks = append(checks, c)
-	c = backend.Check{Name: "pve: node (" + cmpOr(b.cfg.Node, "auto") + ")"}
-	if b.cfg.Node != "" && b.cfg.Node != "auto" {
-		if err := t.checkNode(ctx, b.cfg.Node); err != nil {
+	c = backend.Check{Name: "pve: node (" + cmpOr(t.cfg.Node, "auto") + ")"}
+	if t.cfg.Node != "" && t.cfg.Node != "auto" {
+		if err := t.checkNode(ctx, t.cfg.Node); err != nil {
 			c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
 		} else {
-			c.OK, c.Detail = true, "new CTs go to "+b.cfg.Node+" (in the cluster, online)"
+			c.OK, c.Detail = true, "new CTs go to "+t.cfg.Node+" (in the cluster, online)"
 		}
 	} else if node, _, err := t.place(ctx); err != nil {
 		c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
 	} else {
 		c.OK, c.Detail = true, "new CTs go to "+node
-		c.Detail += " (most free memory with storages " + b.cfg.RootfsStorage + ", " + b.cfg.TemplateStorage + " and bridge " + b.cfg.Bridge + ")"
+		c.Detail += " (most free memory with storages " + t.cfg.RootfsStorage + ", " + t.cfg.TemplateStorage + " and bridge " + t.cfg.Bridge + ")"
 	}
 	checks = append(checks, c)
 	return append(checks, backend.WritableCheck("pve: template_cache", t.cacheDir, "set [pve] template_cache to a directory the user running proxcage can write, or run proxcage as root"))
@@ -61,12 +58,11 @@ func cmpOr(v, def string) string {
 	return def
 }
 
-// pctDoctor checks what the pct transport needs from the node.
-func (b *Backend) pctDoctor(ctx context.Context) []backend.Check {
+// doctor checks what the pct transport needs from the node.
+func (t *pctTransport) doctor(ctx context.Context, version func(context.Context) (Version, error)) []backend.Check {
 	checks := []backend.Check{backend.RootCheck(Name, "pct and lxc-attach")}
-	t := &b.tools
 	missing := []string{}
-	for _, bin := range []string{t.pct, t.pvesh, t.pvesm, t.pveversion, t.lxcInfo, t.lxcAttach} {
+	for _, bin := range []string{t.tools.pct, t.tools.pvesh, t.tools.pvesm, t.tools.pveversion, t.tools.lxcInfo, t.tools.lxcAttach} {
 		if _, err := exec.LookPath(bin); err != nil {
 			missing = append(missing, bin)
 		}
@@ -80,7 +76,7 @@ func (b *Backend) pctDoctor(ctx context.Context) []backend.Check {
 	checks = append(checks, c)
 
 	c = backend.Check{Name: "pve: version"}
-	if v, err := b.version(ctx); err != nil {
+	if v, err := version(ctx); err != nil {
 		c.Detail, c.Hint = err.Error(), "pveversion must work on this node"
 	} else {
 		c.OK = true
@@ -93,20 +89,20 @@ func (b *Backend) pctDoctor(ctx context.Context) []backend.Check {
 	}
 	checks = append(checks, c)
 	checks = append(checks,
-		b.checkStorage(ctx, b.cfg.TemplateStorage, "vztmpl", "template_storage"),
-		b.checkStorage(ctx, b.cfg.RootfsStorage, "rootdir", "rootfs_storage"),
-		b.checkBridge(ctx),
+		t.checkStorage(ctx, t.cfg.TemplateStorage, "vztmpl", "template_storage"),
+		t.checkStorage(ctx, t.cfg.RootfsStorage, "rootdir", "rootfs_storage"),
+		t.checkBridge(ctx),
 	)
 	c = backend.Check{Name: "pve: vmid range", OK: true, Detail: "any VMID from /cluster/nextid"}
-	if b.vmids != nil {
-		c.Detail = fmt.Sprintf("%d-%d", b.vmids.first, b.vmids.last)
+	if t.vmids != nil {
+		c.Detail = fmt.Sprintf("%d-%d", t.vmids.first, t.vmids.last)
 	}
 	return append(checks, c)
 }
 
-func (b *Backend) checkStorage(ctx context.Context, storage, content, key string) backend.Check {
+func (t *pctTransport) checkStorage(ctx context.Context, storage, content, key string) backend.Check {
 	c := backend.Check{Name: fmt.Sprintf("pve: storage %s (%s)", storage, content)}
-	out, err := b.tools.run(ctx, 0, b.tools.pvesm, "status", "--content", content)
+	out, err := t.tools.run(ctx, 0, t.tools.pvesm, "status", "--content", content)
 	if err != nil {
 		c.Detail = err.Error()
 		return c
@@ -122,9 +118,9 @@ func (b *Backend) checkStorage(ctx context.Context, storage, content, key string
 	return c
 }
 
-func (b *Backend) checkBridge(ctx context.Context) backend.Check {
-	c := backend.Check{Name: "pve: bridge " + b.cfg.Bridge}
-	out, err := b.tools.run(ctx, 0, b.tools.pvesh, "get", "/nodes/localhost/network", "--type", "any_bridge", "--output-format", "json")
+func (t *pctTransport) checkBridge(ctx context.Context) backend.Check {
+	c := backend.Check{Name: "pve: bridge " + t.cfg.Bridge}
+	out, err := t.tools.run(ctx, 0, t.tools.pvesh, "get", "/nodes/localhost/network", "--type", "any_bridge", "--output-format", "json")
 	if err != nil {
 		c.Detail = err.Error()
 		return c
@@ -137,12 +133,12 @@ func (b *Backend) checkBridge(ctx context.Context) backend.Check {
 		return c
 	}
 	for _, r := range rows {
-		if r.Iface == b.cfg.Bridge {
+		if r.Iface == t.cfg.Bridge {
 			c.OK, c.Detail = true, "exists"
 			return c
 		}
 	}
 	c.Detail = "no such bridge on this node"
-	c.Hint = bridgeHint(b.cfg.Bridge)
+	c.Hint = bridgeHint(t.cfg.Bridge)
 	return c
 }

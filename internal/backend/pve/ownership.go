@@ -59,8 +59,8 @@ func (b *Backend) inspect(ctx context.Context, id string, node *string, vmid int
 }
 
 // findMoved returns the node that now holds CT vmid when it is not node
-// ("" when no node holds it). The pct transport reaches only its own node:
-// a CT elsewhere is an error that says where.
+// ("" when no node holds it). A transport that reaches only its own node
+// (pct) cannot follow: a CT elsewhere is an error that says where.
 func (b *Backend) findMoved(ctx context.Context, node string, vmid int) (string, error) {
 	guests, err := b.tr.guests(ctx)
 	if err != nil {
@@ -70,7 +70,7 @@ func (b *Backend) findMoved(ctx context.Context, node string, vmid int) (string,
 		if g.vmid() != vmid || g.Type != "lxc" {
 			continue
 		}
-		if b.tr.name() == "pct" {
+		if !b.tr.reachesAllNodes() {
 			return "", &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
 				Msg:  fmt.Sprintf("CT %d is on node %s now (migrated?), not on this node", vmid, g.Node),
 				Hint: "run proxcage on " + g.Node + ", or use [pve] transport = \"api\" which follows CTs across the cluster"}
@@ -85,10 +85,11 @@ func (b *Backend) findMoved(ctx context.Context, node string, vmid int) (string,
 
 // follow runs op on the container's CT; when PVE says the CT is not on
 // the recorded node, it finds where the CT went, records that, and runs op
-// once more.
+// once more. A transport that reaches only its own node has nowhere to
+// look.
 func (b *Backend) follow(ctx context.Context, c *backend.Container, p *private, op func() error) error {
 	err := op()
-	if errdefs.Category(err) != errdefs.ErrNotFound || b.tr.name() == "pct" {
+	if errdefs.Category(err) != errdefs.ErrNotFound || !b.tr.reachesAllNodes() {
 		return err
 	}
 	moved, merr := b.findMoved(ctx, p.Node, p.VMID)
@@ -108,7 +109,7 @@ func (b *Backend) follow(ctx context.Context, c *backend.Container, p *private, 
 // nothing of ours is left.
 func (b *Backend) settle(ctx context.Context, id, node string, vmid int) bool {
 	ctx = context.WithoutCancel(ctx)
-	deadline := time.Now().Add(b.tools.timeout)
+	deadline := time.Now().Add(b.timeout)
 	for {
 		own, err := b.inspect(ctx, id, &node, vmid)
 		switch {
@@ -139,7 +140,7 @@ func (b *Backend) settle(ctx context.Context, id, node string, vmid int) bool {
 func (b *Backend) destroy(ctx context.Context, id, node string, vmid int) error {
 	for attempt := 1; ; attempt++ {
 		err := b.tr.destroy(ctx, node, vmid, true)
-		if err != nil && strings.Contains(err.Error(), "CT is locked (create)") && b.tr.name() == "pct" {
+		if err != nil && strings.Contains(err.Error(), "CT is locked (create)") && b.tr.clearsStaleLocks() {
 			// Ours (checked) and still locked after the retries: the lock
 			// outlived a pct create that was killed (we hold the
 			// container's lock, so no proxcage create of it still runs).

@@ -2,7 +2,6 @@ package pve
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -39,18 +38,21 @@ const (
 // may hold (pve-common JSONSchema.pm PVE_TAG_RE).
 func IDTag(id string) string { return idTagPrefix + strings.ToLower(id) }
 
-// Settings is what translation needs from the [pve] config.
+// Settings is what translation needs from the [pve] config, and the
+// probes that answer its questions about files, so that Translate itself
+// reads nothing.
 type Settings struct {
 	RootfsStorage   string
 	Bridge          string
 	AllowPrivileged bool
 	Features        string
-	// RemoteNode: the CT goes to another host (api transport), so bind
-	// mount sources cannot be checked here; PVE checks them on the node.
-	RemoteNode bool
-	// RootfsHasShell: the rootfs has /bin/sh, which can enter a working
-	// directory for an application container (pct has no option for it).
-	RootfsHasShell bool
+	// SourceExists reports whether a bind mount's source exists on the
+	// CT's node. nil when the node is another host: PVE checks it there.
+	SourceExists func(path string) bool `json:"-"`
+	// RootfsHasShell reports whether the rootfs has /bin/sh, which can
+	// enter a working directory for an application container (pct has no
+	// option for it). nil answers no.
+	RootfsHasShell func() bool `json:"-"`
 	// Image is the process an OCI image template asks for, when the CT is
 	// made from one (PVE 9.1 maps its Entrypoint+Cmd, Env, WorkingDir and
 	// User itself): only what the bundle changes becomes an option.
@@ -93,8 +95,7 @@ func (p *Plan) Args() []string {
 }
 
 // Translate maps an OCI bundle to pct create options. It is pure: it reads
-// nothing but its arguments, except that bind mount sources must exist on
-// this host (the PVE node, for the pct transport).
+// nothing but its arguments (files only through the probes of set).
 func Translate(id string, s *specs.Spec, set Settings, node Node) (*Plan, error) {
 	t := &translator{id: id, s: s, set: set, node: node, ann: s.Annotations}
 	if t.ann == nil {
@@ -275,7 +276,7 @@ func (t *translator) mounts() error {
 		bind := spec.IsBind(m)
 		switch {
 		case bind:
-			if _, err := os.Stat(m.Source); err != nil && !t.set.RemoteNode {
+			if t.set.SourceExists != nil && !t.set.SourceExists(m.Source) {
 				return fmt.Errorf("bind mount %s: source %s does not exist on this node", m.Destination, m.Source)
 			}
 			v := fmt.Sprintf("%s,mp=%s", m.Source, m.Destination)
@@ -426,7 +427,7 @@ func (t *translator) process() error {
 	}
 	args := p.Args
 	if cwd != img.Cwd {
-		if !t.set.RootfsHasShell {
+		if t.set.RootfsHasShell == nil || !t.set.RootfsHasShell() {
 			return fmt.Errorf("process.cwd %q: pct create has no option for an application container's working directory, and the rootfs has no /bin/sh to enter it; use cwd \"/\"", p.Cwd)
 		}
 		// Images often set a WorkingDir: enter it through the CT's shell.

@@ -2,6 +2,7 @@ package pve
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,20 +12,29 @@ import (
 )
 
 // TestTranslateGolden runs every testdata/translate/*.json (id, settings,
-// node, spec) through Translate and compares with the .golden file: one
-// pct argument per line, or "error: ..." for a refused bundle.
+// node, spec, and the probes' answers: sources, the bind sources that exist
+// on the CT's node, absent when the node is another host; rootfsHasShell)
+// through Translate and compares with the .golden file: one pct argument
+// per line, or "error: ..." for a refused bundle.
 func TestTranslateGolden(t *testing.T) {
 	golden.Cases(t, "testdata/translate/*.json", "translation", func(t *testing.T, data []byte) string {
 		var c struct {
-			ID       string
-			Settings Settings
-			Node     Version
-			Spec     specs.Spec
+			ID             string
+			Settings       Settings
+			Node           Version
+			Sources        []string
+			RootfsHasShell bool
+			Spec           specs.Spec
 		}
 		if err := json.Unmarshal(data, &c); err != nil {
 			t.Fatal(err)
 		}
-		plan, err := Translate(c.ID, &c.Spec, c.Settings, Node{Version: c.Node})
+		set := c.Settings
+		if c.Sources != nil {
+			set.SourceExists = func(p string) bool { return slices.Contains(c.Sources, p) }
+		}
+		set.RootfsHasShell = func() bool { return c.RootfsHasShell }
+		plan, err := Translate(c.ID, &c.Spec, set, Node{Version: c.Node})
 		if err != nil {
 			return "error: " + err.Error() + "\n"
 		}

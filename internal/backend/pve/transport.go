@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/proxcage/proxcage/internal/atomicfile"
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/vztmpl"
 )
@@ -21,8 +23,9 @@ import (
 // transport is how the lifecycle reaches PVE: the pct CLI on a node
 // (pctTransport, below) or the REST API from anywhere (apiTransport, in
 // apitransport.go). Each method is one PVE operation with its own retries
-// and error classification; the lifecycle (VMID choice, rollback, OCI
-// states) lives once, in backend.go.
+// and error classification, or says what the transport can do; the
+// lifecycle (VMID choice, rollback, OCI states) lives once, in backend.go,
+// and never asks which transport it has.
 type transport interface {
 	// name is the [pve] transport value, for messages.
 	name() string
@@ -32,6 +35,14 @@ type transport interface {
 	// guests is the cluster's CTs and VMs when placing listed them (nil
 	// when it did not: then call guests).
 	place(ctx context.Context) (node string, guests []resource, err error)
+	// local returns the node-local operations on node's CTs when proxcage
+	// runs on node (pct: always), nil otherwise.
+	local(node string) *nodeHost
+	// reachesAllNodes reports whether the CTs of every node can be read
+	// and acted on, so a CT that HA or a migration moved is followed (the
+	// API). guests lists the whole cluster either way, but pct reads and
+	// changes only this node's CTs.
+	reachesAllNodes() bool
 	// ensureTemplate makes rootfs a vztmpl on node's template storage
 	// (built once per digest, reused) and returns its volid.
 	ensureTemplate(ctx context.Context, node, rootfs string) (string, error)
@@ -43,21 +54,25 @@ type transport interface {
 	// nextID is /cluster/nextid; vmidFree asks it about one VMID.
 	nextID(ctx context.Context) (int, error)
 	vmidFree(ctx context.Context, n int) (bool, error)
+	// create makes the CT. A create that outlives [pve] timeout while
+	// PVE still runs it fails with *createPending, holding its task.
 	create(ctx context.Context, node string, vmid int, volid string, plan *Plan) error
+	// waitCreate waits for the task of a pending create to end.
+	waitCreate(ctx context.Context, vmid int, upid string) error
 	start(ctx context.Context, node string, vmid int) error
 	stop(ctx context.Context, node string, vmid int) error
 	// shutdown asks the CT's init to end (a clean shutdown, like SIGTERM).
 	shutdown(ctx context.Context, node string, vmid int) error
 	// destroy removes the CT with purge; force stops it first if running.
 	destroy(ctx context.Context, node string, vmid int, force bool) error
+	// clearsStaleLocks reports whether unlock works here: `pct unlock` is
+	// a command of the CT's node, with no API call behind it.
+	clearsStaleLocks() bool
 	// unlock clears a stale config lock.
 	unlock(ctx context.Context, node string, vmid int) error
 	status(ctx context.Context, node string, vmid int) (string, error)
 	// config returns the CT's config, values as strings.
 	config(ctx context.Context, node string, vmid int) (map[string]string, error)
-	// local reports whether node is this host, where the CT's processes
-	// are visible (host pid, signals, lxc-attach).
-	local(node string) bool
 	// templates lists proxcage's templates on the template storage (of
 	// every node that has it, over the API); removeTemplate deletes one.
 	templates(ctx context.Context) ([]storedTemplate, error)
@@ -66,19 +81,28 @@ type transport interface {
 	// drop selects (the api transport's local cache) and temp files a dead
 	// writer left (both transports).
 	pruneScratch(ctx context.Context, drop func(string) bool) ([]string, error)
+	// doctor checks what the transport needs (doctor.go), reading the
+	// version through version, the backend's cached read.
+	doctor(ctx context.Context, version func(context.Context) (Version, error)) []backend.Check
 }
 
 // pctTransport drives the local node's pct, pvesh and pvesm. Every CT it
 // sees is on this node, so node arguments are ignored.
 type pctTransport struct {
-	tools           tools
-	templateStorage string
-	dir             string // templateDir, once asked
+	tools tools
+	cfg   config.PVE
+	vmids *vmidRange // for doctor
+	host  *nodeHost  // this node's: every CT pct reaches is here
+	dir   string     // templateDir, once asked
 }
 
 func (t *pctTransport) name() string { return "pct" }
 
-func (t *pctTransport) local(string) bool { return true }
+func (t *pctTransport) local(string) *nodeHost { return t.host }
+
+func (t *pctTransport) reachesAllNodes() bool { return false }
+
+func (t *pctTransport) clearsStaleLocks() bool { return true }
 
 var versionRE = regexp.MustCompile(`pve-manager/(\d+)\.(\d+)`)
 
@@ -111,14 +135,14 @@ func (t *pctTransport) templateDir(ctx context.Context) (string, error) {
 	if t.dir != "" {
 		return t.dir, nil
 	}
-	out, err := t.tools.run(ctx, 0, t.tools.pvesm, "path", t.templateStorage+":vztmpl/proxcage-probe.tar.zst")
+	out, err := t.tools.run(ctx, 0, t.tools.pvesm, "path", t.cfg.TemplateStorage+":vztmpl/proxcage-probe.tar.zst")
 	if err != nil {
 		return "", err
 	}
 	dir := filepath.Dir(strings.TrimSpace(out))
 	// A dir storage creates template/cache/ on first download; do the same.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "template directory of storage %s", t.templateStorage)
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "template directory of storage %s", t.cfg.TemplateStorage)
 	}
 	t.dir = dir
 	return dir, nil
@@ -129,7 +153,7 @@ func (t *pctTransport) templates(ctx context.Context) ([]storedTemplate, error) 
 	if err != nil {
 		return nil, err
 	}
-	return listDir(dir, t.templateStorage)
+	return listDir(dir, t.cfg.TemplateStorage)
 }
 
 func (t *pctTransport) removeTemplate(ctx context.Context, st storedTemplate) error {
@@ -163,7 +187,7 @@ func (t *pctTransport) ensureTemplate(ctx context.Context, _ string, rootfs stri
 		return "", errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
 	}
 	t.tools.log.Debug("template", "path", path, "digest", digest, "cached", cached)
-	return t.templateStorage + ":vztmpl/" + filepath.Base(path), nil
+	return t.cfg.TemplateStorage + ":vztmpl/" + filepath.Base(path), nil
 }
 
 func (t *pctTransport) ensureFile(ctx context.Context, _ string, name string, write func(io.Writer) error) (string, error) {
@@ -174,7 +198,7 @@ func (t *pctTransport) ensureFile(ctx context.Context, _ string, name string, wr
 	if err := writeOnce(filepath.Join(dir, name), write); err != nil {
 		return "", errdefs.Wrap(errdefs.ErrInternal, err, "write template %s", name)
 	}
-	return t.templateStorage + ":vztmpl/" + name, nil
+	return t.cfg.TemplateStorage + ":vztmpl/" + name, nil
 }
 
 // writeOnce writes path unless it exists, through a temp file renamed into
@@ -247,6 +271,10 @@ func (t *pctTransport) pct(ctx context.Context, vmid int, args ...string) error 
 func (t *pctTransport) create(ctx context.Context, _ string, vmid int, volid string, plan *Plan) error {
 	return t.pct(ctx, vmid, append([]string{"create", strconv.Itoa(vmid), volid}, pctArgs(plan)...)...)
 }
+
+// waitCreate: pct create runs in the foreground, so no create of it is
+// ever pending.
+func (t *pctTransport) waitCreate(context.Context, int, string) error { return nil }
 
 func (t *pctTransport) start(ctx context.Context, _ string, vmid int) error {
 	return t.pct(ctx, vmid, "start", strconv.Itoa(vmid))

@@ -165,7 +165,8 @@ func (b *Backend) requestedVMID(guests []resource, v string) (int, error) {
 }
 
 // carrier is a CT that carries a container's id. unread: its config could
-// not be read from here (pct, a CT of another node): only its tag says so.
+// not be read from here (a CT of another node, for a transport that reaches
+// only its own): only its tag says so.
 type carrier struct {
 	resource
 	unread bool
@@ -185,10 +186,10 @@ func (b *Backend) carrying(ctx context.Context, guests []resource, id string, le
 		if !g.hasTag(IDTag(id)) && (!legacy || g.hasIDTag()) {
 			continue
 		}
-		owner, err := b.ociIDOf(ctx, b.nodeOf(g), g.vmid())
+		owner, err := b.ociIDOf(ctx, g.Node, g.vmid())
 		if errdefs.Category(err) == errdefs.ErrNotFound {
-			if b.tr.name() == "pct" && g.hasTag(IDTag(id)) {
-				// pct reads only this node's configs: a CT of another
+			if !b.tr.reachesAllNodes() && g.hasTag(IDTag(id)) {
+				// Only this node's configs can be read: a CT of another
 				// node that carries the id tag counts (refusing a create
 				// is the safe side of not knowing).
 				out = append(out, carrier{g, true})
