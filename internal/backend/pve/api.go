@@ -161,7 +161,9 @@ func readSecret(path, env string) (string, error) {
 		if env != "" {
 			if v := os.Getenv(env); v != "" {
 				// Child processes (pct, lxc-attach, hooks) must not inherit it.
-				os.Unsetenv(env)
+				if err := os.Unsetenv(env); err != nil {
+					return "", fmt.Errorf("unset $%s: %w", env, err)
+				}
 				return v, nil
 			}
 			return "", fmt.Errorf("no secret file configured and $%s is empty", env)
@@ -320,14 +322,6 @@ func (c *apiClient) call(ctx context.Context, step string, vmid int, method, pat
 		}
 		delay *= 2
 	}
-}
-
-// callOnce is one request without retries, its failure classified.
-func (c *apiClient) callOnce(ctx context.Context, step string, vmid int, method, path string, params url.Values, out any) error {
-	if err := c.once(ctx, method, path, params, out); err != nil {
-		return c.wrap(step, vmid, err)
-	}
-	return nil
 }
 
 // uncertain reports whether a classified failure of a write leaves open
