@@ -1,7 +1,15 @@
 package pve
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/test/pvesim"
 )
 
 func TestParseNextID(t *testing.T) {
@@ -63,5 +71,32 @@ func TestRedact(t *testing.T) {
 	}
 	if got[3] != "<redacted>" || got[5] != "x" {
 		t.Fatalf("%v", got)
+	}
+}
+
+// A VMID is free only when no guest of the cluster holds it: VMs count,
+// and so do guests on other nodes. The VMs here are on pve2 while the CTs
+// land on pve1 (the only node with the bridge).
+func TestAPIVMIDsHeldByVMsOnAnotherNode(t *testing.T) {
+	f := newAPIFixture(t, pvesim.Options{
+		Nodes:   []string{"pve1", "pve2"},
+		Bridges: map[string][]string{"pve2": {"vmbr1"}},
+		QemuVMs: []pvesim.QemuVM{{VMID: 100, Node: "pve2", Name: "db"}, {VMID: 101, Node: "pve2", Name: "mail"}},
+	})
+	ctx := context.Background()
+	c := f.container("asked", func(s *specs.Spec) { s.Annotations = map[string]string{AnnotationVMID: "101"} })
+	err := f.backend().Create(ctx, c, backend.CreateOpts{})
+	if !errors.Is(err, errdefs.ErrAlreadyExists) || !strings.Contains(err.Error(), `VMID 101 is taken by VM "mail" on node pve2`) {
+		t.Fatalf("create with the VMID of a VM on another node: %v", err)
+	}
+	if cts := simCTs(t, f); len(cts) != 0 {
+		t.Fatalf("CTs after the refused create: %v", cts)
+	}
+	picked := f.container("picked", nil)
+	if err := f.backend().Create(ctx, picked, backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := privateOf(t, picked); p.VMID == 100 || p.VMID == 101 || p.Node != "pve1" {
+		t.Fatalf("picked VMID %d on %s, want neither VM's VMID, on pve1", p.VMID, p.Node)
 	}
 }
