@@ -129,13 +129,6 @@ func configPath(p private, id string) string { return filepath.Join(p.LXCPath, i
 func logPath(p private, id string) string    { return filepath.Join(p.LXCPath, id, "lxc.log") }
 func initDir(p private, id string) string    { return filepath.Join(p.LXCPath, id, "init") }
 
-// Inside the container, under autodev's /dev tmpfs (so a read-only rootfs
-// stays untouched).
-const (
-	ctrInitHelper = "/dev/.proxcage-init"
-	ctrInitDir    = "/dev/.proxcage"
-)
-
 // Create implements backend.Backend: translate and write the config.
 func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
 	if c.StateDir == "" {
@@ -157,6 +150,10 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 		LXCPath: filepath.Join(c.StateDir, "lxc"), PidFile: opts.PidFile,
 		ConsoleSocket: opts.ConsoleSocket, Terminal: c.Spec.Process.Terminal, Args: c.Spec.Process.Args,
 	}
+	helper, err := b.initHelper()
+	if err != nil {
+		return err
+	}
 	set := Settings{
 		CgroupV2: cgroupV2(), HookRunner: b.runner, StateDir: filepath.Join(p.LXCPath, c.ID),
 		// lxc-execute gets the argv after --, so any argument works
@@ -167,6 +164,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 			fi, err := os.Stat(path)
 			return err == nil && !fi.IsDir()
 		},
+		InitHelper: helper, InitDir: initDir(p, c.ID),
 	}
 	cfg, err := Translate(c.ID, c.Spec, c.Rootfs, set)
 	if err != nil {
@@ -181,30 +179,16 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "lxc directory")
 	}
-	// The seccomp policy the translator checked is not given to LXC: the
-	// stand-in loads it (as BPF) right before exec, where runc does;
-	// LXC would load it before its own setup (see process.go).
-	sp := ""
-	helper, err := b.initHelper()
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(initDir(p, c.ID), 0o755); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "init directory")
 	}
 	if err := unix.Mkfifo(filepath.Join(initDir(p, c.ID), "exec.fifo"), 0o622); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "exec fifo")
 	}
-	warnings, err := writeProcessFile(initDir(p, c.ID), c.Spec)
-	if err != nil {
+	if err := writeProcessFile(initDir(p, c.ID), cfg.StandIn); err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for lxc")
 	}
-	for _, w := range warnings {
-		b.log.Info("lxc: spec field not applied exactly: "+w, "id", c.ID)
-	}
-	conf := cfg.Render(sp) +
-		fmt.Sprintf("lxc.mount.entry = %s %s none bind,ro,create=file 0 0\n", lxctools.EscapeMountPath(helper), ctrInitHelper[1:]) +
-		fmt.Sprintf("lxc.mount.entry = %s %s none bind,create=dir 0 0\n", lxctools.EscapeMountPath(initDir(p, c.ID)), ctrInitDir[1:])
+	conf := cfg.Render()
 	if err := os.WriteFile(configPath(p, c.ID), []byte(conf), 0o600); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "write lxc config")
 	}
@@ -254,7 +238,7 @@ func cgroupV2() bool {
 // and waits until the container's init has a pid.
 func (b *Backend) launch(ctx context.Context, c *backend.Container, p private) (int, error) {
 	t := b.tools(p)
-	args := []string{"-q", "-n", c.ID, "-f", configPath(p, c.ID), "-o", logPath(p, c.ID), "-l", "ERROR", "--", ctrInitHelper, ctrInitDir}
+	args := []string{"-q", "-n", c.ID, "-f", configPath(p, c.ID), "-o", logPath(p, c.ID), "-l", "ERROR", "--", CtrInitHelper, CtrInitDir}
 	cmd := t.Command("lxc-execute", append(args, p.Args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -11,6 +11,8 @@ import (
 	libseccomp "github.com/seccomp/libseccomp-golang"
 )
 
+const seccompBuilt = true
+
 // compileSeccomp turns an OCI seccomp profile into a BPF program (the
 // kernel's sock_filter array), which the stand-in loads right before it
 // execs the container's process, where runc loads it. LXC's own

@@ -14,9 +14,11 @@ package lxc
 import (
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/proxcage/proxcage/internal/lxctools"
 )
 
 // Settings is what translation needs from the host and the backend.
@@ -45,7 +47,19 @@ type Settings struct {
 	// gets it (LXC would otherwise name it after the container); empty
 	// means the id made a label.
 	HostHostname string
+	// InitHelper and InitDir are the host paths of the stand-in
+	// (cmd/proxcage-lxc-init) and of its directory (process.json, the
+	// exec fifo), bind-mounted at CtrInitHelper and CtrInitDir; "" leaves
+	// them out (translation-only tests).
+	InitHelper, InitDir string
 }
+
+// Inside the container, under autodev's /dev tmpfs (so a read-only rootfs
+// stays untouched).
+const (
+	CtrInitHelper = "/dev/.proxcage-init"
+	CtrInitDir    = "/dev/.proxcage"
+)
 
 // Line is one `key = value` of an LXC config.
 type Line struct{ Key, Value string }
@@ -53,9 +67,8 @@ type Line struct{ Key, Value string }
 // Config is a translated bundle.
 type Config struct {
 	Lines []Line
-	// Seccomp is an LXC seccomp policy (version 2 text), or "" for none.
-	// The backend writes it to a file; Render adds lxc.seccomp.profile.
-	Seccomp string
+	// StandIn is what the stand-in applies itself.
+	StandIn StandIn
 	// Warnings are what was accepted but not applied exactly, one line
 	// each, for the backend to log.
 	Warnings []string
@@ -64,16 +77,29 @@ type Config struct {
 	PostStart, PostStop []specs.Hook
 }
 
-// Render writes the config as LXC reads it ("key = value\n"), with
-// lxc.seccomp.profile = seccompPath appended when c.Seccomp != "" and
-// seccompPath != "".
-func (c *Config) Render(seccompPath string) string {
+// StandIn is what the stand-in (cmd/proxcage-lxc-init) applies itself,
+// because LXC cannot, or not at the right moment: the inheritable and
+// ambient capability sets (lxc.cap.keep covers the bounding, permitted
+// and effective ones) and the seccomp filter, loaded right before exec as
+// runc does (LXC's lxc.seccomp.profile is loaded before LXC's own setup,
+// so a strict allowlist would break the start itself).
+type StandIn struct {
+	Inheritable, Ambient []int // capability numbers
+	// Seccomp is the checked profile; the backend compiles it to BPF
+	// (libseccomp, as runc).
+	Seccomp *specs.LinuxSeccomp
+	// NoNewPrivs before the filter: loading one needs no_new_privs or
+	// CAP_SYS_ADMIN, and LXC has dropped the capabilities by then (runc
+	// loads it before dropping them when the spec leaves no_new_privs
+	// off).
+	NoNewPrivs bool
+}
+
+// Render writes the config as LXC reads it ("key = value\n").
+func (c *Config) Render() string {
 	var b strings.Builder
 	for _, l := range c.Lines {
 		b.WriteString(l.Key + " = " + l.Value + "\n")
-	}
-	if c.Seccomp != "" && seccompPath != "" {
-		b.WriteString("lxc.seccomp.profile = " + seccompPath + "\n")
 	}
 	return b.String()
 }
@@ -93,7 +119,7 @@ func Translate(id string, s *specs.Spec, rootfs string, set Settings) (*Config, 
 		t.platform, t.readNamespaces, t.readMounts,
 		t.hostname, t.root, t.personality, t.namespaces, t.network, t.dev,
 		t.mounts, t.devices, t.readonlyPaths, t.maskedPaths,
-		t.process, t.sysctl, t.cgroups, t.seccomp, t.hooks, t.others,
+		t.process, t.sysctl, t.cgroups, t.seccomp, t.hooks, t.others, t.standIn,
 	}
 	for _, step := range steps {
 		step()
@@ -187,4 +213,18 @@ func (t *translator) others() {
 	}
 	// spec.annotations are metadata for the caller, not configuration;
 	// spec.root.path is the bundle's rootfs, given as rootfs.
+}
+
+// standIn bind-mounts the stand-in and its directory (last, as the
+// backend has always written them).
+func (t *translator) standIn() {
+	if t.set.InitHelper == "" && t.set.InitDir == "" {
+		return
+	}
+	if !path.IsAbs(t.set.InitHelper) || !path.IsAbs(t.set.InitDir) {
+		t.fail("the lxc backend needs the stand-in and its directory as absolute paths (got %q, %q)", t.set.InitHelper, t.set.InitDir)
+		return
+	}
+	t.add("stand-in", "lxc.mount.entry", lxctools.EscapeMountPath(t.set.InitHelper)+" "+CtrInitHelper[1:]+" none bind,ro,create=file 0 0")
+	t.add("stand-in", "lxc.mount.entry", lxctools.EscapeMountPath(t.set.InitDir)+" "+CtrInitDir[1:]+" none bind,create=dir 0 0")
 }

@@ -13,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/proxcage/proxcage/internal/lxctools"
 	"github.com/proxcage/proxcage/internal/spec"
 )
 
@@ -285,13 +286,8 @@ func fstabEntry(src, dest, typ string, opts []string) string {
 	if len(opts) > 0 {
 		o = strings.Join(opts, ",")
 	}
-	return fmt.Sprintf("%s %s %s %s 0 0", escapeFstab(src), escapeFstab(strings.TrimPrefix(dest, "/")), escapeFstab(typ), escapeFstab(o))
-}
-
-// escapeFstab octal-escapes what an fstab field cannot hold (getmntent
-// decodes \040 space, \011 tab, \012 newline and \134 backslash).
-func escapeFstab(s string) string {
-	return strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`).Replace(s)
+	esc := lxctools.EscapeMountPath // getmntent decodes the octal escapes
+	return fmt.Sprintf("%s %s %s %s 0 0", esc(src), esc(strings.TrimPrefix(dest, "/")), esc(typ), esc(o))
 }
 
 func (t *translator) mounts() {
@@ -365,7 +361,7 @@ func (t *translator) readonlyPaths() {
 			return
 		}
 		rel := strings.TrimPrefix(d, "/")
-		t.add("linux.readonlyPaths", "lxc.mount.entry", fmt.Sprintf("%s %s none rbind,ro,relative,optional 0 0", escapeFstab(rel), escapeFstab(rel)))
+		t.add("linux.readonlyPaths", "lxc.mount.entry", fmt.Sprintf("%s %s none rbind,ro,relative,optional 0 0", lxctools.EscapeMountPath(rel), lxctools.EscapeMountPath(rel)))
 	}
 }
 
@@ -393,7 +389,7 @@ func (t *translator) maskedPaths() {
 			t.fail("linux.maskedPaths[%d]: %q is not an absolute path below /", i, p)
 			return
 		}
-		rel := escapeFstab(strings.TrimPrefix(d, "/"))
+		rel := lxctools.EscapeMountPath(strings.TrimPrefix(d, "/"))
 		dir, known := maskedKind[d]
 		if !known || !dir {
 			t.add("linux.maskedPaths", "lxc.mount.entry", fmt.Sprintf("/dev/null %s none bind,optional 0 0", rel))

@@ -2,6 +2,7 @@ package lxc
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/proxcage/proxcage/internal/lxctools"
 	"github.com/proxcage/proxcage/test/golden"
 )
 
@@ -42,15 +44,19 @@ func TestTranslateGolden(t *testing.T) {
 			return "error: " + err.Error() + "\n"
 		}
 		checkLines(t, cfg)
-		return render(cfg, "/state/"+c.ID+"/seccomp")
+		return render(cfg)
 	})
 }
 
-func render(cfg *Config, seccompPath string) string {
+func render(cfg *Config) string {
 	var b strings.Builder
-	b.WriteString(cfg.Render(seccompPath))
-	if cfg.Seccomp != "" {
-		b.WriteString("# seccomp:\n" + cfg.Seccomp)
+	b.WriteString(cfg.Render())
+	if si := cfg.StandIn; len(si.Inheritable)+len(si.Ambient) > 0 || si.Seccomp != nil {
+		b.WriteString("# stand-in:\n")
+		fmt.Fprintf(&b, "inheritable %v\nambient %v\nno_new_privs %v\n", si.Inheritable, si.Ambient, si.NoNewPrivs)
+		if si.Seccomp != nil {
+			fmt.Fprintf(&b, "seccomp %s, %d rules\n", si.Seccomp.DefaultAction, len(si.Seccomp.Syscalls))
+		}
 	}
 	if len(cfg.Warnings) > 0 {
 		b.WriteString("# warnings:\n")
@@ -78,7 +84,7 @@ func render(cfg *Config, seccompPath string) string {
 // it (split_init_cmd: at spaces, empty words dropped).
 func checkLines(t *testing.T, cfg *Config) {
 	t.Helper()
-	for _, l := range strings.Split(strings.TrimSuffix(cfg.Render(""), "\n"), "\n") {
+	for _, l := range strings.Split(strings.TrimSuffix(cfg.Render(), "\n"), "\n") {
 		k, v, ok := strings.Cut(l, "=")
 		k, v = strings.Trim(k, " \t"), strings.Trim(v, " \t")
 		i := slices.IndexFunc(cfg.Lines, func(x Line) bool { return x.Key == k && x.Value == v })
@@ -104,15 +110,14 @@ func checkLines(t *testing.T, cfg *Config) {
 
 func TestRender(t *testing.T) {
 	c := &Config{Lines: []Line{{"lxc.uts.name", "a"}, {"lxc.environment", "X=a = b"}}}
-	if got := c.Render("/p"); got != "lxc.uts.name = a\nlxc.environment = X=a = b\n" {
-		t.Errorf("without a policy: %q", got)
+	if got := c.Render(); got != "lxc.uts.name = a\nlxc.environment = X=a = b\n" {
+		t.Errorf("render: %q", got)
 	}
-	c.Seccomp = "2\ndenylist\n"
-	if got := c.Render("/p"); !strings.HasSuffix(got, "lxc.seccomp.profile = /p\n") {
-		t.Errorf("with a policy: %q", got)
-	}
-	if got := c.Render(""); strings.Contains(got, "seccomp") {
-		t.Errorf("with a policy but no path: %q", got)
+	// The seccomp profile goes to the stand-in, never to LXC, which would
+	// load it before its own setup.
+	c.StandIn.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
+	if got := c.Render(); strings.Contains(got, "seccomp") {
+		t.Errorf("with a profile: %q", got)
 	}
 }
 
@@ -125,8 +130,8 @@ func TestEscapeFstab(t *testing.T) {
 		`/back\slash`:   `/back\134slash`,
 		`/\040 literal`: `/\134040\040literal`,
 	} {
-		if got := escapeFstab(in); got != want {
-			t.Errorf("escapeFstab(%q) = %q, want %q", in, got, want)
+		if got := lxctools.EscapeMountPath(in); got != want {
+			t.Errorf("EscapeMountPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 	got := fstabEntry("/src dir", "/dst dir", "none", []string{"bind", "create=dir"})
@@ -232,30 +237,20 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestSeccompArgs(t *testing.T) {
-	got, err := seccompArgs([]specs.LinuxSeccompArg{
-		{Index: 0, Value: 1, Op: specs.OpEqualTo},
-		{Index: 1, Value: 0x7E020000, ValueTwo: 0, Op: specs.OpMaskedEqual},
-	})
-	if want := []string{" [0,1,SCMP_CMP_EQ] [1,0,SCMP_CMP_MASKED_EQ,2114060288]"}; err != nil || !slices.Equal(got, want) {
-		t.Errorf("two arguments: %q, %v", got, err)
+func TestCheckSeccompArgs(t *testing.T) {
+	for _, ok := range [][]specs.LinuxSeccompArg{
+		{{Index: 0, Value: 1, Op: specs.OpEqualTo}, {Index: 1, Value: 0x7E020000, Op: specs.OpMaskedEqual}},
+		{{Index: 0, Value: 1, Op: specs.OpEqualTo}, {Index: 0, Value: 2, Op: specs.OpEqualTo}},
+		{{Index: 5, Value: math.MaxUint64, Op: specs.OpNotEqual}},
+	} {
+		if err := checkSeccompArgs(ok); err != nil {
+			t.Errorf("%v refused: %v", ok, err)
+		}
 	}
-	// One argument compared twice: one rule each (libseccomp cannot AND them).
-	got, err = seccompArgs([]specs.LinuxSeccompArg{
-		{Index: 0, Value: 1, Op: specs.OpEqualTo},
-		{Index: 0, Value: 2, Op: specs.OpEqualTo},
-	})
-	if want := []string{" [0,1,SCMP_CMP_EQ]", " [0,2,SCMP_CMP_EQ]"}; err != nil || !slices.Equal(got, want) {
-		t.Errorf("repeated index: %q, %v", got, err)
-	}
-	got, err = seccompArgs([]specs.LinuxSeccompArg{{Index: 0, Value: math.MaxUint64, Op: specs.OpNotEqual}})
-	if want := []string{" [0,18446744073709551615,SCMP_CMP_NE]"}; err != nil || !slices.Equal(got, want) {
-		t.Errorf("largest value: %q, %v", got, err)
-	}
-	if _, err := seccompArgs([]specs.LinuxSeccompArg{{Index: 6, Op: specs.OpEqualTo}}); err == nil {
+	if err := checkSeccompArgs([]specs.LinuxSeccompArg{{Index: 6, Op: specs.OpEqualTo}}); err == nil {
 		t.Error("index 6 accepted")
 	}
-	if _, err := seccompArgs([]specs.LinuxSeccompArg{{Index: 0, Op: "SCMP_CMP_XX"}}); err == nil {
+	if err := checkSeccompArgs([]specs.LinuxSeccompArg{{Index: 0, Op: "SCMP_CMP_XX"}}); err == nil {
 		t.Error("unknown operator accepted")
 	}
 }
@@ -304,7 +299,7 @@ func TestTranslatePure(t *testing.T) {
 	if string(before) != string(after) {
 		t.Error("Translate modified the spec")
 	}
-	if a.Render("/p") != b.Render("/p") || strings.Join(a.Warnings, "\n") != strings.Join(b.Warnings, "\n") {
+	if a.Render() != b.Render() || strings.Join(a.Warnings, "\n") != strings.Join(b.Warnings, "\n") {
 		t.Error("Translate is not deterministic")
 	}
 	if _, err := Translate("x", nil, "/r", Settings{}); err == nil {
