@@ -139,14 +139,17 @@ func applyFaults(tool string, args []string) error {
 			text = strings.ReplaceAll(text, "{vmid}", vmid)
 			if action == "failonce" {
 				lines = append(lines[:i:i], lines[i+1:]...)
-				writeFileAtomic(path, []byte(strings.Join(lines, "\n")))
+				if err := writeFileAtomic(path, []byte(strings.Join(lines, "\n"))); err != nil {
+					unlock()
+					return fail("pctdouble: faults: %v", err)
+				}
 			}
 			unlock()
 			return &exitError{msg: text, code: code}
 		}
 	}
 	unlock()
-	if faultDelay > 0 && !(tool == "pct" && len(args) > 0 && args[0] == "create") {
+	if faultDelay > 0 && (tool != "pct" || len(args) == 0 || args[0] != "create") {
 		time.Sleep(faultDelay)
 	}
 	return nil

@@ -267,7 +267,7 @@ func startCT(vmid int, c *ctConf) error {
 		}
 		if p, err := resolveInRoot(rootfsPath(vmid), "/etc/hostname"); err == nil {
 			if _, err := os.Stat(filepath.Dir(p)); err == nil {
-				os.WriteFile(p, []byte(name+"\n"), 0o644)
+				_ = os.WriteFile(p, []byte(name+"\n"), 0o644) // as pct: only when the rootfs has /etc
 			}
 		}
 	}
@@ -287,7 +287,7 @@ func startCT(vmid int, c *ctConf) error {
 	}
 	// lxc-start -d returns once the CT reached RUNNING (or failed); an
 	// application CT may already have exited, hence RUNNING|STOPPED.
-	runLXC("lxc-wait", "-P", lxcPath(), "-n", strconv.Itoa(vmid), "-s", "RUNNING|STOPPED", "-t", "10")
+	_, _, _ = runLXC("lxc-wait", "-P", lxcPath(), "-n", strconv.Itoa(vmid), "-s", "RUNNING|STOPPED", "-t", "10")
 	return nil
 }
 

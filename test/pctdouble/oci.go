@@ -78,13 +78,13 @@ func flattenOCI(vmid int, root string, conf *ctConf) error {
 		return fmt.Errorf("OCI image: config: %v", err)
 	}
 	flat := root + ".flat"
-	os.RemoveAll(flat)
+	_ = os.RemoveAll(flat) // a leftover of a killed run; MkdirAll reports what matters
 	if err := os.MkdirAll(flat, 0o755); err != nil {
 		return err
 	}
 	for i, l := range m.Layers {
 		if err := applyOCILayer(root, flat, l, fmt.Sprintf("layer %d", i+1)); err != nil {
-			os.RemoveAll(flat)
+			_ = os.RemoveAll(flat)
 			return fmt.Errorf("OCI image: %v", err)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,9 +56,10 @@ func setup(tmp string) string {
 	if _, err := exec.LookPath("zstd"); err != nil {
 		return "needs zstd (tar --zstd)"
 	}
+	// go test puts its own GOROOT/bin first in PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "needs the go command in PATH"
 	}
 	binDir = filepath.Join(tmp, "bin")
 	cmd := exec.Command("./install.sh", binDir)

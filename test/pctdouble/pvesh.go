@@ -107,7 +107,7 @@ func pveshGet(path string, opts map[string]string) (any, error) {
 	case "/nodes":
 		return []map[string]any{{"node": nodeName(), "status": "online", "type": "node", "id": "node/" + nodeName(), "maxcpu": numCPU(), "level": ""}}, nil
 	}
-	if m := nodeRE.FindStringSubmatch(path); m != nil && m[1] != nodeName() {
+	if m := nodeRE.FindStringSubmatch(path); len(m) > 1 && m[1] != nodeName() {
 		return nil, fail("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", m[1], m[1])
 	}
 	if path == "/nodes/"+nodeName()+"/storage" {

@@ -69,7 +69,7 @@ func lockState() (func(), error) {
 		return nil, fail("pctdouble: flock: %v", err)
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) // Close drops it anyway
 		f.Close()
 	}, nil
 }
@@ -312,16 +312,6 @@ func (c *ctConf) bytes() []byte {
 		fmt.Fprintf(&b, "%s: %s\n", r[0], r[1])
 	}
 	return b.Bytes()
-}
-
-func (c *ctConf) rawValue(key string) (string, bool) {
-	val, ok := "", false
-	for _, r := range c.Raw {
-		if r[0] == key {
-			val, ok = r[1], true
-		}
-	}
-	return val, ok
 }
 
 // noConfErr is pct's text for a missing CT.

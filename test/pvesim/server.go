@@ -206,7 +206,7 @@ func (s *Server) Start() error {
 		TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
 	s.url = "https://" + ln.Addr().String()
-	go s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig))
+	go func() { _ = s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig)) }() // ErrServerClosed at Close
 	return nil
 }
 
@@ -441,7 +441,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "max-age=0")
-	w.Write(b)
+	_, _ = w.Write(b) // a client that went away
 }
 
 // writeError answers with PVE's message in the status line. net/http cannot
@@ -458,7 +458,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if !ok {
 		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 		w.WriteHeader(e.code)
-		w.Write(b)
+		_, _ = w.Write(b)
 		return
 	}
 	conn, buf, err := hj.Hijack()
@@ -470,13 +470,12 @@ func writeError(w http.ResponseWriter, e *apiError) {
 }
 
 func writeRaw(buf *bufio.ReadWriter, code int, reason string, body []byte) {
-	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\n", code, reason)
-	fmt.Fprintf(buf, "Content-Type: application/json;charset=UTF-8\r\n")
-	fmt.Fprintf(buf, "Content-Length: %d\r\n", len(body))
-	fmt.Fprintf(buf, "Date: %s\r\n", time.Now().UTC().Format(http.TimeFormat))
-	fmt.Fprintf(buf, "Connection: close\r\n\r\n")
-	buf.Write(body)
-	buf.Flush()
+	head := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: %d\r\nDate: %s\r\nConnection: close\r\n\r\n",
+		code, reason, len(body), time.Now().UTC().Format(http.TimeFormat))
+	// A client that went away: nothing to tell it.
+	_, _ = buf.WriteString(head)
+	_, _ = buf.Write(body)
+	_ = buf.Flush()
 }
 
 // Guests lists the cluster's CTs as "VMID@NODE STATUS", sorted by VMID.

@@ -110,10 +110,10 @@ func (c *ct) digest() string {
 	sort.Strings(keys)
 	h := sha1.New()
 	if c.lock != "" {
-		fmt.Fprintf(h, "lock: %s\n", c.lock)
+		_, _ = fmt.Fprintf(h, "lock: %s\n", c.lock) // a hash's Write never fails
 	}
 	for _, k := range keys {
-		fmt.Fprintf(h, "%s: %s\n", k, c.conf[k])
+		_, _ = fmt.Fprintf(h, "%s: %s\n", k, c.conf[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

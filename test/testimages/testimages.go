@@ -316,7 +316,7 @@ func Serve(port int, wrap func(http.Handler) http.Handler, images map[string]v1.
 	r := &Registry{Host: ln.Addr().String(), srv: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		(*current.Load()).ServeHTTP(w, req)
 	})}}
-	go r.srv.Serve(ln)
+	go func() { _ = r.srv.Serve(ln) }() // ErrServerClosed at Close
 	for ref, img := range images {
 		tag, err := name.NewTag(r.Host + "/" + ref)
 		if err != nil {

@@ -35,7 +35,7 @@ func (b *Backend) Doctor(ctx context.Context) []backend.Check {
 		out, err := lxctools.Tools{}.Run(ctx, "lxc-execute", "--version")
 		v := strings.TrimSpace(out)
 		var major int
-		fmt.Sscanf(v, "%d.", &major)
+		_, _ = fmt.Sscanf(v, "%d.", &major) // major stays 0 when v is not a version: reported below
 		switch {
 		case err != nil:
 			c.Detail = err.Error()

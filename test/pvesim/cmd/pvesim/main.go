@@ -99,7 +99,7 @@ func main() {
 	var files []string
 	defer func() {
 		for _, f := range files {
-			os.Remove(f)
+			_ = os.Remove(f)
 		}
 	}()
 	secretFile := func(kind, secret string) string {
