@@ -93,6 +93,10 @@ type PVETools struct {
 	Pveversion string `toml:"pveversion"`
 	LxcInfo    string `toml:"lxc_info"`
 	LxcAttach  string `toml:"lxc_attach"`
+	// CTConfigDir and LockDir are pct's own files on the node, where the
+	// pct transport writes a CT's env (pct's argv cannot carry it).
+	CTConfigDir string `toml:"ct_config_dir"`
+	LockDir     string `toml:"lock_dir"`
 }
 
 // Default returns the built-in configuration.

@@ -154,6 +154,12 @@ var Keys = []Key{
 		Doc: "lxc-info(1): a CT's init pid. Over the API it is used only on the CT's own node."},
 	{Name: "pve.tools.lxc_attach", Type: "string", Format: "path", Unset: "`lxc-attach` in PATH",
 		Doc: "lxc-attach(1): `exec` and `ps` in a CT."},
+	{Name: "pve.tools.ct_config_dir", Type: "string", Format: "path", Unset: "`/etc/pve/lxc`",
+		Doc: "The node's CT config files (`VMID.conf`, pmxcfs). The pct transport writes a CT's " +
+			"`lxc.environment.runtime` lines here as root, under pct's config lock: pct's `--env` " +
+			"takes one variable only (an argv cannot hold the NULs that separate them)."},
+	{Name: "pve.tools.lock_dir", Type: "string", Format: "path", Unset: "`/run/lock/lxc`",
+		Doc: "Where pct takes its config locks (`pve-config-VMID.lock`), held while the env is written."},
 }
 
 // Envs are the environment variables proxcage reads.
