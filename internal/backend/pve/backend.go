@@ -82,7 +82,8 @@ func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
 	host := &nodeHost{tools: tl}
 	switch cfg.Transport {
 	case "pct":
-		b.tr = &pctTransport{tools: tl, cfg: cfg, vmids: vr, host: host}
+		files := ctFiles{configDir: or(cfg.Tools.CTConfigDir, "/etc/pve/lxc"), lockDir: or(cfg.Tools.LockDir, "/run/lock/lxc"), lockWait: configLockWait}
+		b.tr = &pctTransport{tools: tl, cfg: cfg, vmids: vr, host: host, files: files}
 	case "api":
 		c, err := newAPIClient(cfg, log)
 		if err != nil {

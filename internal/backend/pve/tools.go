@@ -14,7 +14,8 @@ import (
 )
 
 // tools runs the PVE and LXC command-line tools of the local node (the
-// "pct" transport). It never edits /etc/pve: every change goes through pct.
+// "pct" transport). Every change goes through pct, but for a CT's env,
+// which pct's argv cannot carry (env.go writes it into the CT's config).
 type tools struct {
 	pct, pvesh, pvesm, pveversion, lxcInfo, lxcAttach string
 	timeout                                           time.Duration

@@ -437,9 +437,8 @@ func (t *translator) process() error {
 	t.add("entrypoint", shellJoin(args))
 	if len(p.Env) > 0 && (t.set.Image == nil || !slices.Equal(p.Env, img.Env)) {
 		for _, e := range p.Env {
-			k, _, _ := strings.Cut(e, "=")
-			if !envKey.MatchString(k) {
-				return fmt.Errorf("process.env %q: PVE accepts only names of letters, digits and '_'", k)
+			if err := checkEnvVar(e); err != nil {
+				return err
 			}
 		}
 		t.add("env", strings.Join(p.Env, "\x00"))

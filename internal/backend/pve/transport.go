@@ -93,6 +93,7 @@ type pctTransport struct {
 	cfg   config.PVE
 	vmids *vmidRange // for doctor
 	host  *nodeHost  // this node's: every CT pct reaches is here
+	files ctFiles    // pct's config files and locks, for the env
 	dir   string     // templateDir, once asked
 }
 
@@ -268,8 +269,18 @@ func (t *pctTransport) pct(ctx context.Context, vmid int, args ...string) error 
 	})
 }
 
+// create runs pct create without the env, which an argv cannot carry
+// (env.go), then writes the env into the CT's config under pct's lock. A
+// failure of the second step is the create's: the lifecycle removes the CT.
 func (t *pctTransport) create(ctx context.Context, _ string, vmid int, volid string, plan *Plan) error {
-	return t.pct(ctx, vmid, append([]string{"create", strconv.Itoa(vmid), volid}, pctArgs(plan)...)...)
+	plan, vars := withoutEnv(plan)
+	if err := t.pct(ctx, vmid, append([]string{"create", strconv.Itoa(vmid), volid}, plan.Args()...)...); err != nil {
+		return err
+	}
+	if len(vars) == 0 {
+		return nil
+	}
+	return retryTransient(ctx, t.tools.log, 4, func() error { return t.files.setEnv(ctx, vmid, vars) })
 }
 
 // waitCreate: pct create runs in the foreground, so no create of it is
@@ -324,16 +335,4 @@ func (t *pctTransport) config(ctx context.Context, _ string, vmid int) (map[stri
 		cfg["description"] = d
 	}
 	return cfg, nil
-}
-
-// pctArgs renders a plan for the pct command line. An argv cannot hold
-// the NUL bytes that separate the API's env list, so it is written with
-// the two characters \0 there (what pct's option parser splits on; to be
-// confirmed on a real PVE 9.1 node).
-func pctArgs(plan *Plan) []string {
-	args := plan.Args()
-	for i := range args {
-		args[i] = strings.ReplaceAll(args[i], "\x00", `\0`)
-	}
-	return args
 }
