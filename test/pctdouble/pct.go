@@ -127,16 +127,6 @@ func contains(list []string, s string) bool {
 
 // ---------------------------------------------------------------- create
 
-// envFromCLI: the API's env is a NUL-separated list, but an argv string
-// cannot hold a NUL byte. The double therefore takes the two characters
-// `\0` on the pct command line as the separator (a real pct would keep them
-// literally; see README.md). The config stores real NULs, as the API would.
-func envFromCLI(params map[string]string) {
-	if v, ok := params["env"]; ok {
-		params["env"] = strings.ReplaceAll(v, `\0`, "\x00")
-	}
-}
-
 func pctCreate(args []string) error {
 	m := method("lxc-create")
 	c, err := parseCLIx(args, boolsOf(m), unknownOf(m))
@@ -154,7 +144,6 @@ func pctCreate(args []string) error {
 		params[k] = v
 	}
 	params["vmid"], params["ostemplate"] = c.pos[0], c.pos[1]
-	envFromCLI(params)
 	if errs := validate(m, params); len(errs) > 0 {
 		return paramError(errs, pctUsage["create"])
 	}
@@ -807,7 +796,6 @@ func pctSet(args []string) error {
 	for k, v := range c.opts {
 		params[k] = v
 	}
-	envFromCLI(params)
 	if errs := validate(m, params); len(errs) > 0 {
 		return paramError(errs, pctUsage["set"])
 	}

@@ -582,11 +582,27 @@ func TestApplicationContainerEnv(t *testing.T) {
 	e.ok("pct", "create", "160", "local:vztmpl/noinit.tar.zst", "--rootfs", "local-lvm:1",
 		"--entrypoint", "sh -c 'echo hi $GREETING > /tmp/x; sleep 1000; exit 0'",
 		"--env", `GREETING=hello world\0OTHER=2`, "--hostname", "app")
+	// As real pct: the two characters \0 are no separator (JSONSchema
+	// get_options unescapes nothing): one variable, stored as
+	// write_pct_config writes env.
 	conf := e.read("lxc/160.conf")
-	for _, want := range []string{"entrypoint: sh -c 'echo hi $GREETING > /tmp/x; sleep 1000; exit 0'\n", "env: GREETING=hello world\x00OTHER=2\n"} {
+	for _, want := range []string{"entrypoint: sh -c 'echo hi $GREETING > /tmp/x; sleep 1000; exit 0'\n", "lxc.environment.runtime: GREETING=hello world\\0OTHER=2\n"} {
 		if !strings.Contains(conf, want) {
 			t.Fatalf("config lacks %q:\n%q", want, conf)
 		}
+	}
+	if strings.Contains(conf, "env:") || strings.Contains(conf, "\x00") {
+		t.Fatalf("env stored other than as lxc.environment.runtime lines:\n%q", conf)
+	}
+	// pct set --env replaces the whole env; more variables are more
+	// lines of the config file (what proxcage writes as root).
+	e.ok("pct", "set", "160", "--env", "GREETING=hello world")
+	path160 := filepath.Join(e.dir, "lxc/160.conf")
+	if err := os.WriteFile(path160, []byte(e.read("lxc/160.conf")+"lxc.environment.runtime: OTHER=2\nlxc.environment.runtime: EMPTY=\nlxc.environment.runtime: Q='a \"b\"'=c\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.ok("pct", "config", "160"); !strings.Contains(got, "env: GREETING=hello world\x00OTHER=2\x00EMPTY=\x00Q='a \"b\"'=c\n") {
+		t.Fatalf("pct config does not print the env joined with NUL (parse_pct_config):\n%q", got)
 	}
 	e.ok("pct", "start", "160")
 	path := filepath.Join(e.dir, "rootfs/160/tmp/x")
@@ -601,8 +617,8 @@ func TestApplicationContainerEnv(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	environ := e.ok("pct", "exec", "160", "--", "cat", "/proc/1/environ")
-	for _, want := range []string{"GREETING=hello world\x00", "OTHER=2\x00"} {
+	environ := "\x00" + e.ok("pct", "exec", "160", "--", "cat", "/proc/1/environ")
+	for _, want := range []string{"\x00GREETING=hello world\x00", "\x00OTHER=2\x00", "\x00EMPTY=\x00", "\x00Q='a \"b\"'=c\x00"} {
 		if !strings.Contains(environ, want) {
 			t.Errorf("init environment lacks %q: %q", want, environ)
 		}
@@ -829,11 +845,15 @@ func TestSplitInitCmd(t *testing.T) {
 
 func TestConfRoundTrip(t *testing.T) {
 	in := "#line: one\n#100% two\narch: amd64\nhostname: h\nlxc.init.cwd: /app\nlxc.environment.runtime: A=1\n"
+	in += "lxc.environment.runtime = B=x y  \n"
 	c := parseConf([]byte(in))
-	if c.Description != "line: one\n100% two" || c.Keys["hostname"] != "h" || len(c.Raw) != 2 {
+	// parse_pct_config: env lines (':' or '=', trailing blanks trimmed)
+	// are the env, joined with NUL; other lxc.* lines stay raw.
+	if c.Description != "line: one\n100% two" || c.Keys["hostname"] != "h" || len(c.Raw) != 1 || c.Keys["env"] != "A=1\x00B=x y" {
 		t.Fatalf("parsed: %+v", c)
 	}
-	want := "#line%3A one\n#100% two\narch: amd64\nhostname: h\nlxc.init.cwd: /app\nlxc.environment.runtime: A=1\n"
+	// write_pct_config: sorted keys, then the env lines, then lxc.* lines.
+	want := "#line%3A one\n#100% two\narch: amd64\nhostname: h\nlxc.environment.runtime: A=1\nlxc.environment.runtime: B=x y\nlxc.init.cwd: /app\n"
 	if got := string(c.bytes()); got != want {
 		t.Fatalf("written:\n%s\nwant:\n%s", got, want)
 	}

@@ -246,8 +246,10 @@ func vmidOwner(vmid int) (string, string, error) {
 // ---------------------------------------------------------------------------
 // The CT config file, in pct's format (PVE::LXC::Config write_pct_config):
 // the description as '#'-comment lines at the top (each line passed through
-// encode_text), then sorted "key: value" lines, then the raw "lxc.*" lines in
-// their original order. Snapshot sections ("[name]") are not supported.
+// encode_text), then sorted "key: value" lines, then the env as one
+// "lxc.environment.runtime: K=V" line per variable, then the raw "lxc.*"
+// lines in their original order. Snapshot sections ("[name]") are not
+// supported.
 
 type ctConf struct {
 	Description string
@@ -255,6 +257,9 @@ type ctConf struct {
 	Raw         [][2]string // lxc.* entries
 	digest      string
 }
+
+// envKey is the config key of one env variable (Config.pm).
+const envKey = "lxc.environment.runtime"
 
 func newConf() *ctConf { return &ctConf{Keys: map[string]string{}} }
 
@@ -280,6 +285,15 @@ func parseConf(data []byte) *ctConf {
 			continue
 		}
 		if m := confRawRE.FindStringSubmatch(line); m != nil {
+			if m[1] == envKey {
+				// parse_pct_config: the env is these lines joined with NUL.
+				if e, ok := c.Keys["env"]; ok {
+					c.Keys["env"] = e + "\x00" + m[2]
+				} else {
+					c.Keys["env"] = m[2]
+				}
+				continue
+			}
 			c.Raw = append(c.Raw, [2]string{m[1], m[2]})
 			continue
 		}
@@ -300,7 +314,7 @@ func (c *ctConf) bytes() []byte {
 	}
 	keys := make([]string, 0, len(c.Keys))
 	for k := range c.Keys {
-		if k != "description" && k != "digest" {
+		if k != "description" && k != "digest" && k != "env" {
 			keys = append(keys, k)
 		}
 	}
@@ -308,8 +322,14 @@ func (c *ctConf) bytes() []byte {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s: %s\n", k, c.Keys[k])
 	}
+	// write_pct_config: split(/\0+/, $env), one line each.
+	for _, e := range splitEnv(c.Keys["env"]) {
+		fmt.Fprintf(&b, "%s: %s\n", envKey, e)
+	}
 	for _, r := range c.Raw {
-		fmt.Fprintf(&b, "%s: %s\n", r[0], r[1])
+		if r[0] != envKey { // written above from env
+			fmt.Fprintf(&b, "%s: %s\n", r[0], r[1])
+		}
 	}
 	return b.Bytes()
 }
