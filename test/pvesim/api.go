@@ -325,6 +325,7 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 	if t, ok := conf["tags"]; ok {
 		conf["tags"] = pveschema.UniqueTags(t) // as PVE stores them
 	}
+	storeEnv(conf)
 	var newVols []*volume
 	if m := allocRE.FindStringSubmatch(strings.TrimPrefix(rootfs, "volume=")); m != nil {
 		rst := n.storages[m[1]]
@@ -459,7 +460,31 @@ func (s *Server) putConfig(c *call) (any, *apiError) {
 	if t, ok := x.conf["tags"]; ok {
 		x.conf["tags"] = pveschema.UniqueTags(t) // as PVE stores them
 	}
+	storeEnv(x.conf)
 	return nil, nil
+}
+
+// storeEnv gives conf's env the form it has once PVE wrote and read the
+// config: write_pct_config puts each variable of split(/\0+/, $env) on an
+// "lxc.environment.runtime: " line, parse_pct_config trims each line's
+// trailing blanks (m/...\s*(.*?)\s*$/) and joins them with NUL
+// (pve-container src/PVE/LXC/Config.pm). No variable left: no env.
+func storeEnv(conf map[string]string) {
+	v, ok := conf["env"]
+	if !ok {
+		return
+	}
+	var vars []string
+	for _, e := range strings.Split(v, "\x00") {
+		if e = strings.TrimRight(e, " \t\n\r\f\v"); e != "" {
+			vars = append(vars, e)
+		}
+	}
+	if len(vars) == 0 {
+		delete(conf, "env")
+		return
+	}
+	conf["env"] = strings.Join(vars, "\x00")
 }
 
 func (s *Server) statusCurrent(c *call) (any, *apiError) {
