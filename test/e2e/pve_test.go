@@ -76,7 +76,7 @@ template_storage = "local"
 rootfs_storage = "local-lvm"
 bridge = "vmbr0"
 timeout = "60s"
-`), 0o644)
+`+pveDoubleFiles(p.state)), 0o644)
 	t.Cleanup(p.stopAll)
 	return p
 }
