@@ -105,7 +105,7 @@ func withEnv(conf []byte, vars []string) ([]byte, error) {
 			rest = lines[i:]
 			break
 		}
-		if m := pctLockLine.FindStringSubmatch(l); m != nil && m[1] != "" {
+		if m := pctLockLine.FindStringSubmatch(l); len(m) > 1 && m[1] != "" {
 			return nil, errors.New("CT is locked (" + m[1] + ")")
 		}
 		if !pctEnvLine.MatchString(l) {
