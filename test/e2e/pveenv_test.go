@@ -118,8 +118,13 @@ func TestPVEEnvRefusedBeforeCreate(t *testing.T) {
 		if !strings.Contains(r.stderr, "process.env TOKEN") || strings.Contains(r.stderr, "s3cr3t") {
 			t.Fatalf("%s: %q", name, r.stderr)
 		}
-		if out := p.pct("list"); strings.Count(strings.TrimSpace(out), "\n") > 0 {
-			t.Fatalf("%s: a CT is left:\n%s", name, out)
+		if r := p.run("state", "bad-"+name); r.code == 0 {
+			t.Fatalf("%s: a container record is left: %s", name, r.stdout)
+		}
+		if !p.real { // a real node may hold other CTs
+			if out := p.pct("list"); strings.Count(strings.TrimSpace(out), "\n") > 0 {
+				t.Fatalf("%s: a CT is left:\n%s", name, out)
+			}
 		}
 	}
 	p.assertRootEmpty()
