@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -179,7 +180,13 @@ func checkControlChars(c v1.Config) error {
 	check := func(field, v string) error {
 		for _, r := range v {
 			if r < 0x20 && r != '\t' || r == 0x7f {
-				return fmt.Errorf("%s %q holds the control character %U, which Proxmox VE refuses", field, v, r)
+				what := fmt.Sprintf("%q", v)
+				if field == "Env" {
+					// The name only: values may be secrets.
+					k, _, _ := strings.Cut(v, "=")
+					what = fmt.Sprintf("%q", k)
+				}
+				return fmt.Errorf("%s %s holds the control character %U, which Proxmox VE refuses", field, what, r)
 			}
 		}
 		return nil

@@ -243,15 +243,21 @@ func TestOCIArchiveRefusesControlCharacters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"A=x\ny", "A=\x01", "A=\x7f"} {
+	for _, bad := range []string{"A=x\nsecret", "A=\x01secret", "A=\x7fsecret"} {
 		proc := img.Config.Config
 		proc.Env = []string{"PATH=/bin", bad}
 		_, err := s.OCIArchive(img, &proc)
-		if errdefs.Category(err) != errdefs.ErrInvalidArgument || !strings.Contains(err.Error(), "control character") || strings.Contains(err.Error(), "\n") {
+		if errdefs.Category(err) != errdefs.ErrInvalidArgument || !strings.Contains(err.Error(), `Env "A" holds the control character`) ||
+			strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "secret") {
 			t.Errorf("env %q: %v", bad, err)
 		}
 	}
 	proc := img.Config.Config
+	proc.Cmd = []string{"echo", "a\nb"}
+	if _, err := s.OCIArchive(img, &proc); err == nil || !strings.Contains(err.Error(), "Cmd") {
+		t.Errorf("a newline in Cmd: %v", err)
+	}
+	proc = img.Config.Config
 	proc.Env = []string{"A=tab\tis fine"}
 	if _, err := s.OCIArchive(img, &proc); err != nil {
 		t.Errorf("tab refused: %v", err)

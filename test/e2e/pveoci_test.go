@@ -281,3 +281,29 @@ func TestPVEOCIImageOverridesWinOverTheImageConfig(t *testing.T) {
 
 	p.assertRootEmpty()
 }
+
+// A value PVE cannot take in an image config (a control character but
+// tab) is refused before anything is made, in one line that names the
+// variable, not its value. Before, the create reached pct (a newline in
+// --env, or in an image's Env, breaks the CT config into two lines).
+func TestPVEOCIControlCharacterRefusedBeforeCreate(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	data := withDataDir(t, p.env)
+	reg := serveTestImages(t)
+	r := p.run("run", "-d", "-q", "--image", reg.Host+"/test/busybox:1", "-e", "TOKEN=abc\nlxc.apparmor.profile: unconfined", "ct-ctl", "--", "/bin/sleep", "1")
+	if r.code != 2 || !strings.Contains(r.stderr, `Env "TOKEN" holds the control character U+000A`) || strings.Contains(r.stderr, "abc") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	oneLine(t, "control character", r.stderr)
+	if tpls := p.storedTemplates(); len(tpls) != 0 {
+		t.Fatalf("templates made: %v", tpls)
+	}
+	if left := containersLeft(data); len(left) != 0 {
+		t.Fatalf("bundles left: %v", left)
+	}
+	if l := p.pctList(); strings.Count(l, "\n") > 1 {
+		t.Fatalf("a CT was made:\n%s", l)
+	}
+	p.assertRootEmpty()
+}
