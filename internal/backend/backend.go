@@ -89,11 +89,17 @@ type CreateOpts struct {
 // ImageSource is the image a bundle was made from.
 type ImageSource struct {
 	Name   string
-	Digest string // manifest digest, "sha256:..."
-	// WriteOCIArchive writes the image as an OCI layout tar.
+	Digest string // the image's manifest digest, "sha256:..."
+	// ArchiveDigest is the manifest digest of the archive WriteOCIArchive
+	// writes: OCI media types only (a Docker image converted), and a
+	// config derived from the image's that carries the command-line
+	// overrides. Differs from Digest unless neither applies.
+	ArchiveDigest string
+	// WriteOCIArchive writes that archive as an OCI layout tar.
 	WriteOCIArchive func(w io.Writer) error
-	// Defaults is the process the image itself asks for (Entrypoint+Cmd,
-	// Env, WorkingDir, User), before any command-line override.
+	// Defaults is the process the archive's config asks for
+	// (Entrypoint+Cmd, Env, WorkingDir, User): with the overrides in the
+	// derived config, the bundle's own process.
 	Defaults *specs.Process
 }
 

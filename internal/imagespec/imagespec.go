@@ -85,54 +85,25 @@ type Image struct {
 // resolved inside rootfs so that a hostile image's symlinks cannot point
 // them at the host's files.
 func Generate(img Image, rootfs string, o Overrides) (*specs.Spec, error) {
-	var cfg v1.Config
+	var base *v1.Config
 	if img.Config != nil {
-		cfg = img.Config.Config
+		base = &img.Config.Config
+	}
+	cfg, err := Merge(base, o)
+	if err != nil {
+		return nil, err
 	}
 	s := specconv.Example()
 	s.Root.Readonly = false
 	s.Process.Terminal = o.Tty
 	s.Hostname = o.Hostname
-
-	entry, cmd := cfg.Entrypoint, cfg.Cmd
-	if o.Entrypoint != nil {
-		entry, cmd = o.Entrypoint, nil
+	s.Process.Args = append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+	s.Process.Env = cfg.Env
+	s.Process.Cwd = "/"
+	if cfg.WorkingDir != "" {
+		s.Process.Cwd = cfg.WorkingDir
 	}
-	if len(o.Args) > 0 {
-		cmd = o.Args
-	}
-	args := append(append([]string{}, entry...), cmd...)
-	if len(args) == 0 {
-		return nil, errors.New("the image has no command (no Entrypoint or Cmd): give one after --")
-	}
-	s.Process.Args = args
-
-	env, err := mergeEnv(cfg.Env, o.Env)
-	if err != nil {
-		return nil, err
-	}
-	if o.Tty && !hasKey(env, "TERM") {
-		env = append(env, "TERM=xterm")
-	}
-	s.Process.Env = env
-
-	cwd := cfg.WorkingDir
-	if o.Workdir != "" {
-		cwd = o.Workdir
-	}
-	if cwd == "" {
-		cwd = "/"
-	}
-	if !path.IsAbs(cwd) {
-		return nil, fmt.Errorf("working directory %q is not absolute", cwd)
-	}
-	s.Process.Cwd = path.Clean(cwd)
-
-	spec := cfg.User
-	if o.User != "" {
-		spec = o.User
-	}
-	u, err := resolveUser(rootfs, spec)
+	u, err := resolveUser(rootfs, cfg.User)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +142,50 @@ func Generate(img Image, rootfs string, o Overrides) (*specs.Spec, error) {
 	}
 	s.Annotations = ann
 	return s, nil
+}
+
+// Merge applies the process overrides of o (command, entrypoint, env,
+// working directory, user) to the image config c (nil: none) and returns
+// the result as an image config would say it: what Generate runs, and
+// what a derived image config carries to a runtime that maps the config
+// itself (PVE's OCI templates), so the two cannot disagree. The Env is
+// the merged one, with PATH defaulted and TERM for a tty; the WorkingDir
+// is absolute and clean. The other fields are c's.
+func Merge(c *v1.Config, o Overrides) (v1.Config, error) {
+	var cfg v1.Config
+	if c != nil {
+		cfg = *c.DeepCopy()
+	}
+	if o.Entrypoint != nil {
+		cfg.Entrypoint, cfg.Cmd = o.Entrypoint, nil
+	}
+	if len(o.Args) > 0 {
+		cfg.Cmd = o.Args
+	}
+	if len(cfg.Entrypoint)+len(cfg.Cmd) == 0 {
+		return v1.Config{}, errors.New("the image has no command (no Entrypoint or Cmd): give one after --")
+	}
+	env, err := mergeEnv(cfg.Env, o.Env)
+	if err != nil {
+		return v1.Config{}, err
+	}
+	if o.Tty && !hasKey(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+	cfg.Env = env
+	if o.Workdir != "" {
+		cfg.WorkingDir = o.Workdir
+	}
+	if cfg.WorkingDir != "" {
+		if !path.IsAbs(cfg.WorkingDir) {
+			return v1.Config{}, fmt.Errorf("working directory %q is not absolute", cfg.WorkingDir)
+		}
+		cfg.WorkingDir = path.Clean(cfg.WorkingDir)
+	}
+	if o.User != "" {
+		cfg.User = o.User
+	}
+	return cfg, nil
 }
 
 // mergeEnv applies overrides to the image's Env by key; PATH defaults.

@@ -154,3 +154,44 @@ func TestImageLabelsCannotSetOperatorKeys(t *testing.T) {
 		t.Errorf("IgnoredLabels = %q", got)
 	}
 }
+
+// A config merged with the overrides (what a derived image config carries
+// to PVE) runs, with no overrides, the process the overrides give: the
+// two routes cannot disagree.
+func TestMergeIsWhatGenerateRuns(t *testing.T) {
+	root := rootfsWith(t, map[string]string{"etc/passwd": passwd, "etc/group": group})
+	app := &v1.ConfigFile{Config: v1.Config{
+		Entrypoint: []string{"/entry"}, Cmd: []string{"/app/run"}, Env: []string{"MODE=prod", "KEEP=1"}, WorkingDir: "/app", User: "app", StopSignal: "SIGQUIT",
+	}}
+	for _, o := range []Overrides{
+		{},
+		{Args: []string{"sh", "-c", "echo $MODE"}, Env: []string{"MODE=test", "NEW=2"}, Workdir: "/tmp/../srv", User: "nginx:audio"},
+		{Entrypoint: []string{"/bin/sh"}, Tty: true, User: "101"},
+	} {
+		want, err := Generate(Image{Config: app}, root, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		merged, err := Merge(&app.Config, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Generate(Image{Config: &v1.ConfigFile{Config: merged}}, root, Overrides{Tty: o.Tty})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := json.Marshal(want.Process)
+		b, _ := json.Marshal(got.Process)
+		if string(a) != string(b) {
+			t.Errorf("overrides %+v:\n generate %s\n merged   %s", o, a, b)
+		}
+		if merged.StopSignal != "SIGQUIT" {
+			t.Errorf("StopSignal lost: %+v", merged)
+		}
+	}
+	// -e merges by key over the image's Env.
+	merged, _ := Merge(&app.Config, Overrides{Env: []string{"MODE=test"}})
+	if strings.Join(merged.Env, " ") != DefaultPath+" MODE=test KEEP=1" {
+		t.Errorf("merged env %q", merged.Env)
+	}
+}

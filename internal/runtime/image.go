@@ -196,6 +196,14 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 	}
 	rr, readsOnly := be.(backend.RootfsReader)
 	readsOnly = readsOnly && rr.ReadsRootfsOnly()
+	var src *backend.ImageSource
+	if readsOnly {
+		// Before anything is made: what the archive cannot carry is
+		// refused here.
+		if src, err = imageArchive(st, img, rootfs, o); err != nil {
+			return nil, nil, err
+		}
+	}
 	// No record holds this id and we hold its bundle lock: a directory
 	// left there is a crashed create's.
 	r.releaseImageBundle(id, r.bundles().Path(id))
@@ -211,19 +219,43 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 		r.releaseImageBundle(id, dir)
 		return nil, nil, err
 	}
-	if !readsOnly {
-		return b, nil, nil
-	}
-	// The image's own process (no override), for a backend that maps the
-	// image config itself (PVE 9.1's OCI templates).
-	src := &backend.ImageSource{
-		Name: img.Name, Digest: img.Digest.String(),
-		WriteOCIArchive: func(w io.Writer) error { return st.WriteOCIArchive(img, w) },
-	}
-	if defaults, err := imagespec.Generate(imagespec.Image{Config: img.Config}, rootfs, imagespec.Overrides{}); err == nil {
-		src.Defaults = defaults.Process
-	} // else an image without a command: only the overrides give one
 	return b, src, nil
+}
+
+// imageArchive is the image as a backend that maps the image config
+// itself takes it (PVE 9.1's OCI templates): an OCI archive whose config
+// is derived from the image's with the overrides merged in (the command,
+// -e over the image's Env, -w, -u), as PVE applies the image config over
+// its create options (pve-container Create.pm restore_oci_archive) and
+// would lose them otherwise. Layers are shared with the image.
+func imageArchive(st *image.Store, img *image.Image, rootfs string, o imagespec.Overrides) (*backend.ImageSource, error) {
+	var base *v1.Config
+	if img.Config != nil {
+		base = &img.Config.Config
+	}
+	merged, err := imagespec.Merge(base, o)
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
+	}
+	a, err := st.OCIArchive(img, &merged)
+	if err != nil {
+		return nil, err
+	}
+	derived := &v1.ConfigFile{}
+	if img.Config != nil {
+		derived = img.Config.DeepCopy()
+	}
+	derived.Config = merged
+	// What PVE runs from that config: the bundle's process, unless the
+	// bundle says more than an image config can.
+	d, err := imagespec.Generate(imagespec.Image{Config: derived}, rootfs, imagespec.Overrides{Tty: o.Tty})
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
+	}
+	return &backend.ImageSource{
+		Name: img.Name, Digest: img.Digest.String(), ArchiveDigest: a.Digest.String(),
+		WriteOCIArchive: a.Write, Defaults: d.Process,
+	}, nil
 }
 
 // applyLayer is the store's unpack step: the safe unpacker, with what it

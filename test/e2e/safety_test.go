@@ -211,7 +211,7 @@ func TestPVEImageArchivesTrackedAndRemoved(t *testing.T) {
 	withDataDir(t, p.env)
 	reg := serveTestImages(t)
 	ref := reg.Host + "/test/busybox:1"
-	archive := regexp.MustCompile(`^proxcage-oci-[0-9a-f]{16}\.tar$`)
+	archive := regexp.MustCompile(`^proxcage-oci-[0-9a-f]{16}-[0-9a-f]{16}\.tar$`)
 	onlyArchive := func(what string) string {
 		t.Helper()
 		tpls := p.storedTemplates()

@@ -7,6 +7,10 @@
 //     absolute symlink var/run -> /run (in its own layer), a hardlink,
 //     setuid and owned files;
 //   - test/hostile:1   a layer whose entry "../escape" leaves the rootfs;
+//
+// These are Docker v2 images (manifest, config and layers in Docker media
+// types), as Docker Hub serves most; OCI makes the same image in OCI
+// media types (test/busybox-oci:1 in the pve tests).
 //   - test/debian:1    (only with a rootfs dir) a Debian rootfs split into
 //     three layers, for benchmarks.
 //
@@ -36,6 +40,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Entry is one tar entry of a test layer.
@@ -199,6 +204,40 @@ func WithLabels(img v1.Image, labels map[string]string) (v1.Image, error) {
 		cf.Config.Labels[k] = v
 	}
 	return mutate.ConfigFile(img, cf)
+}
+
+// OCI is img in OCI media types: the same config and layer contents
+// (diff ids), an OCI manifest, config and tar+gzip layers.
+func OCI(img v1.Image) (v1.Image, error) {
+	out := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return nil, err
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		ol, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+			tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			return nil, err
+		}
+		if out, err = mutate.AppendLayers(out, ol); err != nil {
+			return nil, err
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	return mutate.ConfigFile(out, cf)
 }
 
 // Hostile is test/hostile:1: its second entry leaves the rootfs.

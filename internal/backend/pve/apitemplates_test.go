@@ -63,7 +63,7 @@ func TestAPITemplatesListedAndPruned(t *testing.T) {
 	}
 	sort.Strings(got)
 	if len(got) != 2 || !strings.Contains(got[0], "proxcage-") || !strings.HasSuffix(got[0], "node pve1") ||
-		!strings.Contains(got[1], "local:vztmpl/proxcage-oci-abababababababab.tar true OCI image") || !strings.HasSuffix(got[1], "node pve2") {
+		!strings.Contains(got[1], "local:vztmpl/proxcage-oci-abababababababab-abababababababab.tar true OCI image") || !strings.HasSuffix(got[1], "node pve2") {
 		t.Fatalf("templates: %q", got)
 	}
 	// In use: nothing goes.
@@ -79,7 +79,7 @@ func TestAPITemplatesListedAndPruned(t *testing.T) {
 		}
 	}
 	rm, err := b.RemoveImageTemplates(ctx, img.Digest, nil)
-	if err != nil || len(rm) != 2 || !strings.Contains(rm[0], "proxcage-oci-abababababababab.tar on pve2") {
+	if err != nil || len(rm) != 2 || !strings.Contains(rm[0], "proxcage-oci-abababababababab-abababababababab.tar on pve2") {
 		t.Fatalf("image templates: %v %v", rm, err)
 	}
 	rm, err = b.PruneTemplates(ctx, nil)

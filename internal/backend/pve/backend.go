@@ -31,13 +31,22 @@ import (
 	"github.com/proxcage/proxcage/internal/errdefs"
 )
 
-// OCITemplateName names an image's OCI archive template by its digest.
-func OCITemplateName(digest string) string {
-	hex := strings.TrimPrefix(digest, "sha256:")
-	if len(hex) > 16 {
-		hex = hex[:16]
+// OCITemplateName names the OCI archive template of an image:
+// proxcage-oci-IMAGE-ARCHIVE.tar, the first 16 hex digits of the image's
+// manifest digest (what `rmi` removes by) and of the archive's own (OCI
+// media types and a config carrying the overrides: backend.ImageSource).
+func OCITemplateName(image, archive string) string {
+	short := func(d string) string {
+		hex := strings.TrimPrefix(d, "sha256:")
+		if len(hex) > 16 {
+			hex = hex[:16]
+		}
+		return hex
 	}
-	return "proxcage-oci-" + hex + ".tar"
+	if archive == "" {
+		archive = image // the image as it is
+	}
+	return "proxcage-oci-" + short(image) + "-" + short(archive) + ".tar"
 }
 
 // Name is the backend's routing name.
@@ -219,7 +228,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	}
 	var volid string
 	if ociImage {
-		volid, err = b.tr.ensureFile(ctx, node, OCITemplateName(opts.Image.Digest), opts.Image.WriteOCIArchive)
+		volid, err = b.tr.ensureFile(ctx, node, OCITemplateName(opts.Image.Digest, opts.Image.ArchiveDigest), opts.Image.WriteOCIArchive)
 	} else {
 		volid, err = b.tr.ensureTemplate(ctx, node, c.Rootfs)
 	}

@@ -18,11 +18,14 @@ import (
 
 // Templates proxcage leaves on the template storage: rootfs templates
 // (vztmpl.FileName, proxcage-DIGEST_amd64.tar.zst) and OCI archives of
-// images (OCITemplateName, proxcage-oci-DIGEST.tar). PVE extracts either
-// at create; the file is kept for the next create of the same content,
-// until `templates prune` or `rmi` removes it.
+// images (OCITemplateName, proxcage-oci-IMAGE-ARCHIVE.tar: one per image
+// and set of overrides). PVE extracts either at create; the file is kept
+// for the next create of the same content, until `templates prune` or
+// `rmi` removes it. proxcage-oci-IMAGE.tar is an older proxcage's archive
+// (the image's manifest unchanged, Docker media types that PVE refuses):
+// still listed and removed.
 
-var ociArchiveName = regexp.MustCompile(`^proxcage-oci-[0-9a-f]{16}\.tar$`)
+var ociArchiveName = regexp.MustCompile(`^proxcage-oci-([0-9a-f]{16})(?:-([0-9a-f]{16}))?\.tar$`)
 
 // isTemplateName reports whether name is a template proxcage made.
 func isTemplateName(name string) bool { return vztmpl.IsName(name) || ociArchiveName.MatchString(name) }
@@ -56,8 +59,11 @@ func inUse(live []*backend.Container) map[string]bool {
 
 // templateKind says what a template is made from, for `templates`.
 func templateKind(name string) string {
-	if ociArchiveName.MatchString(name) {
-		return "OCI image " + strings.TrimSuffix(strings.TrimPrefix(name, "proxcage-oci-"), ".tar") + "..."
+	if m := ociArchiveName.FindStringSubmatch(name); m != nil {
+		if m[2] == "" {
+			return "OCI image " + m[1] + "... (old archive, Docker media types)"
+		}
+		return "OCI image " + m[1] + "..., archive " + m[2] + "..."
 	}
 	return "rootfs"
 }
@@ -90,15 +96,24 @@ func (b *Backend) PruneTemplates(ctx context.Context, live []*backend.Container)
 	return b.removeTemplates(ctx, func(name string) bool { return !keep[name] })
 }
 
-// RemoveImageTemplates implements backend.TemplateManager: the OCI archive
-// of image digest goes with the image (`rmi`, `images prune`), unless a
-// container was made from it.
+// RemoveImageTemplates implements backend.TemplateManager: the OCI
+// archives of image digest (one per set of overrides) go with the image
+// (`rmi`, `images prune`), but those a container was made from.
 func (b *Backend) RemoveImageTemplates(ctx context.Context, digest string, live []*backend.Container) ([]string, error) {
-	name := OCITemplateName(digest)
-	if inUse(live)[name] {
-		return nil, nil
+	return b.removeTemplates(ctx, imageTemplates(digest, inUse(live)))
+}
+
+// imageTemplates selects the OCI archives of image digest (any archive
+// digest, and the older one-digest name) that keep does not hold.
+func imageTemplates(digest string, keep map[string]bool) func(string) bool {
+	short := strings.TrimPrefix(digest, "sha256:")
+	if len(short) > 16 {
+		short = short[:16]
 	}
-	return b.removeTemplates(ctx, func(n string) bool { return n == name })
+	return func(n string) bool {
+		m := ociArchiveName.FindStringSubmatch(n)
+		return len(m) == 3 && m[1] == short && !keep[n]
+	}
 }
 
 // removeTemplates removes the templates drop selects, stored and in the

@@ -18,7 +18,7 @@ func TestListAndPruneDir(t *testing.T) {
 	dir := t.TempDir()
 	keepName := vztmpl.FileName("sha256:" + strings.Repeat("a", 64))
 	dropName := vztmpl.FileName("sha256:" + strings.Repeat("b", 64))
-	archive := OCITemplateName("sha256:" + strings.Repeat("c", 64))
+	archive := OCITemplateName("sha256:"+strings.Repeat("c", 64), "sha256:"+strings.Repeat("e", 64))
 	files := map[string]string{
 		keepName: "keep me",
 		dropName: "drop me!",
@@ -83,5 +83,34 @@ func TestListAndPruneDir(t *testing.T) {
 	}
 	if _, err := listDir(filepath.Join(dir, "missing"), "local"); err == nil {
 		t.Error("listDir of a missing dir: no error")
+	}
+}
+
+// An image has one OCI archive per set of overrides: rmi selects all of
+// them (and an older proxcage's one-digest name), but those in use and
+// other images'. Before, only the one name made from the image digest
+// was removed.
+func TestImageTemplatesSelectsEveryArchiveOfTheImage(t *testing.T) {
+	img := "sha256:" + strings.Repeat("1", 64)
+	plain := OCITemplateName(img, "")
+	derived := OCITemplateName(img, "sha256:"+strings.Repeat("2", 64))
+	used := OCITemplateName(img, "sha256:"+strings.Repeat("3", 64))
+	other := OCITemplateName("sha256:"+strings.Repeat("4", 64), img)
+	old := "proxcage-oci-1111111111111111.tar"
+	if plain != "proxcage-oci-1111111111111111-1111111111111111.tar" {
+		t.Fatalf("OCITemplateName without an archive digest: %s", plain)
+	}
+	drop := imageTemplates(img, map[string]bool{used: true})
+	for name, want := range map[string]bool{plain: true, derived: true, old: true, used: false, other: false,
+		vztmpl.FileName(img): false} {
+		if drop(name) != want {
+			t.Errorf("%s: selected %v, want %v", name, !want, want)
+		}
+		if name != vztmpl.FileName(img) && !isTemplateName(name) {
+			t.Errorf("%s is not a template name", name)
+		}
+	}
+	if got := templateKind(derived); got != "OCI image 1111111111111111..., archive 2222222222222222..." {
+		t.Errorf("templateKind = %q", got)
 	}
 }
