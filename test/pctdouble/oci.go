@@ -189,19 +189,6 @@ func applyOCILayer(layout, root string, l ociDescriptor, name string) error {
 	return err
 }
 
-// joinQuoted quotes words for lxc.init.cmd splitting (see splitInitCmd).
-func joinQuoted(args []string) string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n\"'") {
-			q := "'"
-			if strings.Contains(a, "'") {
-				q = `"`
-			}
-			out[i] = q + a + q
-		} else {
-			out[i] = a
-		}
-	}
-	return strings.Join(out, " ")
-}
+// joinQuoted is how PVE makes the entrypoint of an image's Entrypoint+Cmd
+// (pve-container Create.pm restore_oci_archive: PVE::Tools::cmd2string).
+func joinQuoted(args []string) string { return cmd2string(args) }

@@ -31,7 +31,21 @@ func method(name string) *pveschema.Method {
 // validate is m.Validate with "node" always skipped: the double runs on its
 // one node and the CLI never passes it.
 func validate(m *pveschema.Method, params map[string]string, skip ...string) pveschema.Errors {
-	return m.Validate(params, append([]string{"node"}, skip...)...)
+	errs := m.Validate(params, append([]string{"node"}, skip...)...)
+	// The embedded schema is PVE 9.1's, whose entrypoint and env patterns
+	// let \x0a-\x0f (newline among them) through; pve-container 6.1.8
+	// fixed the range (2785bef, Config.pm [^\x00-\x08\x0a-\x1F\x7F]).
+	if atLeastContainer(6, 1, 8) {
+		for _, k := range []string{"entrypoint", "env"} {
+			if v, ok := params[k]; ok && errs[k] == "" && strings.ContainsAny(v, "\n\v\f\r\x0e\x0f") {
+				if errs == nil {
+					errs = pveschema.Errors{}
+				}
+				errs.Add(k, "value does not match the regex pattern")
+			}
+		}
+	}
+	return errs
 }
 
 // paramError renders "400 Parameter verification failed." with one line per
