@@ -119,7 +119,7 @@ func TestEntrypointNewlineByVersion(t *testing.T) {
 
 // TestEntrypointSplitAsLXC: the CT runs the argv LXC 6 makes of the
 // entrypoint (confile.c parse_line, lxc_string_split_quoted): no escapes,
-// so a shell's '\'' splits into other words.
+// so a shell's '\” splits into other words.
 func TestEntrypointSplitAsLXC(t *testing.T) {
 	e := newEnv(t)
 	e.ok("pct", "create", "100", "local:vztmpl/noinit.tar.zst", "--rootfs", "local-lvm:1",
