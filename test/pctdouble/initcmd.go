@@ -97,13 +97,8 @@ func perlShellQuote(s string) string {
 		return `'"` + strings.Repeat("'", len(m)/4) + `"'`
 	})
 	s = "'" + s + "'"
-	if strings.HasPrefix(s, "''") {
-		s = s[2:]
-	}
-	if strings.HasSuffix(s, "''") {
-		s = s[:len(s)-2]
-	}
-	return s
+	s = strings.TrimPrefix(s, "''")
+	return strings.TrimSuffix(s, "''")
 }
 
 // atLeastContainer reports whether the double's pve-container (file

@@ -226,7 +226,7 @@ func wrapInitCmd(cwd string, args []string) (string, error) {
 func ctlChar(s string, tabOK bool) int {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 && !(c == '\t' && tabOK) || c == 0x7f {
+		if c < 0x20 && (c != '\t' || !tabOK) || c == 0x7f {
 			return i
 		}
 	}
