@@ -166,3 +166,22 @@ func TestCmd2String(t *testing.T) {
 		t.Error("PVE's '\\'' reaches LXC as other words, but pveCarries says it carries them")
 	}
 }
+
+// TestPveversionV reads both versions from `pveversion -v` as a PVE 9.1
+// node prints it (pve-manager PVE/API2/APT.pm order: proxmox-ve,
+// pve-manager, then packages by name).
+func TestPveversionV(t *testing.T) {
+	out := "proxmox-ve: 9.1.0 (running kernel: 6.17.2-1-pve)\n" +
+		"pve-manager: 9.1.1 (running version: 9.1.1/42db4a6cf33dac83)\n" +
+		"lxc-pve: 6.0.5-3\npve-cluster: 9.0.7\npve-container: 6.0.18\npve-firewall: 6.0.4\n"
+	m, c, err := parsePveversionV(out)
+	if err != nil || m != (Version{9, 1, 1}) || c != (Version{6, 0, 18}) {
+		t.Fatalf("got %v %v %v", m, c, err)
+	}
+	if _, _, err := parsePveversionV("pve-manager/9.1.1/42db4a6c (running kernel: 6.17.2-1-pve)\n"); err == nil {
+		t.Fatal("no pve-container line, no error")
+	}
+	if !c.AtLeastPatch(6, 0, 17) || c.AtLeastPatch(6, 1, 0) || !(Version{6, 1, 10}).AtLeastPatch(6, 1, 8) {
+		t.Fatal("AtLeastPatch")
+	}
+}

@@ -127,6 +127,10 @@ func (t *pctTransport) versions(ctx context.Context, _ string) (Version, Version
 	if err != nil {
 		return Version{}, Version{}, err
 	}
+	return parsePveversionV(out)
+}
+
+func parsePveversionV(out string) (Version, Version, error) {
 	var vs [2]Version
 	for i, pkg := range []string{"pve-manager", "pve-container"} {
 		m := regexp.MustCompile(`(?m)^` + pkg + `: (\d+)\.(\d+)(?:\.(\d+))?`).FindStringSubmatch(out)
