@@ -165,12 +165,35 @@ func otherQuote(w, enc string) (string, bool) {
 // rebuildScript is the wrapper for argv that no entrypoint string can
 // carry: every word arrives as pieces that can ("+piece" continues a
 // word, "-piece" ends it; the marker also keeps a piece from starting
-// with a quote), and the CT's /bin/sh joins them and execs the result.
-// The script holds no ' so it travels in '...'.
-const rebuildScript = `w=; for a in "$@"; do shift; case $a in +*) w=$w${a#?};; *) set -- "$@" "$w${a#?}"; w=;; esac; done; exec "$@"`
+// with a quote), and the CT's /bin/sh joins them and execs the result
+// (after cd "$1" && shift when cwd). The script holds no ' so it
+// travels in '...'. unset drops what the shell itself exported.
+func rebuildScript(cwd bool, unset string) string {
+	s := `w=; for a in "$@"; do shift; case $a in +*) w=$w${a#?};; *) set -- "$@" "$w${a#?}"; w=;; esac; done; `
+	if cwd {
+		s += `cd "$1" && shift && `
+	}
+	return s + unset + `exec "$@"`
+}
 
-// rebuildScriptCwd also enters the working directory, the first word.
-const rebuildScriptCwd = `w=; for a in "$@"; do shift; case $a in +*) w=$w${a#?};; *) set -- "$@" "$w${a#?}"; w=;; esac; done; cd "$1" && shift && exec "$@"`
+// shellVars are what dash and busybox sh export to the program they
+// exec although the environment had none (PWD, OLDPWD after cd, SHLVL).
+var shellVars = []string{"OLDPWD", "PWD", "SHLVL"}
+
+// unsetShellVars is the "unset ... && " that keeps the shell's own
+// variables out of env, or "".
+func unsetShellVars(env []string) string {
+	var drop []string
+	for _, k := range shellVars {
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
+			drop = append(drop, k)
+		}
+	}
+	if len(drop) == 0 {
+		return ""
+	}
+	return "unset " + strings.Join(drop, " ") + " && "
+}
 
 // pieces cuts w so that no piece holds both quote characters.
 func pieces(w string) []string {
@@ -195,12 +218,12 @@ func pieces(w string) []string {
 }
 
 // wrapInitCmd renders args (after cwd, when not "") through the rebuild
-// wrapper.
-func wrapInitCmd(cwd string, args []string) (string, error) {
-	script := rebuildScript
+// wrapper, for a process whose environment is env.
+func wrapInitCmd(cwd string, args, env []string) (string, error) {
+	script := rebuildScript(cwd != "", unsetShellVars(env))
 	words := args
 	if cwd != "" {
-		script, words = rebuildScriptCwd, append([]string{cwd}, args...)
+		words = append([]string{cwd}, args...)
 	}
 	argv := []string{"/bin/sh", "-c", script, "sh"}
 	for _, w := range words {

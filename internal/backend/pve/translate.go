@@ -567,7 +567,7 @@ func (t *translator) process() error {
 		t.unmanaged()
 		return nil
 	}
-	ep, err := t.entrypoint(p.Args, cwd != img.Cwd, cwd, tabOK)
+	ep, err := t.entrypoint(p.Args, p.Env, cwd != img.Cwd, cwd, tabOK)
 	if err != nil {
 		return err
 	}
@@ -630,9 +630,10 @@ func allowedCtl(tabOK bool) string {
 }
 
 // entrypoint renders args (entering cwd first when enterCwd) as PVE's
-// entrypoint string, so that LXC runs exactly args (see initcmd.go). An
-// argv no string can carry is rebuilt by the CT's /bin/sh, or refused.
-func (t *translator) entrypoint(args []string, enterCwd bool, cwd string, tabOK bool) (string, error) {
+// entrypoint string, so that LXC runs exactly args with exactly env (see
+// initcmd.go). An argv no string can carry is rebuilt by the CT's
+// /bin/sh, or refused.
+func (t *translator) entrypoint(args, env []string, enterCwd bool, cwd string, tabOK bool) (string, error) {
 	words := args
 	if enterCwd {
 		words = append([]string{cwd}, args...)
@@ -656,7 +657,7 @@ func (t *translator) entrypoint(args []string, enterCwd bool, cwd string, tabOK 
 	direct := args
 	if enterCwd {
 		// Images often set a WorkingDir: enter it through the CT's shell.
-		direct = append([]string{"/bin/sh", "-c", `cd "$0" && exec "$@"`, cwd}, args...)
+		direct = append([]string{"/bin/sh", "-c", `cd "$0" && ` + unsetShellVars(env) + `exec "$@"`, cwd}, args...)
 	}
 	if s, ok := joinInitCmd(direct); ok {
 		return s, nil
@@ -667,7 +668,7 @@ func (t *translator) entrypoint(args []string, enterCwd bool, cwd string, tabOK 
 	if !enterCwd {
 		cwd = ""
 	}
-	return wrapInitCmd(cwd, args)
+	return wrapInitCmd(cwd, args, env)
 }
 
 // OCIIDFromDescription returns the OCI id recorded in a CT description.

@@ -148,6 +148,51 @@ func TestEntrypointReachesProcess(t *testing.T) {
 	}
 }
 
+// TestEntrypointKeepsEnv: the wrappers (a working directory, rebuilt
+// words) hand the program exactly the bundle's environment: nothing the
+// shell adds itself (PWD, OLDPWD, SHLVL). The order of the variables is
+// the shell's.
+func TestEntrypointKeepsEnv(t *testing.T) {
+	odd := filepath.Join(t.TempDir(), "my 'dir\"")
+	if err := os.MkdirAll(odd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=/usr/bin:/bin", "A=1"}
+	for _, c := range []struct {
+		cwd  string
+		args []string
+	}{
+		{odd, []string{"/usr/bin/env"}},
+		{"/", []string{"/usr/bin/env", `B=say "it's" x`}},
+		{odd, []string{"/usr/bin/env", `B=say "it's" x`}},
+	} {
+		s := &specs.Spec{Process: &specs.Process{Args: c.args, Cwd: c.cwd, Env: env}}
+		set := Settings{RootfsStorage: "s", Bridge: "b", RootfsHasShell: func() bool { return true }}
+		plan, err := Translate("q", s, set, Node{Version: Version{9, 1, 0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ep string
+		for _, o := range plan.Options {
+			if o.Key == "entrypoint" {
+				ep = o.Value
+			}
+		}
+		argv := lxcInitArgv(ep)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir, cmd.Env = "/", env
+		out, err := cmd.Output()
+		// The shell keeps the variables, not their order.
+		want := slices.Concat(env, c.args[1:])
+		got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		slices.Sort(want)
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%q in %q: entrypoint %s: env %q (%v), want %q", c.args, c.cwd, ep, out, err, want)
+		}
+	}
+}
+
 // TestCmd2String checks the port of String::ShellQuote (1.04) that
 // predicts PVE's entrypoint for an image, and which image argv survive it.
 func TestCmd2String(t *testing.T) {
