@@ -109,7 +109,7 @@ func flattenOCI(vmid int, root string, conf *ctConf) error {
 	if c.WorkingDir != "" {
 		conf.Raw = append(conf.Raw, [2]string{"lxc.init.cwd", c.WorkingDir})
 	}
-	if c.User != "" {
+	if c.User != "" && atLeastContainer(6, 1, 0) { // "oci create: honor user defined in OCI image config" (6.1.0)
 		passwd, _ := resolveInRoot(root, "/etc/passwd")
 		group, _ := resolveInRoot(root, "/etc/group")
 		u, err := user.GetExecUserPath(c.User, &user.ExecUser{}, passwd, group)

@@ -102,6 +102,7 @@ func TestMountAllSources(t *testing.T) {
 
 // TestEntrypointNewlineByVersion: pve-container 6.1.8 (2785bef) refuses a
 // newline in entrypoint and env; the 9.1 schema's pattern let it through.
+// Before 6.0.18 a tab, before 6.0.17 an empty env value was refused.
 func TestEntrypointNewlineByVersion(t *testing.T) {
 	e := newEnv(t)
 	usage := "\npct create <vmid> <ostemplate> [OPTIONS]\n"
@@ -115,6 +116,12 @@ func TestEntrypointNewlineByVersion(t *testing.T) {
 		t.Fatalf("pveversion -v: %s", got)
 	}
 	e.ok("pct", "create", "100", tpl, "--rootfs", "local-lvm:1", "--entrypoint", "sh -c 'echo a\necho b'")
+	// 6.0.16: no tab, no empty env value yet.
+	e.write("pve-container", "6.0.16\n")
+	e.fails("400 Parameter verification failed.\nenv: value does not match the regex pattern\n"+usage,
+		"pct", "create", "101", tpl, "--rootfs", "local-lvm:1", "--env", "EMPTY=")
+	e.fails("400 Parameter verification failed.\nentrypoint: value does not match the regex pattern\n"+usage,
+		"pct", "create", "101", tpl, "--rootfs", "local-lvm:1", "--entrypoint", "printf\t%s")
 }
 
 // TestEntrypointSplitAsLXC: the CT runs the argv LXC 6 makes of the
