@@ -341,8 +341,8 @@ var runtimeMounts = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgr
 // (LXC.pm mountpoint_mount: "directory '...' does not exist").
 var managedFiles = map[string]string{
 	"/etc/hostname":    "the CT's hostname comes from the hostname option",
-	"/etc/resolv.conf": "PVE writes the CT's resolv.conf (a DHCP NIC: LXC's dhclient-script)",
-	"/etc/hosts":       "PVE manages the CT's /etc/hosts (the image's own under ostype unmanaged)",
+	"/etc/resolv.conf": "a DHCP NIC's lease writes the CT's resolv.conf (LXC's dhclient-script), a managed ostype PVE's setup; otherwise it is the image's",
+	"/etc/hosts":       "PVE's setup writes the CT's /etc/hosts for a managed ostype; otherwise it is the image's",
 	// podman's marker that the process runs under podman, which a CT does not.
 	"/run/.containerenv": "it marks a podman container, which a CT is not",
 }
