@@ -86,10 +86,11 @@ func procUptime(pid int) int64 {
 	return int64(time.Since(st.ModTime()).Seconds())
 }
 
-// splitInitCmd splits an entrypoint the way newer LXC splits lxc.init.cmd.
-// LXC 5.0.2 (this host) only splits on whitespace, so the double passes the
-// resulting argv on lxc-start's command line instead.
-func splitInitCmd(s string) []string { return lxctools.SplitInitCmd(s) }
+// splitInitCmd splits an entrypoint the way LXC 6 reads and splits
+// lxc.init.cmd (initcmd.go). LXC 5.0.2 (this host) only splits on
+// whitespace, so the double passes the resulting argv on lxc-start's
+// command line instead.
+func splitInitCmd(s string) []string { return lxcInitCmdArgv(s) }
 
 // splitEnv splits the NUL-separated env value.
 func splitEnv(v string) []string {
@@ -177,6 +178,12 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 			w("lxc.cgroup2.memory.max", strconv.FormatInt(mem<<20, 10))
 		}
 	}
+	if u := c.Keys["cpuunits"]; u != "" && fileExists("/sys/fs/cgroup/cgroup.controllers") {
+		// pve-container LXC.pm: cgroup v2 weight, clamped by pve-common
+		// CGroup.pm clamp_cpu_shares (>= 10000 -> 10000).
+		n, _ := strconv.Atoi(u)
+		w("lxc.cgroup2.cpu.weight", strconv.Itoa(min(n, 10000)))
+	}
 	if fileExists("/sys/fs/cgroup/cpu/cpu.shares") {
 		if u := c.Keys["cpuunits"]; u != "" && u != "0" {
 			n, _ := strconv.Atoi(u)
@@ -201,14 +208,13 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 		}
 		mp := pveschema.SplitPropertyString(format, v)
 		src := mountSource(mp["volume"])
-		st, err := os.Stat(src)
-		if err != nil {
-			return "", fail("directory '%s' does not exist", src)
+		if strings.HasPrefix(mp["volume"], "/") {
+			// The prestart hook mounts it as mount_all does (pct.go).
+			if err := checkMountSource(vmid, src, mp["mp"]); err != nil {
+				return "", fail("%s\nstartup for container '%d' failed", err, vmid)
+			}
 		}
 		opts := "bind,create=dir"
-		if !st.IsDir() {
-			opts = "bind,create=file"
-		}
 		if b, _ := pveschema.ParseBoolean(mp["ro"]); b == "1" {
 			opts += ",ro"
 		}
@@ -235,6 +241,10 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 	if ep := c.Keys["entrypoint"]; ep != "" {
 		// Informational: the argv is passed to lxc-start after "--".
 		w("lxc.init.cmd", ep)
+		if ep != "/sbin/init" && atLeastContainer(6, 1, 10) {
+			// pve-container 6.1.10 LXC.pm: no init sets up /dev/shm.
+			w("lxc.mount.entry", "shm dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0")
+		}
 	}
 	for _, r := range c.Raw {
 		w(r[0], r[1])

@@ -321,9 +321,7 @@ func allocVolume(vmid int, key, value string, disk *int, isRoot bool) (string, e
 		if isRoot {
 			return "", fail("rootfs as a bind mount is not supported by pctdouble")
 		}
-		if _, err := os.Stat(vol); err != nil {
-			return "", fail("directory '%s' does not exist", vol)
-		}
+		// Checked when the worker mounts it (mountAll), as PVE does.
 	} else {
 		sid, _, ok := strings.Cut(vol, ":")
 		if !ok {
@@ -371,7 +369,8 @@ func checkNet(value string) (string, error) {
 var osTypes = map[string]string{"debian": "debian", "devuan": "devuan", "ubuntu": "ubuntu",
 	"centos": "centos", "rocky": "centos", "almalinux": "centos", "fedora": "fedora",
 	"opensuse": "opensuse", "opensuse-leap": "opensuse", "opensuse-tumbleweed": "opensuse",
-	"arch": "archlinux", "archlinux": "archlinux", "alpine": "alpine", "gentoo": "gentoo", "nixos": "nixos"}
+	"arch": "archlinux", "archlinux": "archlinux", "alpine": "alpine", "gentoo": "gentoo", "nixos": "nixos",
+	"openeuler": "openeuler", "openEuler": "openeuler", "opensuse-slowroll": "opensuse", "sles": "opensuse"}
 
 // createWorker extracts the template and finishes the config (the part of
 // PVE's create that runs as a vzcreate task).
@@ -393,6 +392,10 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 	}
 	if d := faultDelay; d > 0 {
 		time.Sleep(d) // "delay" fault: a slow create, while "lock: create" is visible
+	}
+	// API2/LXC.pm create: mount_all before the archive is restored.
+	if err := mountAll(vmid, conf); err != nil {
+		return err
 	}
 	root := rootfsPath(vmid)
 	_ = os.RemoveAll(root)
@@ -440,19 +443,117 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 			return fmt.Errorf("no /sbin/init found in template '%s' (set --entrypoint for an application container)", ostemplate)
 		}
 	}
-	if _, ok := conf.Keys["ostype"]; !ok {
-		conf.Keys["ostype"] = "unmanaged"
-		if p, err := resolveInRoot(root, "/etc/os-release"); err == nil {
-			if b, err := os.ReadFile(p); err == nil {
-				for _, l := range strings.Split(string(b), "\n") {
-					if v, ok := strings.CutPrefix(l, "ID="); ok {
-						if t, ok := osTypes[strings.Trim(v, `"'`)]; ok {
-							conf.Keys["ostype"] = t
-						}
-					}
+	// API2/LXC.pm create: PVE::LXC::Setup->new detects the OS (and dies
+	// on one it does not know) unless ostype is unmanaged.
+	t, err := setupOSType(root, conf.Keys["ostype"])
+	if err != nil {
+		return err
+	}
+	conf.Keys["ostype"] = t
+	return nil
+}
+
+// setupOSType is PVE::LXC::Setup->new's choice of plugin (pve-container
+// 6.1.10 src/PVE/LXC/Setup.pm new and $autodetect_type): ostype unmanaged
+// skips detection; otherwise os-release's ID (or an alias) must name a
+// plugin, else the fallback files decide, else a CT with an os-release
+// dies "unable to detect OS distribution" and one without is unmanaged.
+// Warnings go to stderr as PVE's warn does.
+func setupOSType(root, ostype string) (string, error) {
+	if ostype == "unmanaged" {
+		return "unmanaged", nil
+	}
+	exists := func(p string) bool {
+		q, err := resolveInRoot(root, p)
+		return err == nil && fileExists(q)
+	}
+	detected := ""
+	id := ""
+	if p, err := resolveInRoot(root, "/etc/os-release"); err == nil {
+		if b, err := os.ReadFile(p); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "ID="); ok {
+					id = strings.Trim(v, `"'`)
 				}
 			}
 		}
+	}
+	if id != "" {
+		if t, ok := osTypes[id]; ok {
+			detected = t
+		} else {
+			fmt.Fprintf(os.Stderr, "unknown ID '%s' in /etc/os-release file, trying fallback detection\n", id)
+		}
+	}
+	if detected == "" {
+		for _, f := range []struct{ file, t string }{
+			{"/etc/debian_version", "debian"}, {"/etc/devuan_version", "devuan"},
+			{"/etc/SuSE-brand", "opensuse"}, {"/etc/SuSE-release", "opensuse"},
+			{"/etc/fedora-release", "fedora"}, {"/etc/centos-release", "centos"},
+			{"/etc/redhat-release", "centos"}, {"/etc/arch-release", "archlinux"},
+			{"/etc/alpine-release", "alpine"}, {"/etc/gentoo-release", "gentoo"},
+			{"/nix/store", "nixos"}, {"/etc/openEuler-release", "openeuler"},
+		} {
+			if exists(f.file) {
+				detected = f.t
+				break
+			}
+		}
+	}
+	if detected == "" {
+		if exists("/etc/os-release") {
+			return "", fmt.Errorf("unable to detect OS distribution")
+		}
+		fmt.Fprintln(os.Stderr, "/etc/os-release file not found and autodetection failed, falling back to 'unmanaged'")
+		detected = "unmanaged"
+	}
+	if ostype != "" && ostype != detected {
+		fmt.Fprintf(os.Stderr, "got unexpected ostype (%s != %s)\n", detected, ostype)
+	}
+	return detected, nil
+}
+
+// mountAll is what PVE::LXC::mount_all asks of each mount point
+// (pve-container 6.1.10 src/PVE/LXC.pm __mountpoint_mount; the class from
+// Config.pm classify_mountpoint): a path under /dev/ is a device and is
+// mount(8)ed, any other path is a bind mount and must be a directory
+// (-d, so a file fails too). A failure warns "mounting container failed"
+// and dies with the mount's error. The double mounts nothing itself: LXC
+// binds the sources at start.
+func mountAll(vmid int, conf *ctConf) error {
+	format := method("lxc-create").Properties["mp[n]"].PropertyFormat
+	for _, k := range sortedIndexed(conf.Keys, "mp") {
+		mp := pveschema.SplitPropertyString(format, conf.Keys[k])
+		vol := mp["volume"]
+		if !strings.HasPrefix(vol, "/") {
+			continue
+		}
+		if err := checkMountSource(vmid, vol, mp["mp"]); err != nil {
+			fmt.Fprintln(os.Stderr, "mounting container failed")
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMountSource is __mountpoint_mount's check of a path source.
+func checkMountSource(vmid int, src, dst string) error {
+	if strings.HasPrefix(src, "/dev/") {
+		target := fmt.Sprintf("/var/lib/lxc/%d/rootfs/%s", vmid, strings.TrimLeft(dst, "/"))
+		st, err := os.Stat(src)
+		if err == nil && st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0 {
+			return fmt.Errorf("pctdouble: mounting block device %s is not supported", src)
+		}
+		// mount(8) of anything but a block device (util-linux wording).
+		msg := fmt.Sprintf("%s is not a block device.", src)
+		if err != nil {
+			msg = fmt.Sprintf("special device %s does not exist.", src)
+		}
+		fmt.Fprintf(os.Stderr, "mount: %s: %s\n", target, msg)
+		return fmt.Errorf("command 'mount %s %s' failed: exit code 32", src, target)
+	}
+	if st, err := os.Stat(src); err != nil || !st.IsDir() {
+		return fmt.Errorf("directory '%s' does not exist", src)
 	}
 	return nil
 }

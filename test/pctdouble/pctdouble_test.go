@@ -509,7 +509,7 @@ func TestParameterValidation(t *testing.T) {
 		{[]string{"100", tpl, "--rootfs", "local:8"}, "content type 'rootdir' is not available or configured on storage 'local'\n"},
 		{[]string{"100", tpl}, "content type 'rootdir' is not available or configured on storage 'local'\n"}, // default rootfs local:4, as on a stock PVE
 		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--net0", "name=eth0,bridge=vmbr9"}, "bridge 'vmbr9' does not exist\n"},
-		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--mp0", "/does/not/exist,mp=/data"}, "directory '/does/not/exist' does not exist\n"},
+		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--mp0", "/does/not/exist,mp=/data"}, "mounting container failed\nunable to create CT 100 - directory '/does/not/exist' does not exist\n"},
 		{[]string{"100", "local:vztmpl/missing.tar.zst", "--rootfs", "local-lvm:1"}, "unable to create CT 100 - volume 'local:vztmpl/missing.tar.zst' does not exist\n"},
 		{[]string{"100", "local:vztmpl/noinit.tar.zst", "--rootfs", "local-lvm:1"}, "unable to create CT 100 - no /sbin/init found in template 'local:vztmpl/noinit.tar.zst' (set --entrypoint for an application container)\n"},
 	}
@@ -835,10 +835,31 @@ func TestSplitInitCmd(t *testing.T) {
 		"/sbin/init":                           {"/sbin/init"},
 		"sh -c 'echo hi > /tmp/x; sleep 1000'": {"sh", "-c", "echo hi > /tmp/x; sleep 1000"},
 		`  a  "b c"  d'e  `:                    {"a", "b c", "d'e"},
-		`x "unterminated`:                      {"x", "unterminated"},
+		// lxc_string_split_quoted completes a quoted word only at its
+		// closing quote: an unterminated one is lost.
+		`x "unterminated`: {"x"},
+		// No escapes: a shell's '\'' is other words.
+		`/bin/sh -c 'echo '\''hi'\'`: {"/bin/sh", "-c", "echo ", `\''hi'\'`},
+		// parse_line drops a pair of quotes around the whole value.
+		`'/opt/my app' 'a b'`: {"/opt/my", "app'"},
+		`'/opt/my app' "a b"`: {"/opt/my app", "a b"},
 	} {
 		if got := splitInitCmd(in); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("splitInitCmd(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCmd2String: the double's port of PVE::Tools::cmd2string
+// (String::ShellQuote 1.04), as PVE writes an image's entrypoint.
+func TestCmd2StringWords(t *testing.T) {
+	for want, in := range map[string][]string{
+		`/bin/sh -c 'echo '\''a b'\'`: {"/bin/sh", "-c", "echo 'a b'"},
+		`'' 'a=b' "''" 'x y'`:         {"", "a=b", "''", "x y"},
+		`nginx -g 'daemon off;'`:      {"nginx", "-g", "daemon off;"},
+	} {
+		if got := cmd2string(in); got != want {
+			t.Errorf("cmd2string(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -355,7 +355,7 @@ func pveversionMain(args []string) error {
 	fmt.Printf("proxmox-ve: %s.0 (running kernel: %s)\n", info["release"], kernel)
 	fmt.Printf("pve-manager: %s (running version: %s/%s)\n", info["version"], info["version"], info["repoid"])
 	fmt.Println("lxc-pve: 6.0.5-3")
-	fmt.Println("pve-container: 6.0.18")
+	fmt.Printf("pve-container: %s\n", containerVersion())
 	fmt.Println("pve-cluster: 9.0.7")
 	_ = os.Stdout.Sync()
 	return nil

@@ -98,6 +98,11 @@ const defaultVersion = "pve-manager/9.1.1/ab12cd34 (running kernel: 6.8.12-4-pve
 
 func versionString() string { return readTrimmed("version", defaultVersion) }
 
+// containerVersion is the pve-container version `pveversion -v` lists
+// (file `pve-container`; default the release whose source the double
+// follows).
+func containerVersion() string { return readTrimmed("pve-container", "6.1.10") }
+
 // bridges lists the bridge names that "exist" (file `bridges`, whitespace
 // separated; default vmbr0).
 func bridges() map[string]bool {

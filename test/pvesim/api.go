@@ -34,6 +34,7 @@ func (s *Server) buildRoutes() []route {
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/status", h: s.taskStatus},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/log", h: s.taskLog},
 		{method: "GET", tmpl: "/nodes/{node}/network", h: s.network},
+		{method: "GET", tmpl: "/nodes/{node}/apt/versions", h: s.aptVersions},
 		{method: "GET", tmpl: "/nodes/{node}/storage", h: s.listStorage},
 		{method: "GET", tmpl: "/nodes/{node}/storage/{storage}/content", h: s.storageContent},
 		{method: "DELETE", tmpl: "/nodes/{node}/storage/{storage}/content/{volume}", h: s.deleteVolume},
@@ -47,6 +48,20 @@ func (s *Server) buildRoutes() []route {
 
 func (s *Server) version(c *call) (any, *apiError) {
 	return map[string]any{"version": "9.1.1", "release": "9.1", "repoid": "5f2e1d0c"}, nil
+}
+
+// aptVersions is pve-manager API2/APT.pm versions, cut to the packages
+// a container runtime reads (pve-container decides the OCI features).
+func (s *Server) aptVersions(c *call) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.node(c); err != nil {
+		return nil, err
+	}
+	pkg := func(name, ver string) map[string]any {
+		return map[string]any{"Package": name, "Version": ver, "CurrentState": "Installed", "Title": name}
+	}
+	return []any{pkg("proxmox-ve", "9.1.0"), pkg("pve-manager", "9.1.1"), pkg("lxc-pve", "6.0.5-3"), pkg("pve-container", "6.1.10")}, nil
 }
 
 // node returns the node named in the path. Call with s.mu held.

@@ -81,6 +81,38 @@ func (t *apiTransport) version(ctx context.Context) (Version, error) {
 	return parseVersion(v.Version, "GET /version")
 }
 
+// versions reads pve-manager's and pve-container's versions from the
+// node's package list (pve-manager API2/APT.pm versions; Sys.Audit on the
+// node).
+func (t *apiTransport) versions(ctx context.Context, node string) (Version, Version, error) {
+	var pkgs []struct {
+		Package string `json:"Package"`
+		Version string `json:"Version"`
+	}
+	path := nodePath(node) + "/apt/versions"
+	if err := t.c.call(ctx, "GET "+path, 0, http.MethodGet, path, nil, &pkgs); err != nil {
+		return Version{}, Version{}, t.unknownNode(ctx, node, err)
+	}
+	var vs [2]Version
+	for i, name := range []string{"pve-manager", "pve-container"} {
+		j := slices.IndexFunc(pkgs, func(p struct {
+			Package string `json:"Package"`
+			Version string `json:"Version"`
+		}) bool {
+			return p.Package == name
+		})
+		if j < 0 {
+			return Version{}, Version{}, errdefs.New(errdefs.ErrInternal, "GET %s lists no %s package", path, name)
+		}
+		v, err := parseVersion(pkgs[j].Version, "GET "+path)
+		if err != nil {
+			return Version{}, Version{}, err
+		}
+		vs[i] = v
+	}
+	return vs[0], vs[1], nil
+}
+
 // clusterRow is a row of /cluster/resources of any type.
 type clusterRow struct {
 	resource

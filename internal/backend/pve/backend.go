@@ -60,7 +60,6 @@ type Backend struct {
 	tr      transport
 	timeout time.Duration // [pve] timeout
 	log     *slog.Logger
-	ver     *Version // cached per invocation
 }
 
 // New checks the [pve] config and returns the backend.
@@ -131,19 +130,6 @@ func loadPrivate(c *backend.Container) (private, error) {
 
 func savePrivate(c *backend.Container, p private) error { return backend.SavePrivate(c, p) }
 
-// version reads the PVE version once per invocation.
-func (b *Backend) version(ctx context.Context) (Version, error) {
-	if b.ver != nil {
-		return *b.ver, nil
-	}
-	v, err := b.tr.version(ctx)
-	if err != nil {
-		return Version{}, err
-	}
-	b.ver = &v
-	return v, nil
-}
-
 const createAttempts = 10
 
 // Create implements backend.Backend: node, template, VMID, create. A
@@ -176,11 +162,13 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	if opts.ConsoleSocket != "" {
 		return errdefs.New(errdefs.ErrInvalidArgument, "--console-socket is not supported by the pve backend (use `pct console VMID`)")
 	}
-	ver, err := b.version(ctx)
+	node, guests, err := b.tr.place(ctx)
 	if err != nil {
 		return err
 	}
-	node, guests, err := b.tr.place(ctx)
+	// The CT's node's own versions: pve-container decides what an
+	// application container takes.
+	ver, cver, err := b.tr.versions(ctx, node)
 	if err != nil {
 		return err
 	}
@@ -192,7 +180,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	}
 	if host != nil {
 		// Elsewhere the sources are the node's to check (PVE does).
-		set.SourceExists = func(path string) bool { _, err := os.Stat(path); return err == nil }
+		set.SourceKind = sourceKind
 	}
 	// PVE 9.1 takes an image itself (an OCI archive template): its own
 	// application-container support applies, and the template is the
@@ -201,9 +189,12 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	if ociImage {
 		set.Image = opts.Image.Defaults
 	}
-	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver})
+	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver, Container: cver})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
+	}
+	for _, n := range plan.Notes {
+		b.log.Info(n, "id", c.ID)
 	}
 	if guests == nil {
 		if guests, err = b.tr.guests(ctx); err != nil {

@@ -13,7 +13,7 @@ import (
 
 // Doctor implements backend.Doctor: what the transport needs.
 func (b *Backend) Doctor(ctx context.Context) []backend.Check {
-	return b.tr.doctor(ctx, b.version)
+	return b.tr.doctor(ctx, b.tr.version)
 }
 
 // doctor checks the API: the url, TLS and login (through /version),

@@ -204,7 +204,7 @@ func TestTranslateRefusesEnvPVEWouldChange(t *testing.T) {
 	for _, c := range envCases {
 		s := &specs.Spec{Version: specs.Version, Hostname: "h", Root: &specs.Root{Path: "rootfs"}, Linux: &specs.Linux{},
 			Process: &specs.Process{Args: []string{"/app"}, Cwd: "/", Env: []string{"PATH=/bin", c.v}}}
-		_, err := Translate("c1", s, Settings{RootfsStorage: "local-lvm", Bridge: "vmbr0"}, Node{Version: Version{9, 1}})
+		_, err := Translate("c1", s, Settings{RootfsStorage: "local-lvm", Bridge: "vmbr0"}, Node{Version: Version{Major: 9, Minor: 1}})
 		if (err == nil) != (c.refuse == "") || (err != nil && !strings.Contains(err.Error(), c.refuse)) {
 			t.Errorf("%q: %v", c.v, err)
 		}

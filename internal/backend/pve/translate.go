@@ -2,11 +2,13 @@ package pve
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/proxcage/proxcage/internal/spec"
@@ -46,9 +48,9 @@ type Settings struct {
 	Bridge          string
 	AllowPrivileged bool
 	Features        string
-	// SourceExists reports whether a bind mount's source exists on the
-	// CT's node. nil when the node is another host: PVE checks it there.
-	SourceExists func(path string) bool `json:"-"`
+	// SourceKind tells what a bind mount's source is on the CT's node.
+	// nil when the node is another host: PVE checks it there.
+	SourceKind func(path string) SourceKind `json:"-"`
 	// RootfsHasShell reports whether the rootfs has /bin/sh, which can
 	// enter a working directory for an application container (pct has no
 	// option for it). nil answers no.
@@ -59,19 +61,71 @@ type Settings struct {
 	Image *specs.Process `json:",omitempty"`
 }
 
+// SourceKind is what a bind mount's source is.
+type SourceKind int
+
+// The kinds of bind mount sources.
+const (
+	SourceMissing SourceKind = iota
+	SourceDir
+	SourceFile   // a regular file, socket, fifo, ...
+	SourceDevice // a character or block device node
+)
+
 // Node is what translation needs to know about the target node.
 type Node struct {
 	Version Version // pve-manager version
+	// Container is the node's pve-container version, which decides what
+	// an application container can take (the OCI code lives there, not
+	// in pve-manager). Zero: unknown, taken as the newest (ContainerKnown).
+	Container Version
 }
 
-// Version is a pve-manager release.
-type Version struct{ Major, Minor int }
+// Version is a package version, major.minor[.patch].
+type Version struct{ Major, Minor, Patch int }
 
-func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Major, v.Minor) }
+func (v Version) String() string {
+	if v.Patch != 0 {
+		return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch)
+	}
+	return fmt.Sprintf("%d.%d", v.Major, v.Minor)
+}
+
+func (v Version) full() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
 
 // AtLeast reports v >= major.minor.
 func (v Version) AtLeast(major, minor int) bool {
 	return v.Major > major || v.Major == major && v.Minor >= minor
+}
+
+// AtLeastPatch reports v >= major.minor.patch.
+func (v Version) AtLeastPatch(major, minor, patch int) bool {
+	if v.Major != major || v.Minor != minor {
+		return v.AtLeast(major, minor)
+	}
+	return v.Patch >= patch
+}
+
+// ContainerKnown is the newest pve-container whose source was read for
+// the gates below (pve-container debian/changelog and git log).
+var ContainerKnown = Version{6, 1, 10}
+
+// pve-container releases that changed what an application container takes.
+var (
+	containerEmptyEnv = Version{6, 0, 17} // 9a5f5ce: env values may be empty
+	containerTabs     = Version{6, 0, 18} // 59335b7: tabs in env and entrypoint
+	containerUser     = Version{6, 1, 0}  // "oci create: honor user defined in OCI image config"
+)
+
+func (n Node) container() Version {
+	if n.Container == (Version{}) {
+		return ContainerKnown
+	}
+	return n.Container
+}
+
+func (n Node) containerAtLeast(v Version) bool {
+	return n.container().AtLeastPatch(v.Major, v.Minor, v.Patch)
 }
 
 // Option is one `--key value` of pct create.
@@ -83,6 +137,8 @@ type Plan struct {
 	// Application is true when the bundle runs its own program (PVE 9.1
 	// application container), false for a system container (/sbin/init).
 	Application bool
+	// Notes say what the translation left out on purpose, for the log.
+	Notes []string
 }
 
 // Args renders the options as pct arguments.
@@ -110,18 +166,19 @@ func Translate(id string, s *specs.Spec, set Settings, node Node) (*Plan, error)
 			return nil, err
 		}
 	}
-	return &Plan{Options: t.opts, Application: t.app}, nil
+	return &Plan{Options: t.opts, Application: t.app, Notes: t.notes}, nil
 }
 
 type translator struct {
-	id   string
-	s    *specs.Spec
-	set  Settings
-	node Node
-	ann  map[string]string
-	opts []Option
-	app  bool
-	priv bool
+	id    string
+	s     *specs.Spec
+	set   Settings
+	node  Node
+	ann   map[string]string
+	opts  []Option
+	notes []string
+	app   bool
+	priv  bool
 }
 
 func (t *translator) add(k, v string) { t.opts = append(t.opts, Option{k, v}) }
@@ -228,7 +285,12 @@ func (t *translator) resources() error {
 			t.add("cores", strconv.Itoa(n))
 		}
 		if c.Shares != nil && *c.Shares > 0 {
-			t.add("cpuunits", strconv.FormatUint(min(*c.Shares, 500000), 10))
+			// OCI shares are cgroup v1 cpu.shares (2..262144, default
+			// 1024); PVE 8/9 hand cpuunits to cgroup v2 cpu.weight
+			// (pve-container LXC.pm: lxc.cgroup2.cpu.weight, clamped to
+			// 1..10000 by pve-common CGroup.pm clamp_cpu_shares; default
+			// 100). Convert as runc and crun do, default onto default.
+			t.add("cpuunits", strconv.FormatUint(cgroups.ConvertCPUSharesToCgroupV2Value(*c.Shares), 10))
 		}
 	}
 	return nil
@@ -270,30 +332,99 @@ func (t *translator) rootfs() error {
 // runtimeMounts are provided by LXC itself in every CT.
 var runtimeMounts = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"}
 
+// managedFiles are the files every engine (podman, containerd, CRI-O,
+// Docker) binds into its containers and a CT gets otherwise: the name
+// from the hostname option (lxc.uts.name), resolv.conf from PVE's setup
+// or, for a host-managed DHCP NIC, LXC's dhclient-script (pve-container
+// LXC.pm manage_dhclient, ROOTFS=...), /etc/hosts from PVE's setup (the
+// image's own under ostype unmanaged). PVE can bind only directories
+// (LXC.pm mountpoint_mount: "directory '...' does not exist").
+var managedFiles = map[string]string{
+	"/etc/hostname":    "the CT's hostname comes from the hostname option",
+	"/etc/resolv.conf": "a DHCP NIC's lease writes the CT's resolv.conf (LXC's dhclient-script), a managed ostype PVE's setup; otherwise it is the image's",
+	"/etc/hosts":       "PVE's setup writes the CT's /etc/hosts for a managed ostype; otherwise it is the image's",
+	// podman's marker that the process runs under podman, which a CT does not.
+	"/run/.containerenv": "it marks a podman container, which a CT is not",
+}
+
+func (t *translator) note(format string, a ...any) {
+	t.notes = append(t.notes, fmt.Sprintf(format, a...))
+}
+
 func (t *translator) mounts() error {
-	n := 0
+	n, dev := 0, 0
+	if t.s.Linux != nil {
+		dev = len(t.s.Linux.Devices)
+	}
 	for _, m := range t.s.Mounts {
-		bind := spec.IsBind(m)
+		dst := path.Clean("/" + m.Destination)
 		switch {
-		case bind:
-			if t.set.SourceExists != nil && !t.set.SourceExists(m.Source) {
-				return fmt.Errorf("bind mount %s: source %s does not exist on this node", m.Destination, m.Source)
+		case managedFiles[dst] != "":
+			t.note("mount %s left out: %s", dst, managedFiles[dst])
+		case dst == "/dev/shm":
+			// LXC's autodev mounts a tmpfs on /dev after PVE's mount points,
+			// which would hide one here; pve-container 6.1.10 mounts a tmpfs
+			// on /dev/shm for application CTs (LXC.pm update_lxc_config).
+			if spec.IsBind(m) {
+				t.note("mount /dev/shm left out: the CT's /dev/shm is LXC's and PVE's own")
 			}
-			v := fmt.Sprintf("%s,mp=%s", m.Source, m.Destination)
-			if slices.Contains(m.Options, "ro") {
-				v += ",ro=1"
+		case spec.IsBind(m):
+			v, isDev, err := t.bind(m, dst)
+			if err != nil {
+				return err
+			}
+			if isDev {
+				t.add(fmt.Sprintf("dev%d", dev), v)
+				dev++
+				continue
 			}
 			t.add(fmt.Sprintf("mp%d", n), v)
 			n++
 		case slices.Contains(runtimeMounts, m.Type):
 			// LXC mounts these in every CT.
-		case m.Type == "tmpfs" && (m.Destination == "/dev" || strings.HasPrefix(m.Destination, "/dev/")):
+		case m.Type == "tmpfs" && (dst == "/dev" || strings.HasPrefix(dst, "/dev/")):
 			// LXC's autodev provides /dev and /dev/shm.
 		default:
 			return fmt.Errorf("mount %s (type %q) is not supported on pve: only bind mounts become CT mount points", m.Destination, m.Type)
 		}
 	}
 	return nil
+}
+
+// bind maps a bind mount to an mpN (a directory) or a devN (a device
+// node) value. PVE takes any source under /dev/ for a device
+// (Config.pm classify_mountpoint) and binds nothing but directories.
+func (t *translator) bind(m specs.Mount, dst string) (value string, isDev bool, err error) {
+	src := m.Source
+	ro := slices.Contains(m.Options, "ro")
+	kind := SourceDir
+	if t.set.SourceKind != nil {
+		kind = t.set.SourceKind(src)
+	}
+	if strings.HasPrefix(path.Clean(src), "/dev/") {
+		if kind != SourceDevice && t.set.SourceKind != nil {
+			return "", false, fmt.Errorf("bind mount %s: source %s is under /dev/ but no device node, and PVE takes every source there for a device (pve-container Config.pm classify_mountpoint); bind a directory outside /dev/", dst, src)
+		}
+		if dst != path.Clean(src) {
+			return "", false, fmt.Errorf("bind mount %s: device %s can only appear at its own path in a CT (PVE devN passthrough); mount it at %s", dst, src, path.Clean(src))
+		}
+		v := path.Clean(src)
+		if ro {
+			v += ",deny-write=1"
+		}
+		return v, true, nil
+	}
+	switch kind {
+	case SourceMissing:
+		return "", false, fmt.Errorf("bind mount %s: source %s does not exist on this node", dst, src)
+	case SourceFile, SourceDevice:
+		return "", false, fmt.Errorf("bind mount %s: source %s is not a directory, and a PVE mount point can only bind a directory (pve-container LXC.pm mountpoint_mount); bind the directory that holds it, or copy the file into the image", dst, src)
+	}
+	v := fmt.Sprintf("%s,mp=%s", src, dst)
+	if ro {
+		v += ",ro=1"
+	}
+	return v, false, nil
 }
 
 func (t *translator) network() error {
@@ -413,28 +544,35 @@ func (t *translator) process() error {
 		// A rootfs template: the CT starts as root in /.
 		img = &specs.Process{Cwd: "/"}
 	}
-	if p.User.UID != img.User.UID || p.User.GID != img.User.GID {
-		return fmt.Errorf("process.user %d:%d: pct create has no option for an application container's user; use user %d:%d", p.User.UID, p.User.GID, img.User.UID, img.User.GID)
+	imgUser, why := img.User, ""
+	if !t.node.containerAtLeast(containerUser) {
+		// Before 6.1.0 pve-container ignores the image's User: root.
+		imgUser = specs.User{}
+		why = fmt.Sprintf(", and pve-container %s (before %s) ignores the image's User", t.node.container().full(), containerUser.full())
+	}
+	if p.User.UID != imgUser.UID || p.User.GID != imgUser.GID {
+		return fmt.Errorf("process.user %d:%d: pct create has no option for an application container's user%s; use user %d:%d", p.User.UID, p.User.GID, why, imgUser.UID, imgUser.GID)
 	}
 	cwd := p.Cwd
 	if cwd == "" {
 		cwd = "/"
 	}
-	if t.set.Image != nil && slices.Equal(p.Args, img.Args) && slices.Equal(p.Env, img.Env) && cwd == img.Cwd {
+	tabOK := t.node.containerAtLeast(containerTabs)
+	if err := t.checkEnv(p.Env, tabOK); err != nil {
+		return err
+	}
+	if t.set.Image != nil && slices.Equal(p.Args, img.Args) && slices.Equal(p.Env, img.Env) && cwd == img.Cwd && pveCarries(img.Args) {
 		// PVE takes all of it from the image.
 		t.app = true
+		t.unmanaged()
 		return nil
 	}
-	args := p.Args
-	if cwd != img.Cwd {
-		if t.set.RootfsHasShell == nil || !t.set.RootfsHasShell() {
-			return fmt.Errorf("process.cwd %q: pct create has no option for an application container's working directory, and the rootfs has no /bin/sh to enter it; use cwd \"/\"", p.Cwd)
-		}
-		// Images often set a WorkingDir: enter it through the CT's shell.
-		args = append([]string{"/bin/sh", "-c", `cd "$0" && exec "$@"`, p.Cwd}, args...)
+	ep, err := t.entrypoint(p.Args, p.Env, cwd != img.Cwd, cwd, tabOK)
+	if err != nil {
+		return err
 	}
 	t.app = true
-	t.add("entrypoint", shellJoin(args))
+	t.add("entrypoint", ep)
 	if len(p.Env) > 0 && (t.set.Image == nil || !slices.Equal(p.Env, img.Env)) {
 		for _, e := range p.Env {
 			if err := checkEnvVar(e); err != nil {
@@ -444,6 +582,7 @@ func (t *translator) process() error {
 		t.add("env", strings.Join(p.Env, "\x00"))
 	}
 	t.add("cmode", "console")
+	t.unmanaged()
 	// An application image manages no network itself.
 	for i, o := range t.opts {
 		if strings.HasPrefix(o.Key, "net") && !strings.Contains(o.Value, "host-managed=") {
@@ -453,24 +592,88 @@ func (t *translator) process() error {
 	return nil
 }
 
+// unmanaged: an application image is no OS that PVE's setup knows;
+// pve-container Setup.pm dies "unable to detect OS distribution" at
+// create and at every start on an os-release ID it has no plugin for
+// (wolfi, distroless, ...), and an image it does know would get PVE's
+// network, hostname and DNS files written over its own at every start.
+// ostype unmanaged skips that detection and setup.
+func (t *translator) unmanaged() { t.add("ostype", "unmanaged") }
+
 func (t *translator) identity() error {
 	t.add("tags", Tag+";"+IDTag(t.id))
 	t.add("description", descriptionPrefix+t.id)
 	return nil
 }
 
-// shellJoin quotes args for PVE's entrypoint string, which LXC splits with
-// shell-like rules.
-func shellJoin(args []string) string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`;&|<>(){}*?[]#~") {
-			out[i] = a
-			continue
+// checkEnv refuses what PVE's env pattern refuses, on this node's
+// pve-container (Config.pm env: names \w+, no control characters; empty
+// values since 6.0.17, tabs since 6.0.18). A newline is refused on every
+// version: each variable is one lxc.environment.runtime line of the CT
+// config (6.0.18 to 6.1.7 let it through by a wrong range, 2785bef).
+func (t *translator) checkEnv(env []string, tabOK bool) error {
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		if !envKey.MatchString(k) {
+			return fmt.Errorf("process.env %q: PVE accepts only names of letters, digits and '_'", k)
 		}
-		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		if i := ctlChar(v, tabOK); i >= 0 {
+			return fmt.Errorf("process.env %s: the value holds control character %q, which PVE refuses (pve-container %s allows %s); remove it", k, v[i], t.node.container().full(), allowedCtl(tabOK))
+		}
+		if v == "" && !t.node.containerAtLeast(containerEmptyEnv) {
+			return fmt.Errorf("process.env %s: an empty value needs pve-container %s or later (this node has %s); set a value or drop the variable", k, containerEmptyEnv.full(), t.node.container().full())
+		}
 	}
-	return strings.Join(out, " ")
+	return nil
+}
+
+func allowedCtl(tabOK bool) string {
+	if tabOK {
+		return "tab only"
+	}
+	return "none"
+}
+
+// entrypoint renders args (entering cwd first when enterCwd) as PVE's
+// entrypoint string, so that LXC runs exactly args with exactly env (see
+// initcmd.go). An argv no string can carry is rebuilt by the CT's
+// /bin/sh, or refused.
+func (t *translator) entrypoint(args, env []string, enterCwd bool, cwd string, tabOK bool) (string, error) {
+	words := args
+	if enterCwd {
+		words = append([]string{cwd}, args...)
+	}
+	for i, a := range words {
+		if j := ctlChar(a, tabOK); j >= 0 {
+			what := fmt.Sprintf("process.args[%d]", i)
+			if enterCwd {
+				what = "process.cwd"
+				if i > 0 {
+					what = fmt.Sprintf("process.args[%d]", i-1)
+				}
+			}
+			return "", fmt.Errorf("%s %q holds control character %q: PVE's entrypoint is one line of the CT config and refuses it (pve-container %s allows %s); pass it another way, e.g. in a file", what, a, a[j], t.node.container().full(), allowedCtl(tabOK))
+		}
+	}
+	hasShell := t.set.RootfsHasShell != nil && t.set.RootfsHasShell()
+	if enterCwd && !hasShell {
+		return "", fmt.Errorf("process.cwd %q: pct create has no option for an application container's working directory, and the rootfs has no /bin/sh to enter it; use cwd \"/\"", cwd)
+	}
+	direct := args
+	if enterCwd {
+		// Images often set a WorkingDir: enter it through the CT's shell.
+		direct = append([]string{"/bin/sh", "-c", `cd "$0" && ` + unsetShellVars(env) + `exec "$@"`, cwd}, args...)
+	}
+	if s, ok := joinInitCmd(direct); ok {
+		return s, nil
+	}
+	if !hasShell {
+		return "", fmt.Errorf("process.args %q: a word holds both ' and \" together with a blank or a leading quote, which PVE's entrypoint cannot carry (LXC splits lxc.init.cmd without escapes), and the rootfs has no /bin/sh to rebuild it; pass that word another way (a file, an environment variable)", args)
+	}
+	if !enterCwd {
+		cwd = ""
+	}
+	return wrapInitCmd(cwd, args, env)
 }
 
 // OCIIDFromDescription returns the OCI id recorded in a CT description.

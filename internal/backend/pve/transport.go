@@ -31,6 +31,9 @@ type transport interface {
 	name() string
 	// version is the pve-manager release of the node that answers.
 	version(ctx context.Context) (Version, error)
+	// versions are node's pve-manager and pve-container versions ("" for
+	// pct: this node), in one call.
+	versions(ctx context.Context, node string) (manager, container Version, err error)
 	// place picks the node for a new CT ("" means this node, for pct).
 	// guests is the cluster's CTs and VMs when placing listed them (nil
 	// when it did not: then call guests).
@@ -105,7 +108,10 @@ func (t *pctTransport) reachesAllNodes() bool { return false }
 
 func (t *pctTransport) clearsStaleLocks() bool { return true }
 
-var versionRE = regexp.MustCompile(`pve-manager/(\d+)\.(\d+)`)
+var (
+	versionRE   = regexp.MustCompile(`pve-manager/(\d+)\.(\d+)(?:\.(\d+))?`)
+	bareVersion = regexp.MustCompile(`^(\d+)\.(\d+)(?:\.(\d+))?`)
+)
 
 func (t *pctTransport) version(ctx context.Context) (Version, error) {
 	out, err := t.tools.run(ctx, 0, t.tools.pveversion)
@@ -115,18 +121,48 @@ func (t *pctTransport) version(ctx context.Context) (Version, error) {
 	return parseVersion(out, "pveversion")
 }
 
+// versions reads pve-manager's and pve-container's versions from
+// `pveversion -v` (one "package: version ..." line per package).
+func (t *pctTransport) versions(ctx context.Context, _ string) (Version, Version, error) {
+	out, err := t.tools.run(ctx, 0, t.tools.pveversion, "-v")
+	if err != nil {
+		return Version{}, Version{}, err
+	}
+	return parsePveversionV(out)
+}
+
+func parsePveversionV(out string) (Version, Version, error) {
+	var vs [2]Version
+	for i, pkg := range []string{"pve-manager", "pve-container"} {
+		m := regexp.MustCompile(`(?m)^` + pkg + `: (\d+)\.(\d+)(?:\.(\d+))?`).FindStringSubmatch(out)
+		if m == nil {
+			return Version{}, Version{}, errdefs.New(errdefs.ErrInternal, "pveversion -v lists no %s: is this a Proxmox VE node?", pkg)
+		}
+		vs[i] = versionOf(m)
+	}
+	return vs[0], vs[1], nil
+}
+
 // parseVersion reads "pve-manager/9.1.1/..." or "9.1.1".
 func parseVersion(s, from string) (Version, error) {
 	m := versionRE.FindStringSubmatch(s)
 	if m == nil {
-		m = regexp.MustCompile(`^(\d+)\.(\d+)`).FindStringSubmatch(strings.TrimSpace(s))
+		m = bareVersion.FindStringSubmatch(strings.TrimSpace(s))
 	}
 	if m == nil {
 		return Version{}, errdefs.New(errdefs.ErrInternal, "%s printed %q: no pve-manager version", from, strings.TrimSpace(s))
 	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
-	return Version{major, minor}, nil
+	return versionOf(m), nil
+}
+
+func versionOf(m []string) Version {
+	var v Version
+	v.Major, _ = strconv.Atoi(m[1])
+	v.Minor, _ = strconv.Atoi(m[2])
+	if len(m) > 3 && m[3] != "" {
+		v.Patch, _ = strconv.Atoi(m[3])
+	}
+	return v
 }
 
 func (t *pctTransport) place(context.Context) (string, []resource, error) { return "", nil, nil }
