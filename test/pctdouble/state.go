@@ -101,6 +101,9 @@ func versionString() string { return readTrimmed("version", defaultVersion) }
 // bridges lists the bridge names that "exist" (file `bridges`, whitespace
 // separated; default vmbr0).
 func bridges() map[string]bool {
+	if ns := netnsName(); ns != "" {
+		return netnsBridges(ns) // the namespace's real bridges (netns.go)
+	}
 	res := map[string]bool{}
 	for _, b := range strings.Fields(readTrimmed("bridges", "vmbr0")) {
 		res[b] = true
