@@ -77,6 +77,7 @@ rootfs_storage = "local-lvm"
 bridge = "vmbr0"
 timeout = "60s"
 `), 0o644)
+	needUnprivileged(t, p.state) // subids and a reachable state dir (pveunpriv_test.go)
 	t.Cleanup(p.stopAll)
 	return p
 }

@@ -261,9 +261,12 @@ func startCT(vmid int, c *ctConf) error {
 	if err != nil {
 		return err
 	}
-	m, _, _, err := parseIDMaps(c)
+	m, uid, gid, err := parseIDMaps(c)
 	if err == nil {
 		err = checkSubIDs(m)
+	}
+	if err == nil {
+		err = checkReachable(rootfsPath(vmid), uid, gid)
 	}
 	if err != nil {
 		return fail("%v", err)

@@ -407,7 +407,11 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	// Inside the CT's user namespace, as PVE extracts (userns.go).
+	// New volumes belong to the CT's mapped root, and the template is
+	// extracted inside the CT's user namespace, as PVE does (userns.go).
+	if err := chownNewVolumes(vmid, conf); err != nil {
+		return err
+	}
 	if err := extractTemplate(archive, root, conf); err != nil {
 		return err
 	}
@@ -843,6 +847,9 @@ func pctSet(args []string) error {
 			}
 		case strings.HasPrefix(k, "mp") && pveschema.IndexedNameRE.MatchString(k):
 			nv, err := allocVolume(vmid, k, v, &disk, false)
+			if err == nil {
+				err = chownNewVolume(vmid, conf, nv) // as create_disks (userns.go)
+			}
 			if err != nil {
 				return err
 			}

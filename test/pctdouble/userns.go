@@ -165,6 +165,9 @@ func extractTemplate(archive, root string, c *ctConf) error {
 	if err := os.Chown(root, rootUID, rootGID); err != nil {
 		return err
 	}
+	if err := checkReachable(root, rootUID, rootGID); err != nil {
+		return err
+	}
 	cmd := append(usernsCommand(m), "tar", "xpf", "-")
 	if compression != "" {
 		cmd = append(cmd, compression)
@@ -197,6 +200,59 @@ func extractTemplate(archive, root string, c *ctConf) error {
 		return fmt.Errorf("command '%s' failed: %s", cmdString(cmd), exitText(err))
 	}
 	return nil
+}
+
+// chownNewVolume is create_disks' chown of a newly allocated volume to the
+// CT's mapped root (PVE formats it with root_owner= or chowns the subvol):
+// otherwise the unprivileged CT's root could not write its own mount point.
+// mp is an mpN value whose volume the double just allocated.
+func chownNewVolume(vmid int, c *ctConf, mp string) error {
+	vol := strings.TrimPrefix(strings.SplitN(mp, ",", 2)[0], "volume=")
+	sid, name, ok := strings.Cut(vol, ":")
+	if !ok || strings.HasPrefix(vol, "/") || !strings.HasPrefix(name, fmt.Sprintf("vm-%d-", vmid)) {
+		return nil // a bind mount or someone else's volume: left as it is
+	}
+	_, uid, gid, err := parseIDMaps(c)
+	if err != nil {
+		return err
+	}
+	return os.Chown(statePath("volumes", sid, name), uid, gid)
+}
+
+// chownNewVolumes does chownNewVolume for every mount point of a CT being
+// created (all its vm-VMID- volumes are new then).
+func chownNewVolumes(vmid int, c *ctConf) error {
+	for k, v := range c.Keys {
+		if strings.HasPrefix(k, "mp") {
+			if err := chownNewVolume(vmid, c, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkReachable: the CT's mapped root must be able to walk to its rootfs
+// (on a PVE node /var/lib/lxc is 0755). A state dir below a 0700 temp dir
+// (go test's t.TempDir) fails in tar or lxc-start with a bare "Permission
+// denied"; this says which directory and what to do.
+func checkReachable(path string, uid, gid int) error {
+	if uid == 0 {
+		return nil
+	}
+	for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(dir, &st); err != nil {
+			return err
+		}
+		ok := st.Mode&0o001 != 0 || (int(st.Uid) == uid && st.Mode&0o100 != 0) || (int(st.Gid) == gid && st.Mode&0o010 != 0)
+		if !ok {
+			return fmt.Errorf("pctdouble: the unprivileged CT's root (host uid %d) cannot reach %s: %s is mode %04o; make the state dir's parents searchable (chmod o+x), as /var/lib/lxc is on a PVE node", uid, path, dir, st.Mode&0o7777)
+		}
+		if dir == "/" || dir == "." {
+			return nil
+		}
+	}
 }
 
 // exitText is how PVE::Tools::run_command words a failed command.

@@ -195,6 +195,11 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
 	}
+	if planUnprivileged(plan) {
+		if err := checkIDRange(ctx, c.Rootfs); err != nil {
+			return err
+		}
+	}
 	if guests == nil {
 		if guests, err = b.tr.guests(ctx); err != nil {
 			return err
