@@ -32,3 +32,7 @@ func needUnprivileged(t *testing.T, state string) {
 		}
 	}
 }
+
+// unprivilegedShift is where PVE's default id map puts an unprivileged
+// CT's id 0 on the host (pve-container src/PVE/LXC.pm parse_id_maps).
+const unprivilegedShift = 100000

@@ -302,6 +302,8 @@ func shiftOwners(root string, c *ctConf) error {
 		}
 		return 0, false
 	}
+	type inode struct{ dev, ino uint64 }
+	seen := map[inode]bool{} // hard links: shift each inode once
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -309,6 +311,11 @@ func shiftOwners(root string, c *ctConf) error {
 		var st syscall.Stat_t
 		if err := syscall.Lstat(p, &st); err != nil {
 			return err
+		}
+		if k := (inode{st.Dev, st.Ino}); seen[k] {
+			return nil
+		} else {
+			seen[k] = true
 		}
 		uid, okU := mapID(int(st.Uid), "u")
 		gid, okG := mapID(int(st.Gid), "g")
