@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/proxcage/proxcage/test/subids"
@@ -36,3 +40,55 @@ func needUnprivileged(t *testing.T, state string) {
 // unprivilegedShift is where PVE's default id map puts an unprivileged
 // CT's id 0 on the host (pve-container src/PVE/LXC.pm parse_id_maps).
 const unprivilegedShift = 100000
+
+// A rootfs with an owner outside the unprivileged CT's 65536 ids is refused
+// in one line before anything is made: on PVE the create task would die in
+// tar inside the CT's user namespace, after the template upload.
+func TestPVEUnprivilegedIDRangeRefusedBeforeCreate(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	b := p.systemBundle("big", nil)
+	f := filepath.Join(b, "rootfs", "etc", "big")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(f, 70000, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := p.run("create", "--bundle", b, "big")
+	wantError(t, "owner outside the id map", r, 2, "rootfs /etc/big is owned by uid 70000, gid 0", "ids 0-65535", "allow_privileged")
+	p.assertRootEmpty()
+	if out := p.pctList(); out != "" {
+		t.Fatalf("CT left:\n%s", out)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(p.state, "storage", "local", "template", "cache")); len(ents) != 0 {
+		t.Fatalf("a template was written for a rootfs that cannot be extracted: %v", ents)
+	}
+}
+
+// The double's CTs are unprivileged for real: init runs as host uid
+// 100000, the CT sees the id map PVE writes, and its rootfs on disk is
+// owned by the mapped root.
+func TestPVEUnprivilegedCTRunsInTheIDMap(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	b := p.systemBundle("sys", nil)
+	p.ok("run", "-d", "--bundle", b, "unpriv")
+	st := p.state_("unpriv")
+	var s syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d", st.Pid), &s); err != nil || s.Uid != unprivilegedShift {
+		t.Fatalf("init %d runs as host uid %d (%v), want %d", st.Pid, s.Uid, err, unprivilegedShift)
+	}
+	if out := p.ok("exec", "unpriv", "cat", "/proc/self/uid_map"); strings.Join(strings.Fields(out), " ") != "0 100000 65536" {
+		t.Fatalf("uid_map: %q", out)
+	}
+	vmid := vmidOf(t, st)
+	if lxc, err := os.ReadFile(filepath.Join(p.state, "lxcpath", strconv.Itoa(vmid), "config")); err != nil ||
+		!strings.Contains(string(lxc), "lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n") {
+		t.Fatalf("LXC config lacks PVE's id map (%v):\n%s", err, lxc)
+	}
+	if err := syscall.Stat(filepath.Join(p.state, "rootfs", strconv.Itoa(vmid), "sbin", "init"), &s); err != nil || s.Uid != unprivilegedShift {
+		t.Fatalf("rootfs owned by %d (%v)", s.Uid, err)
+	}
+	p.ok("delete", "--force", "unpriv")
+}
