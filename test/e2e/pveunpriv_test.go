@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/proxcage/proxcage/test/subids"
 )
 
@@ -91,4 +93,44 @@ func TestPVEUnprivilegedCTRunsInTheIDMap(t *testing.T) {
 		t.Fatalf("rootfs owned by %d (%v)", s.Uid, err)
 	}
 	p.ok("delete", "--force", "unpriv")
+}
+
+// A writable bind mount of a host directory the CT's mapped root cannot
+// write gets a warning at create (PVE binds it as it is: host-owned files
+// are nobody's in the CT); chowned to the mapped root it is writable and
+// quiet.
+func TestPVEUnprivilegedBindMountOwners(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	hostDir := filepath.Join(p.dir, "hostdata")
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := p.systemBundle("bind", func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: hostDir, Options: []string{"rbind", "rw"}})
+	})
+	r := p.run("run", "-d", "--bundle", b, "b1")
+	if r.code != 0 {
+		t.Fatalf("run: exit %d: %s", r.code, r.stderr)
+	}
+	want := "bind mount " + hostDir + " -> /data: the unprivileged CT sees host uid 0 as nobody and its root (host uid 100000) cannot write there; chown it to 100000:100000"
+	if !strings.Contains(r.stderr, want) {
+		t.Fatalf("no warning %q:\n%s", want, r.stderr)
+	}
+	if out := p.ok("exec", "b1", "stat", "-c", "%u", "/data"); out != "65534\n" {
+		t.Fatalf("/data owner in the CT: %q, want 65534 (nobody)", out)
+	}
+	if r := p.run("exec", "b1", "touch", "/data/x"); r.code == 0 {
+		t.Fatal("the CT's root wrote to a host directory it does not own")
+	}
+	p.ok("delete", "--force", "b1")
+	if err := os.Chown(hostDir, unprivilegedShift, unprivilegedShift); err != nil {
+		t.Fatal(err)
+	}
+	r = p.run("run", "-d", "--bundle", b, "b2")
+	if r.code != 0 || strings.Contains(r.stderr, "bind mount") {
+		t.Fatalf("run with the dir owned by the mapped root: exit %d: %s", r.code, r.stderr)
+	}
+	p.ok("exec", "b2", "touch", "/data/x")
+	p.ok("delete", "--force", "b2")
 }

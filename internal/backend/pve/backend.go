@@ -199,6 +199,9 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 		if err := checkIDRange(ctx, c.Rootfs); err != nil {
 			return err
 		}
+		if host != nil {
+			warnBindOwners(b.log, c.Spec)
+		}
 	}
 	if guests == nil {
 		if guests, err = b.tr.guests(ctx); err != nil {
