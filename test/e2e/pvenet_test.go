@@ -136,3 +136,39 @@ func TestPVENetMissingBridgeFailsAtStart(t *testing.T) {
 	}
 	p.ok("delete", "--force", "br")
 }
+
+// The same from an image on the 9.1 double (an OCI archive template, whose
+// network PVE makes host-managed): `run -d --image` with a command serves
+// HTTP on the CT's DHCP address inside the test's namespace.
+func TestPVENetImageAnswersHTTPOnDHCPAddress(t *testing.T) {
+	p := newPVEEnv(t)
+	n := p.pveNet(true)
+	withDataDir(t, p.env)
+	reg := serveTestImages(t)
+	p.ok("run", "-d", "-q", "--image", reg.Host+"/test/busybox:1", "img-web", "--",
+		"sh", "-c", "mkdir -p /www && echo hello from the image > /www/index.html && exec httpd -f -p 8080 -h /www")
+	vmid := vmidOf(t, p.state_("img-web"))
+	var mac string
+	for _, l := range strings.Split(p.pct("config", strconv.Itoa(vmid)), "\n") {
+		if v, ok := strings.CutPrefix(l, "net0: "); ok {
+			for _, kv := range strings.Split(v, ",") {
+				if m, ok := strings.CutPrefix(kv, "hwaddr="); ok {
+					mac = m
+				}
+			}
+		}
+	}
+	ip := leaseOf(t, n, mac)
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := n.Exec("timeout", "5", "/bin/busybox", "wget", "-q", "-O", "-", "http://"+ip+":8080/").CombinedOutput()
+		body = string(out)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if body != "hello from the image\n" {
+		t.Fatalf("GET http://%s:8080/ from the namespace: %q", ip, body)
+	}
+	p.ok("delete", "--force", "img-web")
+}
