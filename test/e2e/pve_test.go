@@ -77,6 +77,7 @@ rootfs_storage = "local-lvm"
 bridge = "vmbr0"
 timeout = "60s"
 `+pveDoubleFiles(p.state)), 0o644)
+	needUnprivileged(t, p.state) // subids and a reachable state dir (pveunpriv_test.go)
 	t.Cleanup(p.stopAll)
 	return p
 }
@@ -630,7 +631,8 @@ func TestPVEDebianMinbase(t *testing.T) {
 			t.Fatalf("%s: exec --cwd/--user: %q", c.id, out)
 		}
 		if !p.real {
-			compareRootfs(t, rootfs, filepath.Join(p.state, "rootfs", st.Annotations["org.proxcage.pve.vmid"]))
+			// Unprivileged: on disk the CT's ids are shifted into its map.
+			compareRootfs(t, rootfs, filepath.Join(p.state, "rootfs", st.Annotations["org.proxcage.pve.vmid"]), unprivilegedShift)
 		}
 		p.ok("kill", c.id, "KILL")
 		p.waitStatus(c.id, specs.StateStopped)
@@ -644,7 +646,10 @@ var pveManaged = map[string]bool{"etc/hostname": true, "etc/hosts": true, "etc/r
 
 // compareRootfs checks that got holds every entry of want with the same
 // type, mode, owner, size, link target and mtime (seconds).
-func compareRootfs(t *testing.T, want, got string) {
+// shift is added to want's ids (the CT's id map, unprivilegedShift). PVE
+// extracts a template without ./dev/* (Create.pm: --exclude ./dev/*), so
+// dev's entries are not compared.
+func compareRootfs(t *testing.T, want, got string, shift uint32) {
 	t.Helper()
 	n := 0
 	err := filepath.WalkDir(want, func(path string, d os.DirEntry, err error) error {
@@ -655,6 +660,9 @@ func compareRootfs(t *testing.T, want, got string) {
 		if pveManaged[rel] {
 			return nil // PVE rewrites these when the CT starts
 		}
+		if strings.HasPrefix(rel, "dev/") {
+			return nil // not extracted by PVE (see above)
+		}
 		var a, b syscall.Stat_t
 		if err := syscall.Lstat(path, &a); err != nil {
 			return err
@@ -664,11 +672,11 @@ func compareRootfs(t *testing.T, want, got string) {
 			return nil
 		}
 		n++
-		if a.Mode != b.Mode || a.Uid != b.Uid || a.Gid != b.Gid || a.Rdev != b.Rdev ||
+		if a.Mode != b.Mode || a.Uid+shift != b.Uid || a.Gid+shift != b.Gid || a.Rdev != b.Rdev ||
 			a.Mode&syscall.S_IFMT == syscall.S_IFREG && a.Size != b.Size ||
 			rel != "." && a.Mode&syscall.S_IFMT != syscall.S_IFDIR && a.Mtim.Sec != b.Mtim.Sec {
 			t.Errorf("%s differs: mode %o/%o uid %d/%d gid %d/%d size %d/%d mtime %d/%d", rel,
-				a.Mode, b.Mode, a.Uid, b.Uid, a.Gid, b.Gid, a.Size, b.Size, a.Mtim.Sec, b.Mtim.Sec)
+				a.Mode, b.Mode, a.Uid+shift, b.Uid, a.Gid+shift, b.Gid, a.Size, b.Size, a.Mtim.Sec, b.Mtim.Sec)
 		}
 		if a.Mode&syscall.S_IFMT == syscall.S_IFLNK {
 			la, _ := os.Readlink(path)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,7 +25,7 @@ func lxcBin(tool string) string {
 }
 
 func runLXC(tool string, args ...string) (string, string, error) {
-	cmd := exec.Command(lxcBin(tool), args...)
+	cmd := lxcCmd(tool, args...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -140,10 +139,10 @@ func mountSource(volume string) string {
 	return statePath("volumes", sid, name)
 }
 
-// generateLXCConfig turns a pct config into the LXC config the double runs.
-// Deliberate simplifications (see README): the CT runs privileged even with
-// "unprivileged: 1" (real PVE maps ids 0-65535 to 100000+), and networking is
-// "lxc.net.0.type = empty" whatever netN says (there is no vmbr0 here).
+// generateLXCConfig turns a pct config into the LXC config the double runs,
+// after PVE::LXC::update_lxc_config: an unprivileged CT gets PVE's default
+// id map (unless raw lxc.idmap lines give one), the NICs are real veths in
+// the configured network namespace (netns.go).
 func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 	var b strings.Builder
 	w := func(k, v string) { fmt.Fprintf(&b, "%s = %s\n", k, v) }
@@ -158,9 +157,21 @@ func generateLXCConfig(vmid int, c *ctConf) (string, error) {
 		w("lxc.arch", arch)
 	}
 	w("lxc.rootfs.path", "dir:"+rootfsPath(vmid))
-	w("lxc.net.0.type", "empty")
+	if err := netConfig(vmid, c, w); err != nil {
+		return "", err
+	}
 	w("lxc.apparmor.profile", "unconfined")
-	w("lxc.mount.auto", "proc:mixed sys:ro cgroup:mixed")
+	if c.Keys["unprivileged"] == "1" || hasCustomIDMap(c) {
+		// update_lxc_config: sys:mixed for unprivileged CTs (userns.conf's
+		// sys:rw overridden); the default map unless the config has its own.
+		w("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed")
+		if !hasCustomIDMap(c) {
+			w("lxc.idmap", "u 0 100000 65536")
+			w("lxc.idmap", "g 0 100000 65536")
+		}
+	} else {
+		w("lxc.mount.auto", "proc:mixed sys:ro cgroup:mixed")
+	}
 	w("lxc.autodev", "1")
 	// As LXC's common.conf that PVE includes: ptys for lxc-attach/console.
 	w("lxc.pty.max", "1024")
@@ -260,6 +271,16 @@ func startCT(vmid int, c *ctConf) error {
 	if err != nil {
 		return err
 	}
+	m, uid, gid, err := parseIDMaps(c)
+	if err == nil {
+		err = checkSubIDs(m)
+	}
+	if err == nil {
+		err = checkReachable(rootfsPath(vmid), uid, gid)
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
 	dir := filepath.Join(lxcPath(), strconv.Itoa(vmid))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail("pctdouble: %v", err)
@@ -298,6 +319,7 @@ func startCT(vmid int, c *ctConf) error {
 	// lxc-start -d returns once the CT reached RUNNING (or failed); an
 	// application CT may already have exited, hence RUNNING|STOPPED.
 	_, _, _ = runLXC("lxc-wait", "-P", lxcPath(), "-n", strconv.Itoa(vmid), "-s", "RUNNING|STOPPED", "-t", "10")
+	startDHCP(vmid, c)
 	return nil
 }
 
@@ -359,7 +381,7 @@ func resolveInRoot(root, path string) (string, error) {
 // runtime can call them exactly as on a PVE node (where CTs live in the
 // default lxcpath /var/lib/lxc).
 func lxcWrapper(tool string, args []string) error {
-	full := []string{tool}
+	var full []string
 	hasP := false
 	for _, a := range args {
 		if a == "-P" || a == "--lxcpath" || strings.HasPrefix(a, "--lxcpath=") {
@@ -373,8 +395,15 @@ func lxcWrapper(tool string, args []string) error {
 		full = append(full, "-P", lxcPath())
 	}
 	full = append(full, args...)
-	if err := syscall.Exec(lxcBin(tool), full, os.Environ()); err != nil {
-		return fail("pctdouble: exec %s: %v", lxcBin(tool), err)
+	return execLXC(tool, full...)
+}
+
+// execLXC replaces the double with an LXC tool (in the CT's network
+// namespace, when one is configured: see lxcArgv).
+func execLXC(tool string, args ...string) error {
+	argv := lxcArgv(tool, args...)
+	if err := syscall.Exec(argv[0], argv, os.Environ()); err != nil {
+		return fail("pctdouble: exec %s: %v", argv[0], err)
 	}
 	return nil
 }

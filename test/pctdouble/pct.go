@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/proxcage/proxcage/test/pveschema"
@@ -259,7 +256,7 @@ func prepareCreate(vmid int, params map[string]string, conf *ctConf) error {
 		params[k] = v
 	}
 	for _, k := range sortedIndexed(params, "net") {
-		v, err := checkNet(params[k])
+		v, err := checkNet(k, params[k])
 		if err != nil {
 			return err
 		}
@@ -349,11 +346,11 @@ func formatDiskSize(b int64) string {
 }
 
 // checkNet verifies the bridge and fills in what PVE adds (hwaddr, type).
-func checkNet(value string) (string, error) {
+func checkNet(key, value string) (string, error) {
 	format := method("lxc-create").Properties["net[n]"].PropertyFormat
 	n := pveschema.SplitPropertyString(format, value)
-	if br := n["bridge"]; br != "" && !bridges()[br] {
-		return "", fail("bridge '%s' does not exist", br)
+	if err := checkNetMTU(key, n); err != nil {
+		return "", err // a missing bridge fails here only with mtu=, else at start
 	}
 	if n["hwaddr"] == "" {
 		b := make([]byte, 3)
@@ -402,37 +399,19 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	fmt.Printf("extracting archive '%s'\n", archive)
-	tarArgs := []string{"-xpf", archive, "--totals", "--one-file-system", "--sparse", "--numeric-owner",
-		"--xattrs", "--xattrs-include=user.*", "--xattrs-include=security.capability",
-		"--warning=no-file-ignored", "--warning=no-xattr-write", "-C", root}
-	switch {
-	case strings.HasSuffix(file, ".tar.zst"), strings.HasSuffix(file, ".tzst"):
-		tarArgs = append([]string{"--zstd"}, tarArgs...)
-	case strings.HasSuffix(file, ".tar.gz"), strings.HasSuffix(file, ".tgz"):
-		tarArgs = append([]string{"-z"}, tarArgs...)
-	case strings.HasSuffix(file, ".tar.xz"):
-		tarArgs = append([]string{"-J"}, tarArgs...)
-	case strings.HasSuffix(file, ".tar.bz2"):
-		tarArgs = append([]string{"-j"}, tarArgs...)
-	case strings.HasSuffix(file, ".tar"):
-	default:
-		return fmt.Errorf("unrecognized compression format: %s", file)
+	// New volumes belong to the CT's mapped root, and the template is
+	// extracted inside the CT's user namespace, as PVE does (userns.go).
+	if err := chownNewVolumes(vmid, conf); err != nil {
+		return err
 	}
-	cmd := exec.Command("tar", tarArgs...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("command 'tar %s' failed: %v\n%s", strings.Join(tarArgs, " "), err, out.String())
-	}
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "Total bytes read") {
-			fmt.Println(sc.Text())
-		}
+	if err := extractTemplate(archive, root, conf); err != nil {
+		return err
 	}
 	if fileExists(filepath.Join(root, "oci-layout")) && fileExists(filepath.Join(root, "index.json")) {
 		if err := flattenOCI(vmid, root, conf); err != nil {
+			return err
+		}
+		if err := shiftOwners(root, conf); err != nil {
 			return err
 		}
 	}
@@ -668,7 +647,7 @@ func pctShutdown(args []string) error {
 		lxcArgs = append(lxcArgs, "--nokill")
 		shown = fmt.Sprintf("lxc-stop -n %d --nokill --timeout %s", vmid, timeout)
 	}
-	cmd := exec.Command(lxcBin("lxc-stop"), lxcArgs...)
+	cmd := lxcCmd("lxc-stop", lxcArgs...)
 	if err := cmd.Run(); err != nil {
 		code := 1
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -957,12 +936,15 @@ func pctSet(args []string) error {
 			}
 		case strings.HasPrefix(k, "mp") && pveschema.IndexedNameRE.MatchString(k):
 			nv, err := allocVolume(vmid, k, v, &disk, false)
+			if err == nil {
+				err = chownNewVolume(vmid, conf, nv) // as create_disks (userns.go)
+			}
 			if err != nil {
 				return err
 			}
 			params[k] = nv
 		case strings.HasPrefix(k, "net") && pveschema.IndexedNameRE.MatchString(k):
-			nv, err := checkNet(v)
+			nv, err := checkNet(k, v)
 			if err != nil {
 				return err
 			}
@@ -1009,7 +991,7 @@ func pctExec(args []string) error {
 	if !isRunning(vmid) {
 		return fail("CT %d not running", vmid)
 	}
-	attach := []string{"lxc-attach", "-P", lxcPath(), "-n", strconv.Itoa(vmid)}
+	attach := []string{"-P", lxcPath(), "-n", strconv.Itoa(vmid)}
 	// PVE 9 defaults keep-env to 0: the command starts from a clean
 	// environment (plus the CT's lxc.environment).
 	if v, _ := pveschema.ParseBoolean(c.opts["keep-env"]); v == "1" {
@@ -1019,7 +1001,7 @@ func pctExec(args []string) error {
 	}
 	attach = append(attach, "--")
 	attach = append(attach, c.extra...)
-	return syscall.Exec(lxcBin("lxc-attach"), attach, os.Environ())
+	return execLXC("lxc-attach", attach...)
 }
 
 func pctEnter(args []string) error {
@@ -1033,5 +1015,5 @@ func pctEnter(args []string) error {
 	if !isRunning(vmid) {
 		return fail("CT %d not running", vmid)
 	}
-	return syscall.Exec(lxcBin("lxc-attach"), []string{"lxc-attach", "-P", lxcPath(), "-n", strconv.Itoa(vmid), "--clear-env", "--keep-var", "TERM"}, os.Environ())
+	return execLXC("lxc-attach", "-P", lxcPath(), "-n", strconv.Itoa(vmid), "--clear-env", "--keep-var", "TERM")
 }

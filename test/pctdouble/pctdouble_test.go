@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/proxcage/proxcage/test/pveschema"
+	"github.com/proxcage/proxcage/test/subids"
 )
 
 // The end-to-end tests build the double with install.sh, make a tiny busybox
@@ -39,7 +40,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	skipReason = setup(tmp)
+	release := func() {}
+	if skipReason == "" {
+		// Unprivileged CTs need root's subordinate ids, as on a PVE node.
+		if release, err = subids.Acquire("pctdouble"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
+	release()
 	os.RemoveAll(tmp)
 	os.Exit(code)
 }
@@ -144,6 +154,7 @@ func newEnv(t *testing.T) *env {
 		t.Skip(skipReason)
 	}
 	dir := t.TempDir()
+	searchable(t, dir) // unprivileged CTs: the mapped root walks to its rootfs
 	cache := filepath.Join(dir, "storage/local/template/cache")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		t.Fatal(err)
@@ -508,7 +519,9 @@ func TestParameterValidation(t *testing.T) {
 		{[]string{"100", tpl, "--rootfs", "nope:8"}, "storage 'nope' does not exist\n"},
 		{[]string{"100", tpl, "--rootfs", "local:8"}, "content type 'rootdir' is not available or configured on storage 'local'\n"},
 		{[]string{"100", tpl}, "content type 'rootdir' is not available or configured on storage 'local'\n"}, // default rootfs local:4, as on a stock PVE
-		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--net0", "name=eth0,bridge=vmbr9"}, "bridge 'vmbr9' does not exist\n"},
+		// Only with mtu= (update_pct_config); without, start fails (TestMissingBridgeFailsAtStart).
+		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--net0", "name=eth0,bridge=vmbr9,mtu=1400"}, "bridge 'vmbr9' does not exist\n"},
+		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--net0", "name=eth0,bridge=vmbr0,mtu=9000"}, "net0: MTU size '9000' is bigger than bridge MTU '1500'\n"},
 		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--mp0", "/does/not/exist,mp=/data"}, "mounting container failed\nunable to create CT 100 - directory '/does/not/exist' does not exist\n"},
 		{[]string{"100", "local:vztmpl/missing.tar.zst", "--rootfs", "local-lvm:1"}, "unable to create CT 100 - volume 'local:vztmpl/missing.tar.zst' does not exist\n"},
 		{[]string{"100", "local:vztmpl/noinit.tar.zst", "--rootfs", "local-lvm:1"}, "unable to create CT 100 - no /sbin/init found in template 'local:vztmpl/noinit.tar.zst' (set --entrypoint for an application container)\n"},
@@ -559,9 +572,9 @@ func TestSetDeleteLockUnlock(t *testing.T) {
 		t.Errorf("tags not deleted:\n%s", conf)
 	}
 	e.fails("detected modified configuration - file changed by other user? Try again.\n", "pct", "set", "150", "--memory", "512", "--digest", digest)
-	e.fails("bridge 'vmbr9' does not exist\n", "pct", "set", "150", "--net0", "name=eth0,bridge=vmbr9")
+	e.fails("bridge 'vmbr9' does not exist\n", "pct", "set", "150", "--net0", "name=eth0,bridge=vmbr9,mtu=1400")
 	e.write("bridges", "vmbr0 vmbr9\n")
-	e.ok("pct", "set", "150", "--net0", "name=eth0,bridge=vmbr9")
+	e.ok("pct", "set", "150", "--net0", "name=eth0,bridge=vmbr9,mtu=1400")
 	e.ok("pct", "set", "150", "--lock", "backup")
 	if got := e.ok("pct", "list"); got != listHeader+listRow("150", "stopped", "backup", "b") {
 		t.Fatalf("pct list with lock: %q", got)

@@ -106,6 +106,9 @@ func containerVersion() string { return readTrimmed("pve-container", "6.1.10") }
 // bridges lists the bridge names that "exist" (file `bridges`, whitespace
 // separated; default vmbr0).
 func bridges() map[string]bool {
+	if ns := netnsName(); ns != "" {
+		return netnsBridges(ns) // the namespace's real bridges (netns.go)
+	}
 	res := map[string]bool{}
 	for _, b := range strings.Fields(readTrimmed("bridges", "vmbr0")) {
 		res[b] = true

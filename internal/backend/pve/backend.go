@@ -196,6 +196,14 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	for _, n := range plan.Notes {
 		b.log.Info(n, "id", c.ID)
 	}
+	if planUnprivileged(plan) {
+		if err := checkIDRange(ctx, c.Rootfs); err != nil {
+			return err
+		}
+		if host != nil {
+			warnBindOwners(b.log, c.Spec)
+		}
+	}
 	if guests == nil {
 		if guests, err = b.tr.guests(ctx); err != nil {
 			return err
