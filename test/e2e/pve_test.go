@@ -29,14 +29,58 @@ type pveEnv struct {
 // realPVEConfig is the config for a real node; PROXCAGE_PVE_STORAGE,
 // PROXCAGE_PVE_TEMPLATE_STORAGE and PROXCAGE_PVE_BRIDGE override defaults.
 func realPVEConfig() string {
-	get := func(k, def string) string {
-		if v := os.Getenv(k); v != "" {
-			return v
-		}
-		return def
+	return fmt.Sprintf("default_backend = \"pve\"\n[pve]\ntransport = \"pct\"\ntemplate_storage = %q\nrootfs_storage = %q\nbridge = %q\nvmid_range = %q\n",
+		envOr("PROXCAGE_PVE_TEMPLATE_STORAGE", "local"), envOr("PROXCAGE_PVE_STORAGE", "local-lvm"),
+		envOr("PROXCAGE_PVE_BRIDGE", "vmbr0"), realVMIDRange())
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
 	}
-	return fmt.Sprintf("default_backend = \"pve\"\n[pve]\ntransport = \"pct\"\ntemplate_storage = %q\nrootfs_storage = %q\nbridge = %q\n",
-		get("PROXCAGE_PVE_TEMPLATE_STORAGE", "local"), get("PROXCAGE_PVE_STORAGE", "local-lvm"), get("PROXCAGE_PVE_BRIDGE", "vmbr0"))
+	return def
+}
+
+// realVMIDRange is the VMIDs the suite may use on a real node: its own
+// range, far from what nextid hands out, so that it never touches a guest
+// it did not make (PROXCAGE_PVE_VMID_RANGE overrides it).
+func realVMIDRange() string { return envOr("PROXCAGE_PVE_VMID_RANGE", "990000-990999") }
+
+// cleanRealNode destroys, after each test on a real node and whatever its
+// outcome, every CT left in the suite's VMID range that carries proxcage's
+// tag: a failed test leaves nothing behind. Guests outside the range, or
+// without the tag, are never touched.
+func (p *pveEnv) cleanRealNode() {
+	first, last, _ := strings.Cut(realVMIDRange(), "-")
+	lo, err1 := strconv.Atoi(first)
+	hi, err2 := strconv.Atoi(last)
+	if err1 != nil || err2 != nil {
+		p.t.Errorf("PROXCAGE_PVE_VMID_RANGE %q: want FIRST-LAST", realVMIDRange())
+		return
+	}
+	out, err := exec.Command("pct", "list").Output()
+	if err != nil {
+		p.t.Errorf("clean-up: pct list: %v", err)
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		vmid, err := strconv.Atoi(f[0])
+		if err != nil || vmid < lo || vmid > hi {
+			continue
+		}
+		conf, err := exec.Command("pct", "config", f[0]).Output()
+		if err != nil || !strings.Contains(string(conf), "proxcage") {
+			continue
+		}
+		_ = exec.Command("pct", "stop", f[0]).Run()
+		if out, err := exec.Command("pct", "destroy", f[0], "--purge").CombinedOutput(); err != nil {
+			p.t.Errorf("clean-up: pct destroy %d: %v\n%s", vmid, err, out)
+		}
+	}
 }
 
 // needDouble skips checks that look inside the double (fault injection,
@@ -54,6 +98,7 @@ func newPVEEnv(t *testing.T) *pveEnv {
 		// On a real PVE node: the node's own pct, storages and bridge.
 		p := &pveEnv{env: e, real: true}
 		os.WriteFile(e.config, []byte(realPVEConfig()), 0o644)
+		t.Cleanup(p.cleanRealNode)
 		return p
 	}
 	if _, err := exec.LookPath("lxc-start"); err != nil {
