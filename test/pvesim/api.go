@@ -31,6 +31,7 @@ func (s *Server) buildRoutes() []route {
 		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/stop", h: s.ctAction("vzstop")},
 		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/shutdown", h: s.ctAction("vzshutdown")},
 		{method: "DELETE", tmpl: "/nodes/{node}/lxc/{vmid}", h: s.ctAction("vzdestroy")},
+		{method: "GET", tmpl: "/nodes/{node}/tasks", h: s.listTasks},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/status", h: s.taskStatus},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/log", h: s.taskLog},
 		{method: "GET", tmpl: "/nodes/{node}/network", h: s.network},
@@ -254,31 +255,15 @@ var notConfig = map[string]bool{
 
 var allocRE = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(\d+(?:\.\d+)?)$`)
 
-// checkRootOnly refuses root-only parameters to anyone but a root@pam ticket.
-func checkRootOnly(c *call) *apiError {
-	if c.id == nil || c.id.root() {
-		return nil
-	}
-	for k, v := range c.p {
-		if regexp.MustCompile(`^mp\d+$`).MatchString(k) {
-			vol, _, _ := strings.Cut(v, ",")
-			vol = strings.TrimPrefix(vol, "volume=")
-			if strings.HasPrefix(vol, "/") {
-				return &apiError{code: 403, msg: "Only root can pass arbitrary filesystem paths."}
-			}
-		}
-		if k == "features" {
-			for _, part := range strings.Split(v, ",") {
-				fk, _, _ := strings.Cut(part, "=")
-				if fk != "" && fk != "nesting" {
-					return &apiError{code: 403, msg: "changing feature flags (except nesting) is only allowed for root@pam"}
-				}
-			}
-		}
-	}
-	return nil
-}
-
+// createCT is pve-container 6.1.10 src/PVE/API2/LXC.pm create_vm, in its
+// order: quorum; the VMID unused cluster-wide; the root-only options
+// (check_ct_modify_config_perm); the template volume's storage; each
+// volume's storage enabled, on this node and with rootdir content (a 400
+// on "storage"); then, under the config lock, the config with nothing but
+// "lock: create" (create_and_lock_config, whose errors carry "unable to
+// create CT N - "); and the vzcreate task, which allocates the disks and
+// activates the template volume ("volume '...' does not exist" is a task
+// error) and on failure removes the disks and the config again.
 func (s *Server) createCT(c *call) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -286,28 +271,25 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	if s.faults.NoQuorum {
+		return nil, noQuorum()
+	}
 	vmid, _ := strconv.Atoi(c.p["vmid"])
 	if kind, owner := s.vmidOwner(vmid); kind != "" {
 		return nil, fail500("%s %d already exists on node '%s'", kind, vmid, owner)
 	}
-	if err := checkRootOnly(c); err != nil {
+	unprivileged := !falseRE.MatchString(c.p["unprivileged"])
+	if err := checkCTModifyConfigPerm(c.id, nil, createConfParams(c.p), nil, unprivileged); err != nil {
 		return nil, err
 	}
-	if s.faults.LockTimeout {
-		return nil, lockTimeout(vmid)
-	}
-	// The template must be on this node.
+	// check_volume_access: parse_volname needs the template's storage.
 	tpl := c.p["ostemplate"]
-	sid, _, _ := strings.Cut(tpl, ":")
-	st := n.storages[sid]
-	if st == nil {
-		return nil, fail500("storage '%s' does not exist", sid)
+	tsid, _, _ := strings.Cut(tpl, ":")
+	if !s.storageKnown(tsid) {
+		return nil, fail500("storage '%s' does not exist", tsid)
 	}
-	vol := st.vols[tpl]
-	if vol == nil || vol.content != "vztmpl" {
-		return nil, fail500("volume '%s' does not exist", tpl)
-	}
-	// rootfs: "STORAGE:SIZE" allocates a volume.
+	// rootfs: "STORAGE:SIZE" allocates a volume; without rootfs, the
+	// "storage" parameter (default local) gets 4 GiB.
 	rootfs := c.p["rootfs"]
 	if rootfs == "" {
 		rs := c.p["storage"]
@@ -315,6 +297,17 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 			rs = "local"
 		}
 		rootfs = rs + ":4"
+	}
+	alloc := allocRE.FindStringSubmatch(strings.TrimPrefix(rootfs, "volume="))
+	if mountType(rootfs) == "volume" {
+		rsid, _, _ := strings.Cut(strings.TrimPrefix(rootfs, "volume="), ":")
+		rst, err := s.storageCheckEnabled(rsid, n.name)
+		if err != nil {
+			return nil, err
+		}
+		if !rst.allows("rootdir") {
+			return nil, paramError(map[string]string{"storage": fmt.Sprintf("storage '%s' does not support container directories", rsid)})
+		}
 	}
 	conf := map[string]string{}
 	for k, v := range c.p {
@@ -325,22 +318,20 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 	if t, ok := conf["tags"]; ok {
 		conf["tags"] = pveschema.UniqueTags(t) // as PVE stores them
 	}
-	var newVols []*volume
-	if m := allocRE.FindStringSubmatch(strings.TrimPrefix(rootfs, "volume=")); m != nil {
-		rst := n.storages[m[1]]
-		if rst == nil {
-			return nil, fail500("storage '%s' does not exist", m[1])
-		}
-		if !rst.allows("rootdir") {
-			return nil, fail500("content type 'rootdir' is not available or configured on storage '%s'", m[1])
-		}
-		v := &volume{volid: fmt.Sprintf("%s:vm-%d-disk-0", m[1], vmid), content: "rootdir", format: "raw",
-			size: parseSize(m[2]), ctime: s.now().Unix(), vmid: vmid}
-		newVols = append(newVols, v)
-		rst.vols[v.volid] = v
-		conf["rootfs"] = fmt.Sprintf("%s,size=%sG", v.volid, m[2])
-	} else {
-		conf["rootfs"] = rootfs
+	// create_and_lock_config: a 5 s flock on the config, then the write
+	// that pmxcfs refuses when another node wrote this VMID meanwhile.
+	if s.faults.LockTimeout {
+		return nil, fail500("unable to create CT %d - %s", vmid, lockTimeout(vmid).msg)
+	}
+	if other := s.faults.RaceNextCreate; other != "" {
+		s.faults.RaceNextCreate = ""
+		s.cts[vmid] = &ct{vmid: vmid, node: other, conf: map[string]string{"hostname": "racer"}, status: "stopped"}
+		return nil, fail500("unable to create CT %d - close (rename) atomic file '/etc/pve/nodes/%s/lxc/%d.conf' failed: File exists", vmid, n.name, vmid)
+	}
+	cfsTimeout := false
+	if s.faults.CfsLockTimeout > 0 {
+		s.faults.CfsLockTimeout--
+		cfsTimeout = true
 	}
 	for k, v := range map[string]string{"arch": "amd64", "memory": "512", "swap": "512", "unprivileged": "1"} {
 		if _, ok := conf[k]; !ok {
@@ -364,19 +355,50 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 	start := c.p["start"] == "1"
 	tplPath := "/var/lib/vz/template/cache/" + path.Base(tpl)
 	upid := s.startTask(n.name, "vzcreate", strconv.Itoa(vmid), c.id.user, func(fail string) ([]string, string) {
-		lines := []string{
-			fmt.Sprintf("extracting archive '%s'", tplPath),
-			fmt.Sprintf("Total bytes read: %d (%dMiB, 100MiB/s)", vol.size, vol.size>>20),
-			"Detected container architecture: " + conf["arch"],
-		}
-		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
+		var lines []string
+		var newVols []*volume
+		undo := func(exit string) ([]string, string) {
 			delete(s.cts, vmid)
 			for _, v := range newVols {
 				for _, st := range n.storages {
 					delete(st.vols, v.volid)
 				}
 			}
-			return lines, fail
+			return lines, exit
+		}
+		emsg := fmt.Sprintf("unable to create CT %d - ", vmid)
+		// create_disks: vdisk_alloc under the storage's lock, a cluster
+		// lock (cfs_lock_storage) for a shared storage.
+		if alloc != nil {
+			if cfsTimeout {
+				lines = append(lines, fmt.Sprintf("trying to acquire cfs lock 'storage-%s' ...", alloc[1]))
+				return undo(emsg + fmt.Sprintf("cfs-lock 'storage-%s' error: got lock request timeout", alloc[1]))
+			}
+			rst := n.storages[alloc[1]]
+			v := &volume{volid: fmt.Sprintf("%s:vm-%d-disk-0", alloc[1], vmid), content: "rootdir", format: "raw",
+				size: parseSize(alloc[2]), ctime: s.now().Unix(), vmid: vmid}
+			newVols = append(newVols, v)
+			rst.vols[v.volid] = v
+			conf["rootfs"] = fmt.Sprintf("%s,size=%sG", v.volid, alloc[2])
+			lines = append(lines, fmt.Sprintf("  Logical volume \"vm-%d-disk-0\" created.", vmid))
+		} else {
+			conf["rootfs"] = rootfs
+		}
+		// restore_archive: storage_check_enabled, then activate_volume.
+		tst, terr := s.storageCheckEnabled(tsid, n.name)
+		if terr != nil {
+			return undo(emsg + terr.msg)
+		}
+		vol := tst.vols[tpl]
+		if vol == nil || vol.content != "vztmpl" {
+			return undo(emsg + fmt.Sprintf("volume '%s' does not exist", tpl))
+		}
+		lines = append(lines,
+			fmt.Sprintf("extracting archive '%s'", tplPath),
+			fmt.Sprintf("Total bytes read: %d (%dMiB, 100MiB/s)", vol.size, vol.size>>20),
+			"Detected container architecture: "+conf["arch"])
+		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
+			return undo(fail)
 		}
 		x.lock = ""
 		x.conf = conf
@@ -386,6 +408,21 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 		return append(lines, warnLines(fail)...), fail
 	})
 	return upid, nil
+}
+
+// createConfParams are the create parameters check_ct_modify_config_perm
+// sees: what create_vm has not extracted by then.
+func createConfParams(p map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range p {
+		switch k {
+		case "node", "vmid", "ignore-unpack-errors", "bwlimit", "start", "ha-managed", "unprivileged",
+			"restore", "unique", "force", "password", "ssh-public-keys", "pool", "ostemplate", "storage":
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // typed renders config values with their schema types (integers and
@@ -426,9 +463,6 @@ func (s *Server) putConfig(c *call) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRootOnly(c); err != nil {
-		return nil, err
-	}
 	if s.faults.LockTimeout {
 		return nil, lockTimeout(x.vmid)
 	}
@@ -437,6 +471,21 @@ func (s *Server) putConfig(c *call) (any, *apiError) {
 	}
 	if d := c.p["digest"]; d != "" && d != x.digest() {
 		return nil, fail500("detected modified configuration - file changed by other user? Try again.")
+	}
+	// API2/LXC/Config.pm update_vm: the deleted keys, then the set ones.
+	set := map[string]string{}
+	for k, v := range c.p {
+		if !notConfig[k] {
+			set[k] = v
+		}
+	}
+	dels := strings.FieldsFunc(c.p["delete"], func(r rune) bool { return r == ',' || r == ';' || r == ' ' })
+	unpriv := x.conf["unprivileged"] == "1"
+	if err := checkCTModifyConfigPerm(c.id, x.conf, map[string]string{}, dels, unpriv); err != nil {
+		return nil, err
+	}
+	if err := checkCTModifyConfigPerm(c.id, x.conf, set, nil, unpriv); err != nil {
+		return nil, err
 	}
 	var del []string
 	for _, k := range strings.FieldsFunc(c.p["delete"], func(r rune) bool { return r == ',' || r == ';' || r == ' ' }) {
@@ -488,6 +537,9 @@ func (s *Server) ctAction(typ string) handlerFunc {
 		}
 		if x.lock != "" && c.p["skiplock"] != "1" {
 			return nil, fail500("CT is locked (%s)", x.lock)
+		}
+		if typ == "vzstart" && s.faults.NoQuorum {
+			return nil, noQuorum() // API2/LXC/Status.pm vm_start
 		}
 		if typ == "vzstart" && s.faults.NoWorkerUPID > 0 {
 			s.faults.NoWorkerUPID--

@@ -348,9 +348,6 @@ func (c *apiClient) wrap(step string, vmid int, err error) error {
 			te.Cat = errdefs.ErrPermissionDenied
 			te.Hint = "the user or API token lacks a privilege for this call: grant it with `pveum acl modify`"
 		}
-		if ae.Status == http.StatusForbidden && strings.Contains(te.Hint, "root@pam only") {
-			te.Hint = "API tokens cannot do this even for root@pam: log in with a ticket as root@pam (user = \"root@pam\", password_file) or use the pct transport on the node"
-		}
 		return te.asError()
 	}
 	// Drop Go's `Get "https://...":` wrapper: the step names the call.
