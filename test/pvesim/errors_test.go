@@ -223,4 +223,3 @@ func TestTaskList(t *testing.T) {
 		t.Errorf("rejected: %v", s.Rejected())
 	}
 }
-

@@ -98,8 +98,8 @@ type Faults struct {
 	DropPath  *regexp.Regexp // ...matching this path (nil: all)...
 	DropAfter bool           // ...after the request took effect (else before)
 
-	LockTimeout   bool              // config-lock operations fail with "got timeout"
-	NoQuorum      bool              // writes fail with "cluster not ready - no quorum?"
+	LockTimeout bool // config-lock operations fail with "got timeout"
+	NoQuorum    bool // writes fail with "cluster not ready - no quorum?"
 	// DisabledStorage marks storages disabled in storage.cfg.
 	DisabledStorage map[string]bool
 	// RaceNextCreate names a node where a CT is created at the same moment
@@ -108,9 +108,9 @@ type Faults struct {
 	// CfsLockTimeout: the next N create tasks time out on their rootfs
 	// storage's cluster lock.
 	CfsLockTimeout int
-	TaskFail      map[string]string // task type -> exit text for its next task ("WARNINGS: n" succeeds with warnings)
-	NoWorkerUPID  int               // next N start requests fail with "got no worker upid"
-	AuthFailDelay time.Duration     // delay of every 401
+	TaskFail       map[string]string // task type -> exit text for its next task ("WARNINGS: n" succeeds with warnings)
+	NoWorkerUPID   int               // next N start requests fail with "got no worker upid"
+	AuthFailDelay  time.Duration     // delay of every 401
 }
 
 // Server is one simulated cluster.
@@ -351,7 +351,9 @@ func (s *Server) SetStorageDisabled(sid string, on bool) {
 // RaceNextCreate makes another creator on node other take the next
 // create's VMID at the same moment: its CT appears there, and pmxcfs
 // refuses ours with "close (rename) atomic file ... failed: File exists".
-func (s *Server) RaceNextCreate(other string) { s.SetFaults(func(f *Faults) { f.RaceNextCreate = other }) }
+func (s *Server) RaceNextCreate(other string) {
+	s.SetFaults(func(f *Faults) { f.RaceNextCreate = other })
+}
 
 // CfsLockTimeoutNext makes the next n create tasks fail on their rootfs
 // storage's cluster lock ("cfs-lock 'storage-ID' error: got lock request

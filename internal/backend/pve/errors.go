@@ -197,6 +197,8 @@ type toolError struct {
 	// StorageWhy, it is disabled or limited to other nodes.
 	MissingStorage string
 	StorageWhy     string
+	// noAnswer: an API call that got no answer from PVE (api.go noAnswer).
+	noAnswer bool
 }
 
 // StorageKeyHint is the hint once the backend knows which [pve] keys name
