@@ -115,7 +115,7 @@ func featuresChangeOtherThanNesting(oldconf, newconf map[string]string, deleting
 	if deleting {
 		f := featureKeys(oldconf["features"])
 		_, nesting := f["nesting"]
-		return len(f) > 0 && !(len(f) == 1 && nesting)
+		return len(f) > 1 || len(f) == 1 && !nesting
 	}
 	nf := featureKeys(newconf["features"])
 	if oldconf != nil && oldconf["features"] != "" {
@@ -130,5 +130,5 @@ func featuresChangeOtherThanNesting(oldconf, newconf map[string]string, deleting
 		return false
 	}
 	_, nesting := nf["nesting"]
-	return len(nf) > 0 && !(len(nf) == 1 && nesting)
+	return len(nf) > 1 || len(nf) == 1 && !nesting
 }
