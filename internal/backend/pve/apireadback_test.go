@@ -3,6 +3,7 @@ package pve
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/test/pvesim"
 )
@@ -84,15 +86,14 @@ func TestAPICreateReadBack(t *testing.T) {
 	}
 }
 
-// A late first post: the retry gets "already exists", and the CT is ours.
-func TestAPICreateReadBackSeesAnotherCreator(t *testing.T) {
+// Point 8: another node creates the VMID proxcage picked at the same
+// moment; pmxcfs refuses our config ("File exists"), and proxcage picks
+// another VMID instead of failing.
+func TestAPICreateLosesAVMIDRaceAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	f := newAPIFixture(t, pvesim.Options{Nodes: []string{"pve1", "pve2"}})
 	f.cfg.Node = "pve1"
 	b := f.backend()
-	// Another creator's CT under its create lock at the VMID proxcage
-	// picks, and our post dropped: the read-back sees a CT that is not
-	// ours and no task of ours, so proxcage picks another VMID.
 	f.sim.RaceNextCreate("pve2")
 	c := f.container("race", nil)
 	if err := b.Create(ctx, c, backend.CreateOpts{}); err != nil {
@@ -228,5 +229,32 @@ func TestAPICreateStorageAndQuorumTexts(t *testing.T) {
 	}
 	if strings.Contains(errdefs.OneLine(err), "\n") {
 		t.Fatal("not one line")
+	}
+}
+
+// The read-back finds another creator's CT under its create lock at our
+// VMID and no task of ours: the VMID is taken (the backend then picks
+// another), not "may have happened".
+func TestAPICreateReadBackSeesAnotherCreator(t *testing.T) {
+	ctx := context.Background()
+	f := newAPIFixture(t, pvesim.Options{TaskDurations: map[string]time.Duration{"vzcreate": 3 * time.Second},
+		Tokens: map[string]string{simToken: simSecret, "other@pve!x": "othersecret"}})
+	theirs, err := newAPIClient(config.PVE{URL: f.sim.URL(), Fingerprint: f.sim.Fingerprint(), TokenID: "other@pve!x",
+		TokenSecretFile: secretFile(t, "othersecret", 0o600), Timeout: "10s"}, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upid string
+	if err := theirs.call(ctx, "theirs", 100, http.MethodPost, "/nodes/pve1/lxc",
+		url.Values{"vmid": {"100"}, "ostemplate": {simTmpl}, "rootfs": {"local-lvm:1"}}, &upid); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.DropNext(1, "/lxc$") // ours: lost before it acted
+	tr := f.backend().tr.(*apiTransport)
+	plan := &Plan{Options: []Option{{Key: "description", Value: descriptionPrefix + "mine"}, {Key: "rootfs", Value: "local-lvm:1"}}}
+	err = tr.create(ctx, "pve1", 100, simTmpl, plan)
+	wantLine(t, "their CT", err, errdefs.ErrAlreadyExists, []string{"VMID 100 on node pve1 was taken by another create at the same time"}, []string{"org.proxcage.vmid"})
+	if n := f.sim.Calls()["GET /nodes/{node}/tasks"]; n == 0 {
+		t.Errorf("the task list was not read")
 	}
 }
