@@ -178,4 +178,3 @@ func createConfParams(p map[string]string) map[string]string {
 	}
 	return out
 }
-
