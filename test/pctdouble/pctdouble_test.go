@@ -676,7 +676,7 @@ func TestMountPointAndStorage(t *testing.T) {
 		t.Fatalf("pvesm path: %q", got)
 	}
 	e.fails("storage 'nope' does not exist\n", "pvesm", "path", "nope:vztmpl/x.tar.zst")
-	e.fails("content type 'vztmpl' is not available or configured on storage 'local-lvm'\n", "pvesm", "path", "local-lvm:vztmpl/x.tar.zst")
+	e.fails("lvm name 'vztmpl/x.tar.zst' contains illegal characters\n", "pvesm", "path", "local-lvm:vztmpl/x.tar.zst")
 	e.fails("unable to parse volume ID 'garbage'\n", "pvesm", "path", "garbage")
 	status := strings.Split(e.ok("pvesm", "status", "--content", "rootdir"), "\n")
 	if len(status) != 3 || status[0] != "Name             Type     Status           Total            Used       Available        %" ||

@@ -150,6 +150,10 @@ var errorRules = []errorRule{
 	// LXC.pm alloc_disk (a mount point added later, not a create).
 	{re: regexp.MustCompile(`content type 'rootdir' is not available or configured on storage '([^']+)'`), cat: errdefs.ErrInvalidArgument,
 		hintFn: func(m []string) string { return contentHint("rootfs_storage", m[1], "rootdir") }},
+	// pve-storage Plugin.pm parse_lvm_name, ZFSPoolPlugin.pm parse_volname:
+	// a template path on a storage of volumes (pvesm path).
+	rule(`(?:lvm name '|unable to parse zfs volume name ')vztmpl/`, errdefs.ErrInvalidArgument, false,
+		"[pve] template_storage names a storage of LVM or ZFS volumes, which cannot hold template files: set it to a directory storage that `pvesm status --content vztmpl` lists"),
 	// pve-common Network.pm get_ip_from_hostname.
 	{re: regexp.MustCompile(`hostname lookup '([^']+)' failed`), cat: errdefs.ErrInvalidArgument,
 		hintFn: func(m []string) string { return fmt.Sprintf("PVE does not know a node %q: ", m[1]) + nodeHint }},

@@ -66,6 +66,7 @@ func TestClassifyEveryKnownText(t *testing.T) {
 		{"Permission check failed (/storage/local, Datastore.AllocateSpace|Datastore.Audit)", errdefs.ErrPermissionDenied, 7, false, "privilege Datastore.AllocateSpace|Datastore.Audit on /storage/local"},
 		{"Permission check failed (user != root@pam)", errdefs.ErrPermissionDenied, 7, false, "pveum acl modify"},
 		{"400 Parameter verification failed.\nvmid: VM 100 already exists", errdefs.ErrAlreadyExists, 4, false, "VMID 100 is taken"},
+		{"lvm name 'vztmpl/x.tar.zst' contains illegal characters", errdefs.ErrInvalidArgument, 2, false, "[pve] template_storage"},
 		{"Quotas are not supported by unprivileged containers.", errdefs.ErrInvalidArgument, 2, false, "quota"},
 		{"net0: MTU size '9000' is bigger than bridge MTU '1500'", errdefs.ErrInvalidArgument, 2, false, "at most 1500"},
 		{"bridge 'vmbr9' does not exist", errdefs.ErrInvalidArgument, 2, false, "[pve] bridge"},
