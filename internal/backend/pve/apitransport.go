@@ -518,7 +518,11 @@ func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid 
 
 // readBackSkew is how much earlier than our post (by this host's clock) a
 // task may have started and still be ours: the node's clock may differ.
-const readBackSkew = 10 * time.Second
+// Generous on purpose: missing our running task would post again and then
+// take our own CT for another creator's; an older task of ours only counts
+// when it fits what the node shows (running with the CT locked, or failed
+// with no CT left), and then the worst is an old failure reported.
+const readBackSkew = 2 * time.Minute
 
 // readBack finds out what a create post with an uncertain answer did: the
 // CT at vmid (its description names the container once the create is
