@@ -94,13 +94,15 @@ func TestPVEStorageContentHint(t *testing.T) {
 	p := newPVEEnv(t)
 	p.needDouble()
 	b := p.systemBundle("sys", nil)
-	for _, c := range []struct{ key, storage, other, content string }{
-		{"rootfs_storage", "local", "template_storage = \"local\"", "rootdir"},
-		{"template_storage", "local-lvm", "rootfs_storage = \"local-lvm\"", "vztmpl"},
+	// The real texts (issue 14, point 8): create_vm's 400 on "storage", and
+	// pvesm path's of an LVM storage, which holds no files.
+	for _, c := range []struct{ key, storage, other, content, text, named string }{
+		{"rootfs_storage", "local", "template_storage = \"local\"", "rootdir", "storage 'local' does not support container directories", "[pve] rootfs_storage = \"local\""},
+		{"template_storage", "local-lvm", "rootfs_storage = \"local-lvm\"", "vztmpl", "lvm name 'vztmpl/", "[pve] template_storage"},
 	} {
 		os.WriteFile(p.config, []byte("default_backend = \"pve\"\n[pve]\n"+c.key+" = \""+c.storage+"\"\n"+c.other+"\ntimeout = \"60s\"\n"), 0o644)
 		r := p.run("create", "--bundle", b, "st")
-		wantError(t, c.key, r, 2, "content type '"+c.content+"'", "[pve] "+c.key+" = \""+c.storage+"\"", "pvesm status --content "+c.content)
+		wantError(t, c.key, r, 2, c.text, c.named, "pvesm status --content "+c.content)
 		other := map[string]string{"rootfs_storage": "template_storage", "template_storage": "rootfs_storage"}[c.key]
 		if strings.Contains(r.stderr, other) {
 			t.Errorf("%s: the hint names %s too: %s", c.key, other, r.stderr)

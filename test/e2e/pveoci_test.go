@@ -172,7 +172,20 @@ func TestPVEOCIImageOverridesReachTheProcess(t *testing.T) {
 	}
 	ids("Uid", 1000)
 	ids("Gid", 1000)
-	ids("Groups", 44)
+	// The supplementary group is PVE's to write (lxc.init.groups from
+	// resolve_oci_user) and LXC's to apply: LXC applies lxc.init.groups in
+	// a user namespace only since v7.0.0 (lxc commit 9e6caeabe, "start:
+	// Respect lxc.init.groups also in new user namespace"), so in an
+	// unprivileged CT on an older LXC (this host's 5.0, PVE 9's lxc-pve 6)
+	// the process has none. The config must carry it either way.
+	if !p.real {
+		if conf := p.pct("config", strconv.Itoa(vmidOf(t, st))); !strings.Contains(conf, "lxc.init.groups: 44\n") {
+			t.Errorf("the CT config lacks lxc.init.groups: 44 (-u app):\n%s", conf)
+		}
+	}
+	if g := statusField(status, "Groups"); strings.TrimSpace(g) != "" {
+		ids("Groups", 44)
+	}
 	if p.real {
 		p.ok("delete", "--force", "ct-oci")
 		return

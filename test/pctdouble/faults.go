@@ -20,6 +20,10 @@ import (
 //	hang                               sleep until killed
 //	delay <seconds>                    slow the call down (pct create: while
 //	                                   the config carries "lock: create")
+//	pve <condition> [once]             fail as a real node does in that
+//	                                   condition, with its text and effect
+//	                                   (pveerrors.go pveFault: noquorum,
+//	                                   cfslock, race:NODE); exit 255
 //
 // In the text, "\n" becomes a newline and {vmid} the call's VMID. The
 // subcommand is the first argument (pct start, pvesh get, pvesm path); for
@@ -123,6 +127,21 @@ func applyFaults(tool string, args []string) error {
 				}
 			}
 			continue
+		case "pve":
+			if len(f) < 4 {
+				unlock()
+				return fail("pctdouble: faults: %q: pve needs a condition", t)
+			}
+			text, err := pveFault(f[3], args, vmid)
+			if err == nil && len(f) > 4 && f[4] == "once" {
+				lines = append(lines[:i:i], lines[i+1:]...)
+				err = writeFileAtomic(path, []byte(strings.Join(lines, "\n")))
+			}
+			unlock()
+			if err != nil {
+				return err
+			}
+			return &exitError{msg: text, code: 255}
 		case "fail", "failonce":
 			code := 255
 			if len(f) > 3 {

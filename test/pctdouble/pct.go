@@ -237,6 +237,9 @@ func pctCreate(args []string) error {
 // prepareCreate checks storages, bridges and mount points, allocates the
 // volumes and fills conf. It runs under the state lock.
 func prepareCreate(vmid int, params map[string]string, conf *ctConf) error {
+	if err := checkCreateStorages(params); err != nil {
+		return err
+	}
 	if d, ok := params["description"]; ok {
 		conf.Description = d
 		delete(params, "description")
@@ -380,7 +383,7 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 		}
 		return fmt.Errorf("unable to parse volume ID '%s'", ostemplate)
 	}
-	if _, err := storageWithContent(sid, "vztmpl"); err != nil {
+	if _, err := findStorage(sid); err != nil { // Create.pm restore_archive: storage_check_enabled
 		return err
 	}
 	archive := statePath("storage", sid, "template", "cache", file)

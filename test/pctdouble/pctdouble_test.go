@@ -414,7 +414,7 @@ func TestNextIDAndResources(t *testing.T) {
 	if got := nextid("--vmid", "150"); got != "\"150\"\n" {
 		t.Fatalf("nextid --vmid 150: %q", got)
 	}
-	e.fails("400 Parameter verification failed.\nvmid: CT 100 already exists\n", "pvesh", "get", "/cluster/nextid", "--vmid", "100", "--output-format", "json")
+	e.fails("400 Parameter verification failed.\nvmid: VM 100 already exists\n", "pvesh", "get", "/cluster/nextid", "--vmid", "100", "--output-format", "json")
 	e.fails("400 Parameter verification failed.\nvmid: VM 102 already exists\n", "pvesh", "get", "/cluster/nextid", "--vmid", "102", "--output-format", "json")
 	if got := e.ok("pvesh", "get", "/cluster/nextid"); got != "101\n" {
 		t.Fatalf("nextid, text output: %q", got)
@@ -517,8 +517,9 @@ func TestParameterValidation(t *testing.T) {
 		{[]string{"100", tpl, "--env", "A=1\x01"}, pve + "env: value does not match the regex pattern\n" + usage},
 		{[]string{"100"}, "400 not enough arguments\npct create <vmid> <ostemplate> [OPTIONS]\n"},
 		{[]string{"100", tpl, "--rootfs", "nope:8"}, "storage 'nope' does not exist\n"},
-		{[]string{"100", tpl, "--rootfs", "local:8"}, "content type 'rootdir' is not available or configured on storage 'local'\n"},
-		{[]string{"100", tpl}, "content type 'rootdir' is not available or configured on storage 'local'\n"}, // default rootfs local:4, as on a stock PVE
+		// API2/LXC.pm create_vm: a 400 on "storage" (issue 14, point 8).
+		{[]string{"100", tpl, "--rootfs", "local:8"}, "400 Parameter verification failed.\nstorage: storage 'local' does not support container directories\n\n" + pctUsage["create"] + "\n"},
+		{[]string{"100", tpl}, "400 Parameter verification failed.\nstorage: storage 'local' does not support container directories\n\n" + pctUsage["create"] + "\n"}, // default rootfs local:4, as on a stock PVE
 		// Only with mtu= (update_pct_config); without, start fails (TestMissingBridgeFailsAtStart).
 		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--net0", "name=eth0,bridge=vmbr9,mtu=1400"}, "bridge 'vmbr9' does not exist\n"},
 		{[]string{"100", tpl, "--rootfs", "local-lvm:1", "--net0", "name=eth0,bridge=vmbr0,mtu=9000"}, "net0: MTU size '9000' is bigger than bridge MTU '1500'\n"},
@@ -704,7 +705,7 @@ func TestMountPointAndStorage(t *testing.T) {
 		t.Fatalf("pvesm path: %q", got)
 	}
 	e.fails("storage 'nope' does not exist\n", "pvesm", "path", "nope:vztmpl/x.tar.zst")
-	e.fails("content type 'vztmpl' is not available or configured on storage 'local-lvm'\n", "pvesm", "path", "local-lvm:vztmpl/x.tar.zst")
+	e.fails("lvm name 'vztmpl/x.tar.zst' contains illegal characters\n", "pvesm", "path", "local-lvm:vztmpl/x.tar.zst")
 	e.fails("unable to parse volume ID 'garbage'\n", "pvesm", "path", "garbage")
 	status := strings.Split(e.ok("pvesm", "status", "--content", "rootdir"), "\n")
 	if len(status) != 3 || status[0] != "Name             Type     Status           Total            Used       Available        %" ||

@@ -201,8 +201,9 @@ func clusterNextID(opts map[string]string) (any, error) {
 	}
 	if s, ok := opts["vmid"]; ok {
 		id, _ := strconv.Atoi(s)
-		if kind, taken := used[id]; taken {
-			return nil, fail("400 Parameter verification failed.\nvmid: %s %d already exists", kind, id)
+		if _, taken := used[id]; taken {
+			// pve-manager API2/Cluster.pm nextid: "VM" for either kind.
+			return nil, fail("400 Parameter verification failed.\nvmid: VM %d already exists", id)
 		}
 		return strconv.Itoa(id), nil
 	}

@@ -39,8 +39,14 @@ func pvesmPath(args []string) error {
 		return err
 	}
 	if file, ok := strings.CutPrefix(rest, "vztmpl/"); ok {
-		if !s.hasContent("vztmpl") {
-			return fail("content type 'vztmpl' is not available or configured on storage '%s'", sid)
+		// pve-storage 9.1.7 Storage.pm path -> the plugin's
+		// parse_volname: no content check; volume storages cannot name a
+		// file (Plugin.pm parse_lvm_name, ZFSPoolPlugin.pm parse_volname).
+		switch s.Type {
+		case "lvm", "lvmthin":
+			return fail("lvm name '%s' contains illegal characters", rest)
+		case "zfspool":
+			return fail("unable to parse zfs volume name '%s'", rest)
 		}
 		if file == "" || strings.Contains(file, "/") {
 			return fail("unable to parse directory volume name '%s'", rest)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,6 +124,8 @@ type storage struct {
 	Content  string `json:"content"`
 	Disabled bool   `json:"disabled,omitempty"`
 	Shared   bool   `json:"shared,omitempty"`
+	// Nodes limits the storage to these nodes (storage.cfg "nodes").
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 func (s storage) hasContent(c string) bool {
@@ -165,6 +168,10 @@ func findStorage(id string) (storage, error) {
 		if s.Storage == id {
 			if s.Disabled {
 				return s, fail("storage '%s' is disabled", id)
+			}
+			// pve-storage Storage.pm storage_check_node.
+			if len(s.Nodes) > 0 && !slices.Contains(s.Nodes, nodeName()) {
+				return s, fail("storage '%s' is not available on node '%s'", id, nodeName())
 			}
 			return s, nil
 		}
@@ -245,6 +252,9 @@ func vmidOwner(vmid int) (string, string, error) {
 	}
 	for _, v := range list {
 		if v.VMID == vmid {
+			if v.Type == "lxc" {
+				return "CT", v.Node, nil // Cluster.pm check_vmid_unused
+			}
 			return "VM", v.Node, nil
 		}
 	}

@@ -63,6 +63,7 @@ var sets = map[string][]method{
 		{"", "POST", "/nodes/{node}/lxc/{vmid}/status/stop"},
 		{"", "POST", "/nodes/{node}/lxc/{vmid}/status/shutdown"},
 		{"", "DELETE", "/nodes/{node}/lxc/{vmid}"},
+		{"", "GET", "/nodes/{node}/tasks"},
 		{"", "GET", "/nodes/{node}/tasks/{upid}/status"},
 		{"", "GET", "/nodes/{node}/tasks/{upid}/log"},
 		{"", "GET", "/nodes/{node}/storage"},

@@ -31,6 +31,7 @@ func (s *Server) buildRoutes() []route {
 		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/stop", h: s.ctAction("vzstop")},
 		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/shutdown", h: s.ctAction("vzshutdown")},
 		{method: "DELETE", tmpl: "/nodes/{node}/lxc/{vmid}", h: s.ctAction("vzdestroy")},
+		{method: "GET", tmpl: "/nodes/{node}/tasks", h: s.listTasks},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/status", h: s.taskStatus},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/log", h: s.taskLog},
 		{method: "GET", tmpl: "/nodes/{node}/network", h: s.network},
@@ -269,141 +270,6 @@ var notConfig = map[string]bool{
 
 var allocRE = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(\d+(?:\.\d+)?)$`)
 
-// checkRootOnly refuses root-only parameters to anyone but a root@pam ticket.
-func checkRootOnly(c *call) *apiError {
-	if c.id == nil || c.id.root() {
-		return nil
-	}
-	for k, v := range c.p {
-		if regexp.MustCompile(`^mp\d+$`).MatchString(k) {
-			vol, _, _ := strings.Cut(v, ",")
-			vol = strings.TrimPrefix(vol, "volume=")
-			if strings.HasPrefix(vol, "/") {
-				return &apiError{code: 403, msg: "Only root can pass arbitrary filesystem paths."}
-			}
-		}
-		if k == "features" {
-			for _, part := range strings.Split(v, ",") {
-				fk, _, _ := strings.Cut(part, "=")
-				if fk != "" && fk != "nesting" {
-					return &apiError{code: 403, msg: "changing feature flags (except nesting) is only allowed for root@pam"}
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func (s *Server) createCT(c *call) (any, *apiError) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.node(c)
-	if err != nil {
-		return nil, err
-	}
-	vmid, _ := strconv.Atoi(c.p["vmid"])
-	if kind, owner := s.vmidOwner(vmid); kind != "" {
-		return nil, fail500("%s %d already exists on node '%s'", kind, vmid, owner)
-	}
-	if err := checkRootOnly(c); err != nil {
-		return nil, err
-	}
-	if s.faults.LockTimeout {
-		return nil, lockTimeout(vmid)
-	}
-	// The template must be on this node.
-	tpl := c.p["ostemplate"]
-	sid, _, _ := strings.Cut(tpl, ":")
-	st := n.storages[sid]
-	if st == nil {
-		return nil, fail500("storage '%s' does not exist", sid)
-	}
-	vol := st.vols[tpl]
-	if vol == nil || vol.content != "vztmpl" {
-		return nil, fail500("volume '%s' does not exist", tpl)
-	}
-	// rootfs: "STORAGE:SIZE" allocates a volume.
-	rootfs := c.p["rootfs"]
-	if rootfs == "" {
-		rs := c.p["storage"]
-		if rs == "" {
-			rs = "local"
-		}
-		rootfs = rs + ":4"
-	}
-	conf := map[string]string{}
-	for k, v := range c.p {
-		if !notConfig[k] {
-			conf[k] = v
-		}
-	}
-	if t, ok := conf["tags"]; ok {
-		conf["tags"] = pveschema.UniqueTags(t) // as PVE stores them
-	}
-	storeEnv(conf)
-	var newVols []*volume
-	if m := allocRE.FindStringSubmatch(strings.TrimPrefix(rootfs, "volume=")); m != nil {
-		rst := n.storages[m[1]]
-		if rst == nil {
-			return nil, fail500("storage '%s' does not exist", m[1])
-		}
-		if !rst.allows("rootdir") {
-			return nil, fail500("content type 'rootdir' is not available or configured on storage '%s'", m[1])
-		}
-		v := &volume{volid: fmt.Sprintf("%s:vm-%d-disk-0", m[1], vmid), content: "rootdir", format: "raw",
-			size: parseSize(m[2]), ctime: s.now().Unix(), vmid: vmid}
-		newVols = append(newVols, v)
-		rst.vols[v.volid] = v
-		conf["rootfs"] = fmt.Sprintf("%s,size=%sG", v.volid, m[2])
-	} else {
-		conf["rootfs"] = rootfs
-	}
-	for k, v := range map[string]string{"arch": "amd64", "memory": "512", "swap": "512", "unprivileged": "1"} {
-		if _, ok := conf[k]; !ok {
-			conf[k] = v
-		}
-	}
-	if _, ok := conf["ostype"]; !ok {
-		conf["ostype"] = "unmanaged"
-		base := path.Base(tpl)
-		for _, os := range []string{"debian", "ubuntu", "alpine", "centos", "fedora", "archlinux", "opensuse", "devuan", "gentoo", "nixos"} {
-			if strings.HasPrefix(base, os) {
-				conf["ostype"] = os
-			}
-		}
-	}
-	// As PVE's create_and_lock_config: until the worker finishes, the CT's
-	// config holds nothing but the create lock (no description, no tags),
-	// so nobody can tell yet whose CT it is.
-	x := &ct{vmid: vmid, node: n.name, conf: map[string]string{}, lock: "create", status: "stopped"}
-	s.cts[vmid] = x
-	start := c.p["start"] == "1"
-	tplPath := "/var/lib/vz/template/cache/" + path.Base(tpl)
-	upid := s.startTask(n.name, "vzcreate", strconv.Itoa(vmid), c.id.user, func(fail string) ([]string, string) {
-		lines := []string{
-			fmt.Sprintf("extracting archive '%s'", tplPath),
-			fmt.Sprintf("Total bytes read: %d (%dMiB, 100MiB/s)", vol.size, vol.size>>20),
-			"Detected container architecture: " + conf["arch"],
-		}
-		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
-			delete(s.cts, vmid)
-			for _, v := range newVols {
-				for _, st := range n.storages {
-					delete(st.vols, v.volid)
-				}
-			}
-			return lines, fail
-		}
-		x.lock = ""
-		x.conf = conf
-		if start {
-			x.status, x.started = "running", s.now()
-		}
-		return append(lines, warnLines(fail)...), fail
-	})
-	return upid, nil
-}
-
 // typed renders config values with their schema types (integers and
 // booleans as JSON numbers), as PVE does.
 func typed(key string, conf map[string]string) map[string]any {
@@ -442,9 +308,6 @@ func (s *Server) putConfig(c *call) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRootOnly(c); err != nil {
-		return nil, err
-	}
 	if s.faults.LockTimeout {
 		return nil, lockTimeout(x.vmid)
 	}
@@ -453,6 +316,21 @@ func (s *Server) putConfig(c *call) (any, *apiError) {
 	}
 	if d := c.p["digest"]; d != "" && d != x.digest() {
 		return nil, fail500("detected modified configuration - file changed by other user? Try again.")
+	}
+	// API2/LXC/Config.pm update_vm: the deleted keys, then the set ones.
+	set := map[string]string{}
+	for k, v := range c.p {
+		if !notConfig[k] {
+			set[k] = v
+		}
+	}
+	dels := strings.FieldsFunc(c.p["delete"], func(r rune) bool { return r == ',' || r == ';' || r == ' ' })
+	unpriv := x.conf["unprivileged"] == "1"
+	if err := checkCTModifyConfigPerm(c.id, x.conf, map[string]string{}, dels, unpriv); err != nil {
+		return nil, err
+	}
+	if err := checkCTModifyConfigPerm(c.id, x.conf, set, nil, unpriv); err != nil {
+		return nil, err
 	}
 	var del []string
 	for _, k := range strings.FieldsFunc(c.p["delete"], func(r rune) bool { return r == ',' || r == ';' || r == ' ' }) {
@@ -528,6 +406,9 @@ func (s *Server) ctAction(typ string) handlerFunc {
 		}
 		if x.lock != "" && c.p["skiplock"] != "1" {
 			return nil, fail500("CT is locked (%s)", x.lock)
+		}
+		if typ == "vzstart" && s.faults.NoQuorum {
+			return nil, noQuorum() // API2/LXC/Status.pm vm_start
 		}
 		if typ == "vzstart" && s.faults.NoWorkerUPID > 0 {
 			s.faults.NoWorkerUPID--

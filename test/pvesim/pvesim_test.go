@@ -214,21 +214,26 @@ func TestCreateValidation(t *testing.T) {
 	if errs, _ := a.body["errors"].(map[string]any); a.code != 400 || errs["vmid"] == nil {
 		t.Fatalf("vmid 99: %q %v", a.status, a.body)
 	}
-	// Template not uploaded.
+	// Template not uploaded: the create task fails (activate_volume), and
+	// leaves no CT.
 	f = createForm("100")
 	f.Set("ostemplate", "local:vztmpl/nothere.tar.zst")
-	if a := api(t, s, "POST", "/nodes/pve1/lxc", f, token); a.code != 500 || !strings.Contains(a.status, "does not exist") {
-		t.Fatalf("missing template: %q", a.status)
+	upid := mustOK(t, api(t, s, "POST", "/nodes/pve1/lxc", f, token)).(string)
+	if ex := waitTask(t, s, "pve1", upid); ex != "unable to create CT 100 - volume 'local:vztmpl/nothere.tar.zst' does not exist" {
+		t.Fatalf("missing template: %q", ex)
 	}
-	// Root-only parameters with a token.
+	if g := s.Guests(); len(g) != 0 {
+		t.Fatalf("CT left: %v", g)
+	}
+	// Root-only parameters with a token (check_ct_modify_config_perm).
 	f = createForm("100")
 	f.Set("mp0", "/srv/data,mp=/data")
-	if a := api(t, s, "POST", "/nodes/pve1/lxc", f, token); a.code != 403 || a.status != "403 Only root can pass arbitrary filesystem paths." {
+	if a := api(t, s, "POST", "/nodes/pve1/lxc", f, token); a.code != 403 || a.status != "403 Permission check failed (mount point type bind is only allowed for root@pam)" {
 		t.Fatalf("bind mount: %q", a.status)
 	}
 	f = createForm("100")
 	f.Set("features", "nesting=1,keyctl=1")
-	if a := api(t, s, "POST", "/nodes/pve1/lxc", f, token); a.code != 403 || !strings.Contains(a.status, "changing feature flags (except nesting) is only allowed for root@pam") {
+	if a := api(t, s, "POST", "/nodes/pve1/lxc", f, token); a.code != 403 || a.status != "403 Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)" {
 		t.Fatalf("features: %q", a.status)
 	}
 	f.Set("features", "nesting=1")

@@ -98,10 +98,19 @@ type Faults struct {
 	DropPath  *regexp.Regexp // ...matching this path (nil: all)...
 	DropAfter bool           // ...after the request took effect (else before)
 
-	LockTimeout   bool              // config-lock operations fail with "got timeout"
-	TaskFail      map[string]string // task type -> exit text for its next task ("WARNINGS: n" succeeds with warnings)
-	NoWorkerUPID  int               // next N start requests fail with "got no worker upid"
-	AuthFailDelay time.Duration     // delay of every 401
+	LockTimeout bool // config-lock operations fail with "got timeout"
+	NoQuorum    bool // writes fail with "cluster not ready - no quorum?"
+	// DisabledStorage marks storages disabled in storage.cfg.
+	DisabledStorage map[string]bool
+	// RaceNextCreate names a node where a CT is created at the same moment
+	// as the next create, with its VMID (pmxcfs: "File exists").
+	RaceNextCreate string
+	// CfsLockTimeout: the next N create tasks time out on their rootfs
+	// storage's cluster lock.
+	CfsLockTimeout int
+	TaskFail       map[string]string // task type -> exit text for its next task ("WARNINGS: n" succeeds with warnings)
+	NoWorkerUPID   int               // next N start requests fail with "got no worker upid"
+	AuthFailDelay  time.Duration     // delay of every 401
 }
 
 // Server is one simulated cluster.
@@ -324,6 +333,32 @@ func (s *Server) FailNextTask(typ, text string) {
 		f.TaskFail[typ] = text
 	})
 }
+
+// SetNoQuorum makes the cluster lose (or regain) quorum: creates, config
+// changes and starts fail with "cluster not ready - no quorum?".
+func (s *Server) SetNoQuorum(on bool) { s.SetFaults(func(f *Faults) { f.NoQuorum = on }) }
+
+// SetStorageDisabled disables (or enables) storage sid cluster-wide.
+func (s *Server) SetStorageDisabled(sid string, on bool) {
+	s.SetFaults(func(f *Faults) {
+		if f.DisabledStorage == nil {
+			f.DisabledStorage = map[string]bool{}
+		}
+		f.DisabledStorage[sid] = on
+	})
+}
+
+// RaceNextCreate makes another creator on node other take the next
+// create's VMID at the same moment: its CT appears there, and pmxcfs
+// refuses ours with "close (rename) atomic file ... failed: File exists".
+func (s *Server) RaceNextCreate(other string) {
+	s.SetFaults(func(f *Faults) { f.RaceNextCreate = other })
+}
+
+// CfsLockTimeoutNext makes the next n create tasks fail on their rootfs
+// storage's cluster lock ("cfs-lock 'storage-ID' error: got lock request
+// timeout"), cleaning up as PVE's create worker does.
+func (s *Server) CfsLockTimeoutNext(n int) { s.SetFaults(func(f *Faults) { f.CfsLockTimeout = n }) }
 
 // NoWorkerUPID makes the next n start requests fail with "got no worker upid".
 func (s *Server) NoWorkerUPID(n int) { s.SetFaults(func(f *Faults) { f.NoWorkerUPID = n }) }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,7 +134,7 @@ func (c *ct) uptime(now time.Time) int64 {
 type task struct {
 	upid, node, typ, id, user string
 	pid, pstart               uint32
-	start                     time.Time
+	start, end                time.Time
 	running                   bool
 	exit                      string
 	log                       []string
@@ -176,7 +177,7 @@ func (s *Server) startTask(nodeName, typ, id, user string, w work) string {
 			t.exit = exit
 			t.log = append(t.log, "TASK ERROR: "+exit)
 		}
-		t.running = false
+		t.running, t.end = false, s.now()
 	})
 	s.timers = append(s.timers, tm)
 	return t.upid
@@ -190,6 +191,8 @@ func parseUPID(upid string) (fields []string, ok bool) {
 	}
 	return f, true
 }
+
+var warningsRE = regexp.MustCompile(`^WARNINGS: \d+$`)
 
 // warnLines returns the fake warning lines for "WARNINGS: n".
 func warnLines(exit string) []string {

@@ -331,13 +331,22 @@ func uncertain(err error) bool {
 	return errdefs.Category(err) == errdefs.ErrUnavailable
 }
 
+// noAnswer reports whether a failed call got no answer from PVE itself: a
+// gateway's 5xx, a dropped connection, a timeout. A write may then have
+// happened or not; a 500 from pvedaemon (even a transient one) says what
+// it did.
+func noAnswer(err error) bool {
+	var te *toolError
+	return errors.As(err, &te) && te.noAnswer
+}
+
 // wrap classifies a failed call with the same table as pct's messages.
 func (c *apiClient) wrap(step string, vmid int, err error) error {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		te := classify(step, vmid, -1, ae.text())
 		if ae.gatewayError() {
-			te.Cat, te.Retry = errdefs.ErrUnavailable, true
+			te.Cat, te.Retry, te.noAnswer = errdefs.ErrUnavailable, true, true
 			te.Hint = "PVE's proxy answered for pvedaemon (restarting or overloaded?); retry"
 		}
 		if ae.Status == http.StatusUnauthorized {
@@ -348,9 +357,6 @@ func (c *apiClient) wrap(step string, vmid int, err error) error {
 			te.Cat = errdefs.ErrPermissionDenied
 			te.Hint = "the user or API token lacks a privilege for this call: grant it with `pveum acl modify`"
 		}
-		if ae.Status == http.StatusForbidden && strings.Contains(te.Hint, "root@pam only") {
-			te.Hint = "API tokens cannot do this even for root@pam: log in with a ticket as root@pam (user = \"root@pam\", password_file) or use the pct transport on the node"
-		}
 		return te.asError()
 	}
 	// Drop Go's `Get "https://...":` wrapper: the step names the call.
@@ -359,10 +365,10 @@ func (c *apiClient) wrap(step string, vmid int, err error) error {
 	if errors.As(err, &ue) {
 		text = ue.Err.Error()
 	}
-	te := &toolError{Step: step, VMID: vmid, Code: -1, Stderr: text, Cat: errdefs.ErrUnavailable,
+	te := &toolError{Step: step, VMID: vmid, Code: -1, Stderr: text, Cat: errdefs.ErrUnavailable, noAnswer: true,
 		Hint: "the PVE API at " + c.host() + " did not answer; check [pve] url and the network"}
 	if tlsFailure(err) {
-		te.Cat, te.Hint = errdefs.ErrPermissionDenied, "TLS verification failed: check [pve] fingerprint or ca_file"
+		te.Cat, te.Hint, te.noAnswer = errdefs.ErrPermissionDenied, "TLS verification failed: check [pve] fingerprint or ca_file", false
 	}
 	return te.asError()
 }
@@ -442,6 +448,17 @@ func (c *apiClient) authorize(req *http.Request) {
 	if req.Method != http.MethodGet {
 		req.Header.Set("CSRFPreventionToken", c.csrf)
 	}
+}
+
+// identity is who the node's task list names as the caller: the token id
+// (USER@REALM!ID) or the ticket's user.
+func (c *apiClient) identity() string {
+	if id, ok := strings.CutPrefix(c.tokenHeader, "PVEAPIToken="); ok {
+		// Token ids hold no '=' (pve-tokenid): the secret follows the first.
+		id, _, _ = strings.Cut(id, "=")
+		return id
+	}
+	return c.user
 }
 
 // ticketLife is renewed before PVE's 2 h expiry.

@@ -459,9 +459,9 @@ func (t *apiTransport) task(ctx context.Context, step string, vmid int, method, 
 	}
 }
 
-// errCreateUncertain marks a create whose outcome is unknown (a gateway
-// 5xx, a dropped connection, our timeout): a CT may exist at the VMID,
-// still under its create lock, with nothing yet to say whose it is.
+// errCreateUncertain marks a create whose outcome could not be read back
+// (a gateway 5xx or a dropped connection, then no answer to the read-back
+// either): a CT may exist at the VMID, nothing says whose it is.
 var errCreateUncertain = errors.New("the create may have happened")
 
 // createPending is a create PVE accepted (we hold its task) that did not
@@ -474,30 +474,164 @@ type createPending struct {
 func (e *createPending) Error() string { return e.err.Error() }
 func (e *createPending) Unwrap() error { return e.err }
 
-// create posts the CT once. PVE repeats nothing for us: a create is posted
-// again only when PVE refused it before acting (inside call). A task that
-// fails leaves nothing (PVE's create worker removes its CT on failure).
+// createPosts bounds the POSTs of one create: a repeat happens only when
+// the read-back shows that PVE did nothing, or that a task of ours failed
+// on something transient (a cluster lock) and cleaned up after itself.
+const createPosts = 3
+
+// create posts the CT. After an uncertain failure (a gateway's 5xx, a
+// dropped connection) it reads back what the node did (readBack) and then
+// waits for our task, adopts our CT, posts again, or reports the VMID
+// taken; it fails as uncertain only when even the read-back gets no answer.
+// A create task that failed left nothing (PVE's create worker removes its
+// disks and config): a transient failure is posted again, and a template
+// gone from the storage is uploaded again first.
 func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid string, plan *Plan) error {
 	params := url.Values{"vmid": {strconv.Itoa(vmid)}, "ostemplate": {volid}}
 	for _, o := range plan.Options {
 		params.Set(o.Key, o.Value)
 	}
 	const step = "create CT"
-	var upid string
-	if err := t.c.call(ctx, step, vmid, http.MethodPost, nodePath(node)+"/lxc", params, &upid); err != nil {
-		if uncertain(err) {
-			return fmt.Errorf("%w: %w", errCreateUncertain, err)
+	since := time.Now()
+	wasUncertain, reuploaded := false, false
+	for attempt := 1; ; attempt++ {
+		var upid string
+		err := t.c.call(ctx, step, vmid, http.MethodPost, nodePath(node)+"/lxc", params, &upid)
+		if err != nil && (noAnswer(err) || wasUncertain && errdefs.Category(err) == errdefs.ErrAlreadyExists) {
+			// An "already exists" after an uncertain post may be our own
+			// first post, landed late.
+			wasUncertain = true
+			postErr := err
+			var adopt bool
+			if upid, adopt, err = t.readBack(ctx, node, vmid, params.Get("description"), since, postErr); adopt {
+				return nil
+			}
+			if err == nil && upid == "" {
+				if attempt >= createPosts {
+					// Each read-back said nothing happened: the node
+					// did nothing, the post's failure stands.
+					return postErr
+				}
+				t.c.log.Debug("the node did nothing with the create: posting again", "vmid", vmid, "attempt", attempt)
+				continue
+			}
 		}
-		return t.unknownNode(ctx, node, err)
-	}
-	if err := t.c.waitTask(ctx, step, vmid, upid, 0); err != nil {
+		if err != nil {
+			return t.unknownNode(ctx, node, err)
+		}
+		err = t.c.waitTask(ctx, step, vmid, upid, 0)
 		var tr *taskRunning
-		if errors.As(err, &tr) {
+		var te *toolError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &tr):
 			return &createPending{err: err, upid: upid}
+		case errdefs.Category(err) == errdefs.ErrNotFound && strings.Contains(err.Error(), ":vztmpl/") && !reuploaded:
+			// The template went between our upload check and the task.
+			reuploaded = true
+			_, name, _ := strings.Cut(volid, ":vztmpl/")
+			if _, uerr := t.upload(ctx, node, filepath.Join(t.cacheDir, name)); uerr != nil {
+				return err
+			}
+			t.c.log.Debug("template uploaded again", "volid", volid)
+		case errors.As(err, &te) && te.Retry && attempt < createPosts:
+			t.c.log.Debug("create task failed transiently: posting again", "vmid", vmid, "reason", err.Error())
+		default:
+			return err
 		}
-		return err
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// readBackSkew is how much earlier than our post (by this host's clock) a
+// task may have started and still be ours: the node's clock may differ.
+// Generous on purpose: missing our running task would post again and then
+// take our own CT for another creator's; an older task of ours only counts
+// when it fits what the node shows (running with the CT locked, or failed
+// with no CT left), and then the worst is an old failure reported.
+const readBackSkew = 2 * time.Minute
+
+// readBack finds out what a create post with an uncertain answer did: the
+// CT at vmid (its description names the container once the create is
+// done; until then it holds only the create lock) and the node's task list
+// for a vzcreate of vmid by us since the post (pve-manager
+// PVE/API2/Tasks.pm node_tasks; source=all, as running tasks are not in
+// the default archive). It returns our task to wait for, or adopt when
+// our CT is complete, or ("", false, nil) when the node did nothing (post
+// again), or an error: the VMID taken by someone else (already exists),
+// our task's failure, or the state unknown.
+func (t *apiTransport) readBack(ctx context.Context, node string, vmid int, description string, since time.Time, postErr error) (upid string, adopt bool, err error) {
+	want, _ := OCIIDFromDescription(description)
+	cfg, cerr := t.config(ctx, node, vmid)
+	exists := cerr == nil
+	if cerr != nil && errdefs.Category(cerr) != errdefs.ErrNotFound {
+		return "", false, t.uncertainCreate(node, vmid, postErr)
+	}
+	if exists {
+		if id, ok := OCIIDFromDescription(cfg["description"]); ok && want != "" {
+			if id == want {
+				t.c.log.Debug("the create happened: adopting the CT", "vmid", vmid)
+				return "", true, nil
+			}
+			return "", false, vmidTaken(node, vmid)
+		}
+	}
+	var tasks []struct {
+		UPID      string `json:"upid"`
+		User      string `json:"user"`
+		TokenID   string `json:"tokenid"`
+		StartTime int64  `json:"starttime"`
+		Status    string `json:"status"`
+	}
+	q := url.Values{"source": {"all"}, "typefilter": {"vzcreate"}, "vmid": {strconv.Itoa(vmid)},
+		"since": {strconv.FormatInt(since.Add(-readBackSkew).Unix(), 10)}}
+	if err := t.c.call(ctx, "create CT (read back the task list)", vmid, http.MethodGet, nodePath(node)+"/tasks", q, &tasks); err != nil {
+		return "", false, t.uncertainCreate(node, vmid, postErr)
+	}
+	me := t.c.identity()
+	for _, tk := range tasks {
+		who := tk.User
+		if tk.TokenID != "" {
+			who += "!" + tk.TokenID
+		}
+		if who != me {
+			continue
+		}
+		switch {
+		case tk.Status == "RUNNING" && exists:
+			t.c.log.Debug("the create happened: waiting for its task", "vmid", vmid, "task", tk.UPID)
+			return tk.UPID, false, nil
+		case tk.Status != "RUNNING" && tk.Status != "OK" && !strings.HasPrefix(tk.Status, "WARNINGS:") && !exists:
+			// It ran and failed, and its worker removed what it made.
+			return tk.UPID, false, nil
+		}
+	}
+	if exists {
+		return "", false, vmidTaken(node, vmid)
+	}
+	return "", false, nil
+}
+
+// vmidTaken: another creator holds vmid; the backend picks another VMID.
+func vmidTaken(node string, vmid int) error {
+	return &errdefs.Error{Cat: errdefs.ErrAlreadyExists,
+		Msg:  fmt.Sprintf("VMID %d on node %s was taken by another create at the same time", vmid, node),
+		Hint: "drop the org.proxcage.vmid annotation to let proxcage pick a free one, or choose another"}
+}
+
+// uncertainCreate: neither the post nor the read-back told what the node
+// did. The message says what to run to find out.
+func (t *apiTransport) uncertainCreate(node string, vmid int, cause error) error {
+	return &errdefs.Error{Cat: errdefs.ErrUnavailable,
+		Msg: fmt.Sprintf("create CT %d on node %s: %v; the node's config and task list did not answer either", vmid, node, cause),
+		Hint: fmt.Sprintf("on %s, `pvesh get /nodes/%s/tasks --vmid %d --typefilter vzcreate --source all` shows whether a create ran, and `pct config %d` whose CT it is; "+
+			"`proxcage delete --force ID` removes it if it is this container's", node, node, vmid, vmid),
+		Cause: errCreateUncertain}
 }
 
 // waitCreate waits for a pending create task of ours to end.

@@ -155,7 +155,7 @@ func (b *Backend) explain(err error) error {
 	if len(keys) == 0 {
 		return err // a mount point's storage: the generic hint stands
 	}
-	return errdefs.WithHint(err, missingStorageHint(keys, te.MissingStorage))
+	return errdefs.WithHint(err, te.StorageKeyHint(keys))
 }
 
 func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {

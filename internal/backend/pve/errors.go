@@ -18,17 +18,16 @@ type errorRule struct {
 	hint string
 	// hintFn, when set, builds the hint from re's submatches instead.
 	hintFn func(m []string) string
-	// storage is the submatch naming a storage that does not exist: the
-	// backend knows which [pve] key names it (Backend.explain).
-	storage int
+	// storage is the submatch naming a storage PVE refuses: the backend
+	// knows which [pve] key names it (Backend.explain). storageWhy says
+	// why when it is not "does not exist".
+	storage    int
+	storageWhy string
 }
 
 func rule(pattern string, cat error, retry bool, hint string) errorRule {
 	return errorRule{re: regexp.MustCompile(pattern), cat: cat, retry: retry, hint: hint}
 }
-
-// contentKey is the [pve] key whose storage must allow content.
-var contentKey = map[string]string{"rootdir": "rootfs_storage", "vztmpl": "template_storage"}
 
 // contentHint: the storage named by key lacks content.
 func contentHint(key, storage, content string) string {
@@ -55,59 +54,137 @@ func bridgeHint(bridge string) string {
 // nodeHint: a node name the cluster does not know.
 const nodeHint = "set [pve] node to a node of the cluster (`pvesh get /nodes` lists them), or to \"auto\""
 
+// quorumHint: PVE refuses every change while the node's cluster has no
+// quorum (pve-cluster Cluster.pm check_cfs_quorum, cfs_lock).
+const quorumHint = "the node's cluster has no quorum, and PVE refuses every change until a majority of the nodes is back: " +
+	"`pvecm status` on the node shows it; retry once the cluster is quorate"
+
+// rootOnlyWhat names, for the operator, what check_ct_modify_config_perm
+// (pve-container src/PVE/LXC.pm) refuses to anyone but root@pam.
+var rootOnlyWhat = []struct{ prefix, what string }{
+	{"mount point type bind", "bind mounts (mpN with a host path)"},
+	{"mount point type device", "device mount points (mpN with a /dev path)"},
+	{"configuring device passthrough", "device passthrough (devN, from the bundle's linux.devices)"},
+	{"changing feature flags for privileged container", "feature flags of a privileged CT"},
+	{"changing feature flags (except nesting)", "LXC features other than nesting (keyctl, fuse, mknod, mount=...)"},
+	{"changing the hookscript", "a hookscript"},
+}
+
+// rootOnlyHint: what is refused, and the two ways that are root@pam. An
+// API token never is, not even one of root@pam.
+func rootOnlyHint(m []string) string {
+	what := m[1]
+	for _, w := range rootOnlyWhat {
+		if strings.HasPrefix(m[1], w.prefix) {
+			what = w.what
+			break
+		}
+	}
+	return what + " are root@pam only, and an API token never is root@pam (not even root@pam's own): " +
+		"log in with a ticket as root@pam ([pve] user = \"root@pam\" with password_file) or run proxcage as root on the node (the pct transport), or drop it from the bundle"
+}
+
 // errorRules are tried in order; the first match wins, so specific texts
-// come before the generic "unable to create CT" wrapper.
+// come before the generic "unable to create CT" wrapper. Every text is one
+// the real PVE prints (the comment names where).
 var errorRules = []errorRule{
+	// pve-cluster Cluster.pm check_vmid_unused.
 	rule(`(CT|VM) (\d+) already exists on node '([^']+)'`, errdefs.ErrAlreadyExists, false,
 		"VMID $2 is taken by a $1 on node $3; drop the org.proxcage.vmid annotation to let proxcage pick a free one, or choose another"),
-	rule(`(?:VM|CT) (\d+) already exists`, errdefs.ErrAlreadyExists, false,
+	// pve-manager API2/Cluster.pm nextid: "VM" for either kind.
+	rule(`VM (\d+) already exists`, errdefs.ErrAlreadyExists, false,
 		"VMID $1 is taken; drop the org.proxcage.vmid annotation to let proxcage pick a free one, or choose another"),
+	// pmxcfs (pve-cluster src/pmxcfs/memdb.c memdb_rename) refuses a
+	// second guest config for a VMID with EEXIST; pve-common File.pm
+	// file_set_contents words it. Two nodes created the same VMID at once.
+	rule(`close \(rename\) atomic file '/etc/pve/nodes/([^/']+)/(?:lxc|qemu-server)/(\d+)\.conf' failed: File exists`, errdefs.ErrAlreadyExists, false,
+		"VMID $2 was taken at the same moment by a guest created on another node (pmxcfs refused a second config); drop the org.proxcage.vmid annotation to let proxcage pick a free one, or choose another"),
+	// guest-common AbstractConfig.pm load_config.
 	rule(`Configuration file '[^']*' does not exist`, errdefs.ErrNotFound, false,
 		"the CT is gone (removed outside proxcage?); `proxcage delete --force ID` removes what is left"),
+	// API2/LXC.pm destroy_vm.
 	rule(`unable to destroy CT \d+ - container is running`, errdefs.ErrFailedPrecondition, false,
 		"stop it first, or use `proxcage delete --force`"),
 	rule(`unable to remove CT (\d+) - used in HA resources`, errdefs.ErrFailedPrecondition, false,
 		"remove it from HA first: ha-manager remove ct:$1"),
+	// API2/LXC/Status.pm vm_start.
 	rule(`CT \d+ already running`, errdefs.ErrFailedPrecondition, false, ""),
+	// API2/LXC.pm create_vm (restore --force).
 	rule(`can't overwrite running container`, errdefs.ErrFailedPrecondition, false,
 		"stop the CT before changing it"),
+	// API2/LXC/Status.pm, CLI/pct.pm, LXC.pm find_lxc_pid.
 	rule(`(?:CT \d+ not running|container '\d+' not running!|unable to get PID for CT \d+ \(not running\?\))`, errdefs.ErrFailedPrecondition, false, ""),
-	rule(`CT is locked \((\w+)\)`, errdefs.ErrUnavailable, true,
+	// AbstractConfig.pm check_lock: lock names have dashes
+	// (snapshot-delete, suspended, ...).
+	rule(`CT is locked \(([\w-]+)\)`, errdefs.ErrUnavailable, true,
 		"a '$1' operation holds the CT lock; wait for it to finish, or `pct unlock {vmid}` if it is stale"),
+	// pve-common Tools.pm lock_file_full.
 	rule(`can't lock file '[^']*' - got timeout`, errdefs.ErrUnavailable, true,
 		"another operation holds the CT config lock; retry later"),
+	// pve-cluster Cluster.pm cfs_lock: a cluster-wide lock (a shared
+	// storage's, for example) held elsewhere; the locked code did not run.
+	rule(`cfs-lock '([^']+)' error: got lock request timeout`, errdefs.ErrUnavailable, true,
+		"another node holds the cluster lock '$1' (pmxcfs) for longer than PVE waits; retry"),
+	{re: regexp.MustCompile(`cfs-lock '[^']+' error: (?:no quorum!|pve cluster filesystem not online)|cluster not ready - no quorum\?`),
+		cat: errdefs.ErrUnavailable, hint: quorumHint},
+	// pve-common RESTEnvironment.pm fork_worker.
 	rule(`got no worker upid`, errdefs.ErrUnavailable, true, "pvedaemon is overloaded or restarting; retry"),
+	// LXC/Create.pm.
 	rule(`(?:file does not look like a template archive|unrecognized compression format|less than 10 members in archive)`, errdefs.ErrInvalidArgument, false,
 		"the template is not a usable CT archive; `proxcage templates prune` and retry to rebuild it"),
+	// pve-storage Plugin.pm activate_volume, inside the create task: the
+	// template went between proxcage's upload check and the create.
+	rule(`volume '([^':]+):vztmpl/([^']+)' does not exist`, errdefs.ErrNotFound, false,
+		"the template $2 is gone from storage $1 on the node (removed by hand or by `proxcage templates prune` elsewhere?); retry: proxcage uploads it again"),
+	// pve-storage Storage.pm storage_config, storage_check_enabled,
+	// storage_check_node.
 	{re: regexp.MustCompile(`storage '([^']+)' does not exist`), cat: errdefs.ErrInvalidArgument, storage: 1,
 		hint: "storage '$1' does not exist on this node: set [pve] rootfs_storage or template_storage, whichever names it, to one listed by `pvesm status`"},
-	{re: regexp.MustCompile(`content type '(\w+)' is not available or configured on storage '([^']+)'`), cat: errdefs.ErrInvalidArgument,
-		hintFn: func(m []string) string {
-			if key := contentKey[m[1]]; key != "" {
-				return contentHint(key, m[2], m[1])
-			}
-			return fmt.Sprintf("storage '%s' does not allow content %s: pick one from `pvesm status --content %s`", m[2], m[1], m[1])
-		}},
+	{re: regexp.MustCompile(`storage '([^']+)' is disabled`), cat: errdefs.ErrInvalidArgument, storage: 1, storageWhy: whyDisabled,
+		hint: "storage '$1' is disabled in the cluster's storage config: enable it (`pvesm set $1 --disable 0`) or set [pve] rootfs_storage or template_storage, whichever names it, to another"},
+	{re: regexp.MustCompile(`storage '([^']+)' is not available on node '([^']+)'`), cat: errdefs.ErrInvalidArgument, storage: 1, storageWhy: whyOtherNodes,
+		hint: "storage '$1' is limited to other nodes than $2 (Datacenter > Storage > Nodes): add $2 there, or set [pve] node or the storage key that names it to a pair `pvesm status` on that node lists"},
+	// API2/LXC.pm create_vm: a 400 on the "storage" parameter.
+	{re: regexp.MustCompile(`storage '([^']+)' does not support container directories`), cat: errdefs.ErrInvalidArgument,
+		hintFn: func(m []string) string { return contentHint("rootfs_storage", m[1], "rootdir") }},
+	// LXC.pm alloc_disk (a mount point added later, not a create).
+	{re: regexp.MustCompile(`content type 'rootdir' is not available or configured on storage '([^']+)'`), cat: errdefs.ErrInvalidArgument,
+		hintFn: func(m []string) string { return contentHint("rootfs_storage", m[1], "rootdir") }},
+	// pve-storage Plugin.pm parse_lvm_name, ZFSPoolPlugin.pm parse_volname:
+	// a template path on a storage of volumes (pvesm path).
+	rule(`(?:lvm name '|unable to parse zfs volume name ')vztmpl/`, errdefs.ErrInvalidArgument, false,
+		"[pve] template_storage names a storage of LVM or ZFS volumes, which cannot hold template files: set it to a directory storage that `pvesm status --content vztmpl` lists"),
+	// pve-common Network.pm get_ip_from_hostname.
 	{re: regexp.MustCompile(`hostname lookup '([^']+)' failed`), cat: errdefs.ErrInvalidArgument,
 		hintFn: func(m []string) string { return fmt.Sprintf("PVE does not know a node %q: ", m[1]) + nodeHint }},
+	// pve-storage Storage.pm check_volume_access: a path, not a volume id.
 	rule(`Only root can pass arbitrary filesystem paths`, errdefs.ErrPermissionDenied, false,
-		"bind mounts (mpN with a host path) are root@pam only: run proxcage as root on the PVE node (pct transport), or drop the bind mount"),
-	rule(`(?:only allowed for root@pam|Permission check failed \(mount point type bind)`, errdefs.ErrPermissionDenied, false,
-		"this option is root@pam only: run proxcage as root on the PVE node (pct transport)"),
-	rule(`Permission check failed \(([^,]+), ([^)]+)\)`, errdefs.ErrPermissionDenied, false,
+		"a host path instead of a storage volume is root@pam only: run proxcage as root on the PVE node (pct transport)"),
+	// LXC.pm check_ct_modify_config_perm, worded by pve-common
+	// Exception.pm raise_perm_exc (HTTP 403).
+	{re: regexp.MustCompile(`Permission check failed \((.*) is only allowed for root@pam\)`), cat: errdefs.ErrPermissionDenied, hintFn: rootOnlyHint},
+	// pve-access-control RPCEnvironment.pm check / check_any: "PATH, PRIV"
+	// or "PATH, PRIV1|PRIV2".
+	rule(`Permission check failed \(([^,()]+), ([^)]+)\)`, errdefs.ErrPermissionDenied, false,
 		"the user or API token lacks the privilege $2 on $1: grant it, e.g. `pveum acl modify $1 --roles PVEVMAdmin --tokens TOKENID` (tokens with privilege separation need their own ACL)"),
 	rule(`Permission check failed`, errdefs.ErrPermissionDenied, false,
 		"the user or API token lacks a privilege for this call: grant it with `pveum acl modify`"),
+	// API2/LXC/Status.pm vm_start.
 	rule(`Quotas are not supported by unprivileged containers`, errdefs.ErrInvalidArgument, false,
 		"drop quota=1 from the mount options"),
+	// LXC.pm, LXC/Config.pm.
 	rule(`MTU size '(\d+)' is bigger than bridge MTU '(\d+)'`, errdefs.ErrInvalidArgument, false,
 		"use an MTU of at most $2, or raise the bridge's MTU"),
+	// pve-common Network.pm read_bridge_mtu.
 	{re: regexp.MustCompile(`bridge '([^']+)' does not exist`), cat: errdefs.ErrInvalidArgument,
 		hintFn: func(m []string) string { return bridgeHint(m[1]) }},
+	// LXC.pm.
 	rule(`'mknod' feature requested, but kernel too old`, errdefs.ErrFailedPrecondition, false,
 		"drop mknod=1 from the features, or upgrade the node's kernel"),
+	// pve-common JSONSchema / Exception.pm raise_param_exc.
 	rule(`Parameter verification failed`, errdefs.ErrInvalidArgument, false,
 		"a CT option is out of range or malformed (see the parameter named above)"),
+	// API2/LXC.pm create_vm's $emsg.
 	rule(`unable to (?:create|restore) CT \d+`, errdefs.ErrFailedPrecondition, false, ""),
 }
 
@@ -120,9 +197,34 @@ type toolError struct {
 	Cat    error
 	Retry  bool
 	Hint   string
-	// MissingStorage is a storage PVE says does not exist.
+	// MissingStorage is a storage PVE refuses: it does not exist, or with
+	// StorageWhy, it is disabled or limited to other nodes.
 	MissingStorage string
+	StorageWhy     string
+	// noAnswer: an API call that got no answer from PVE (api.go noAnswer).
+	noAnswer bool
 }
+
+// StorageKeyHint is the hint once the backend knows which [pve] keys name
+// the refused storage.
+func (e *toolError) StorageKeyHint(keys []string) string {
+	k, sid := strings.Join(keys, " and "), e.MissingStorage
+	switch e.StorageWhy {
+	case whyDisabled:
+		return fmt.Sprintf("[pve] %s = %q: that storage is disabled in the cluster's storage config; enable it (`pvesm set %s --disable 0`) or set %s to one `pvesm status` lists as active",
+			k, sid, sid, k)
+	case whyOtherNodes:
+		return fmt.Sprintf("[pve] %s = %q: that storage is limited to other nodes (its nodes list, Datacenter > Storage); add this node to it, or set %s to one `pvesm status` on the node lists",
+			k, sid, k)
+	}
+	return missingStorageHint(keys, sid)
+}
+
+// Why a storage is refused, besides not existing.
+const (
+	whyDisabled   = "disabled"
+	whyOtherNodes = "other nodes"
+)
 
 func (e *toolError) Error() string {
 	words := oneLine(e.Stderr)
@@ -162,7 +264,7 @@ func classify(step string, vmid, code int, stderr string) *toolError {
 				e.Hint = r.hintFn(sub)
 			}
 			if r.storage > 0 {
-				e.MissingStorage = sub[r.storage]
+				e.MissingStorage, e.StorageWhy = sub[r.storage], r.storageWhy
 			}
 		}
 		break

@@ -47,7 +47,26 @@ func TestClassifyEveryKnownText(t *testing.T) {
 		{"content type 'rootdir' is not available or configured on storage 'local'", errdefs.ErrInvalidArgument, 2, false, "pvesm status --content rootdir"},
 		{"Only root can pass arbitrary filesystem paths.", errdefs.ErrPermissionDenied, 7, false, "root@pam"},
 		{"Permission check failed (mount point type bind is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "root@pam"},
-		{"changing feature flags (except nesting) is only allowed for root@pam", errdefs.ErrPermissionDenied, 7, false, "root@pam"},
+		{"Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "LXC features other than nesting"},
+		// Issue 14, point 8: texts the real PVE prints that had no rule.
+		{"CT is locked (snapshot-delete)", errdefs.ErrUnavailable, 6, true, "'snapshot-delete' operation"},
+		{"CT is locked (suspended)", errdefs.ErrUnavailable, 6, true, "'suspended' operation"},
+		{"unable to create CT 100 - close (rename) atomic file '/etc/pve/nodes/pve2/lxc/100.conf' failed: File exists", errdefs.ErrAlreadyExists, 4, false, "VMID 100 was taken at the same moment"},
+		{"unable to create CT 100 - cfs-lock 'storage-nfs' error: got lock request timeout", errdefs.ErrUnavailable, 6, true, "cluster lock 'storage-nfs'"},
+		{"500 cluster not ready - no quorum?", errdefs.ErrUnavailable, 6, false, "pvecm status"},
+		{"cfs-lock 'file-user_cfg' error: no quorum!", errdefs.ErrUnavailable, 6, false, "no quorum"},
+		{"storage 'fast' is disabled", errdefs.ErrInvalidArgument, 2, false, "pvesm set fast --disable 0"},
+		{"storage 'fast' is not available on node 'pve2'", errdefs.ErrInvalidArgument, 2, false, "limited to other nodes than pve2"},
+		{"400 Parameter verification failed.\nstorage: storage 'local' does not support container directories", errdefs.ErrInvalidArgument, 2, false, `[pve] rootfs_storage = "local"`},
+		{"unable to create CT 100 - volume 'local:vztmpl/x.tar.zst' does not exist", errdefs.ErrNotFound, 3, false, "uploads it again"},
+		{"Permission check failed (configuring device passthrough is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "device passthrough (devN"},
+		{"Permission check failed (mount point type device is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "device mount points"},
+		{"Permission check failed (changing feature flags for privileged container is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "privileged CT"},
+		{"Permission check failed (changing the hookscript is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "ticket as root@pam"},
+		{"Permission check failed (/storage/local, Datastore.AllocateSpace|Datastore.Audit)", errdefs.ErrPermissionDenied, 7, false, "privilege Datastore.AllocateSpace|Datastore.Audit on /storage/local"},
+		{"Permission check failed (user != root@pam)", errdefs.ErrPermissionDenied, 7, false, "pveum acl modify"},
+		{"400 Parameter verification failed.\nvmid: VM 100 already exists", errdefs.ErrAlreadyExists, 4, false, "VMID 100 is taken"},
+		{"lvm name 'vztmpl/x.tar.zst' contains illegal characters", errdefs.ErrInvalidArgument, 2, false, "[pve] template_storage"},
 		{"Quotas are not supported by unprivileged containers.", errdefs.ErrInvalidArgument, 2, false, "quota"},
 		{"net0: MTU size '9000' is bigger than bridge MTU '1500'", errdefs.ErrInvalidArgument, 2, false, "at most 1500"},
 		{"bridge 'vmbr9' does not exist", errdefs.ErrInvalidArgument, 2, false, "[pve] bridge"},
@@ -95,5 +114,19 @@ func TestClassifyUnknownTextKeepsWords(t *testing.T) {
 	}
 	if errdefs.Hint(err) != "" {
 		t.Fatalf("unexpected hint %q", errdefs.Hint(err))
+	}
+}
+
+// Texts no PVE prints get no rule of their own (issue 14, point 8): a bare
+// "CT N already exists" (nextid says "VM N" for either kind) and a content
+// check for vztmpl (only rootdir's exists, in LXC.pm alloc_disk).
+func TestClassifyNoRuleForTextsPVENeverPrints(t *testing.T) {
+	for _, text := range []string{
+		"CT 100 already exists",
+		"content type 'vztmpl' is not available or configured on storage 'local'",
+	} {
+		if te := classify("pct create", 100, 255, text); te.Cat != errdefs.ErrInternal || te.Hint != "" {
+			t.Errorf("%q: category %v, hint %q", text, te.Cat, te.Hint)
+		}
 	}
 }
