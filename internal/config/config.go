@@ -199,7 +199,14 @@ func unknownKeys(errs []toml.DecodeError) error {
 			hints = append(hints, fmt.Sprintf("keys of %s: %s", tableName(root, parent), strings.Join(known, ", ")))
 		}
 	}
-	return &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: strings.Join(msgs, "; "), Hint: strings.Join(hints, "; ")}
+	// Two unknown keys of one table would give its key list twice.
+	var once []string
+	for _, h := range hints {
+		if !slices.Contains(once, h) {
+			once = append(once, h)
+		}
+	}
+	return &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: strings.Join(msgs, "; "), Hint: strings.Join(once, "; ")}
 }
 
 // tableName spells the table at path as it is written in the file.

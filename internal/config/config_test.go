@@ -286,6 +286,7 @@ func TestUnknownKeyLineAndDidYouMean(t *testing.T) {
 		{"bridge = \"vmbr0\"\n", "line 1: unknown key bridge", "bridge belongs in [pve]"},
 		{"[pve]\ndefault_backend = \"pve\"\n", "line 2: unknown key pve.default_backend", "belongs at the top level"},
 		{"[pve]\nzzz = 1\n", "line 2: unknown key pve.zzz", "keys of [pve]: transport, template_storage"},
+		{"[pve.tools]\nfoo = 1\nbar = 2\n", "line 3: unknown key pve.tools.bar", "keys of [pve.tools]: pct,"},
 		{"[[routes]]\nmatch_id = 'x'\nbackend = 'pve'\nmatch_idd = 'y'\n", "line 4: unknown key routes.match_idd", "did you mean routes.match_id?"},
 	} {
 		_, err := Parse([]byte(c.text))
@@ -297,6 +298,9 @@ func TestUnknownKeyLineAndDidYouMean(t *testing.T) {
 		}
 		if !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%q: not invalid argument: %v", c.text, err)
+		}
+		if h := errdefs.Hint(err); strings.Count(h, c.hint) != 1 {
+			t.Errorf("%q: hint %q does not say %q exactly once", c.text, h, c.hint)
 		}
 	}
 	// Through Load: the file, the line and the hint, on one line.
