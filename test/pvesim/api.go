@@ -500,13 +500,7 @@ func (s *Server) taskLog(c *call) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	start, limit := 0, 50
-	if v, e := strconv.Atoi(c.p["start"]); e == nil {
-		start = v
-	}
-	if v, e := strconv.Atoi(c.p["limit"]); e == nil {
-		limit = v
-	}
+	start, limit := page(c)
 	lines := t.log
 	if t.running {
 		lines = []string{}
@@ -702,4 +696,17 @@ func (s *Server) upload(c *call) (any, *apiError) {
 		st.vols[volid] = &volume{volid: volid, content: content, format: volFormat(name), size: size, ctime: s.now().Unix()}
 		return append(append(lines, "finished file import successfully"), warnLines(fail)...), fail
 	}), nil
+}
+
+// page reads the start and limit parameters of a paged GET (task list,
+// task log), with PVE's defaults 0 and 50.
+func page(c *call) (start, limit int) {
+	start, limit = 0, 50
+	if v, e := strconv.Atoi(c.p["start"]); e == nil {
+		start = v
+	}
+	if v, e := strconv.Atoi(c.p["limit"]); e == nil {
+		limit = v
+	}
+	return start, limit
 }

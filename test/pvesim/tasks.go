@@ -22,13 +22,7 @@ func (s *Server) listTasks(c *call) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
-	start, limit := 0, 50
-	if v, e := strconv.Atoi(c.p["start"]); e == nil {
-		start = v
-	}
-	if v, e := strconv.Atoi(c.p["limit"]); e == nil {
-		limit = v
-	}
+	start, limit := page(c)
 	source := c.p["source"]
 	if source == "" {
 		source = "archive"
