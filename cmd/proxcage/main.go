@@ -49,8 +49,17 @@ func main() {
 	// foreground): the GC starts when the heap nears 64 MiB.
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(64 << 20)
+	if _, ok := os.LookupEnv("PATH"); !ok {
+		// Engines may run the runtime with no environment at all (podman's
+		// pause does): look tools up where execvp(3) and sh would.
+		_ = os.Setenv("PATH", defaultPath)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// defaultPath is glibc's confstr(_CS_PATH) widened to the sbin
+// directories the LXC and PVE tools live in, as Debian's /etc/profile.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // exitError carries a process exit status (run/exec in the foreground)
 // through cobra without printing anything.

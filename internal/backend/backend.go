@@ -109,6 +109,13 @@ type ExecOpts struct {
 	PidFile string
 }
 
+// AnnotationInitPid is the `state` annotation with the host pid of the
+// container's init (init.lxc, or a CT's init on pve), whose namespaces
+// nsenter wants, where `state`'s own pid is a keeper's: the local process
+// an engine waits for, which lives as long as the container's process and
+// exits with its status (the init is no child of the engine's).
+const AnnotationInitPid = "org.proxcage.init-pid"
+
 // Status is a container's live status.
 type Status struct {
 	Status string // created | running | paused | stopped (OCI), or creating

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // The lxc backend: real LXC containers (lxc-execute) from OCI bundles.
@@ -58,10 +59,19 @@ func TestLXCRunExecKillDelete(t *testing.T) {
 	if data, _ := os.ReadFile(pidFile); string(data) != strconv.Itoa(st.Pid) {
 		t.Fatalf("pid file %q, state pid %d", data, st.Pid)
 	}
-	// The init's namespaces are not the host's.
+	// The state's pid is the keeper's (lxc-execute, what the pid file
+	// names); the init's is in an annotation, and its namespaces are not
+	// the host's.
+	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/comm"); string(comm) != "lxc-execute\n" {
+		t.Fatalf("state pid %d is %q, not the keeper lxc-execute", st.Pid, comm)
+	}
+	initPid := st.Annotations["org.proxcage.init-pid"]
+	if ppid := procPPid(t, initPid); ppid != st.Pid {
+		t.Fatalf("init %s has parent %d, not the keeper %d", initPid, ppid, st.Pid)
+	}
 	for _, ns := range []string{"pid", "mnt", "uts", "ipc", "net"} {
 		host, _ := os.Readlink("/proc/self/ns/" + ns)
-		ctr, _ := os.Readlink("/proc/" + strconv.Itoa(st.Pid) + "/ns/" + ns)
+		ctr, _ := os.Readlink("/proc/" + initPid + "/ns/" + ns)
 		if host == ctr {
 			t.Errorf("%s namespace shared with the host", ns)
 		}
@@ -101,6 +111,81 @@ func TestLXCForegroundRunExitStatus(t *testing.T) {
 		t.Fatalf("run: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	e.assertRootEmpty()
+}
+
+// procPPid reads a process's parent pid from /proc.
+func procPPid(t *testing.T, pid string) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid (comm) state ppid ...: comm may hold blanks, so cut after ')'.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// An engine (conmon, containerd's shim) is the subreaper of what the pid
+// file of `create` names, waits for it and reads the process's exit status
+// from it, and gets the output on the fds it gave create.
+func TestLXCKeeperIsWhatEnginesWaitFor(t *testing.T) {
+	e := newLXCEnv(t)
+	for _, c := range []struct {
+		name string
+		args []string
+		kill string
+		want int
+	}{
+		{"exit", []string{"sh", "-c", "echo out; echo err >&2; exit 7"}, "", 7},
+		{"killed", []string{"sleep", "1000"}, "KILL", 137},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			subreaper(t)
+			b := e.bundle("kp-"+c.name, c.args, nil)
+			pidFile := filepath.Join(e.dir, "kp-"+c.name+".pid")
+			out, errf := tempFile(t), tempFile(t)
+			cmd := e.cmd("create", "--bundle", b, "--pid-file", pidFile, "kp-"+c.name)
+			cmd.Stdout, cmd.Stderr = out, errf
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("create: %v %s", err, readAll(t, errf))
+			}
+			data, _ := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(string(data))
+			e.ok("start", "kp-"+c.name)
+			if c.kill != "" {
+				e.waitStatus("kp-"+c.name, specs.StateRunning)
+				e.ok("kill", "kp-"+c.name, c.kill)
+			}
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+				t.Fatalf("wait for the pid file's %d: %v", pid, err)
+			}
+			if !ws.Exited() || ws.ExitStatus() != c.want {
+				t.Fatalf("pid file's process ended %v, want exit %d", ws, c.want)
+			}
+			if st := e.state("kp-" + c.name); st.Status != specs.StateStopped {
+				t.Fatalf("after the keeper exited: %+v", st)
+			}
+			if c.kill == "" {
+				if o, eo := readAll(t, out), readAll(t, errf); o != "out\n" || !strings.Contains(eo, "err") {
+					t.Fatalf("stdout %q stderr %q", o, eo)
+				}
+			}
+			e.ok("delete", "kp-"+c.name)
+		})
+	}
+	e.assertRootEmpty()
+}
+
+// subreaper makes this test process the subreaper of orphans, as conmon
+// and containerd's shim are, until the test ends.
+func subreaper(t *testing.T) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
 }
 
 func TestLXCKillCreatedAndDeleteForce(t *testing.T) {
@@ -146,7 +231,8 @@ func TestLXCResourceLimitsInCgroups(t *testing.T) {
 		{"pids", "pids.max"}:                strconv.FormatInt(pids, 10),
 		{"cpu", "cpu.shares"}:               strconv.FormatUint(shares, 10),
 	} {
-		p := cgroupFile(t, st.Pid, file[0], file[1])
+		initPid, _ := strconv.Atoi(st.Annotations["org.proxcage.init-pid"])
+		p := cgroupFile(t, initPid, file[0], file[1])
 		data, err := os.ReadFile(p)
 		if err != nil || strings.TrimSpace(string(data)) != want {
 			t.Errorf("%s = %q (%v), want %s", p, data, err, want)

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -107,6 +108,12 @@ type private struct {
 	// state, kill and delete read /proc instead of asking lxc-info.
 	Pid       int    `json:"pid,omitempty"`
 	StartTime uint64 `json:"startTime,omitempty"`
+	// Keeper and KeeperStart name lxc-execute, the container's monitor:
+	// the process an engine waits for. It lives exactly as long as the
+	// container, holds the stdio the engine gave, and exits with the
+	// process's exit status; init.lxc, its child, no engine can reap.
+	Keeper      int    `json:"keeper,omitempty"`
+	KeeperStart uint64 `json:"keeperStart,omitempty"`
 }
 
 func loadPrivate(c *backend.Container) (private, error) {
@@ -215,11 +222,16 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if p.StartTime, err = proc.StartTime(pid); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "read the init's start time")
 	}
+	p.Keeper = b.running[c.ID].cmd.Process.Pid
+	if p.KeeperStart, err = proc.StartTime(p.Keeper); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "read the monitor's start time")
+	}
 	if err := savePrivate(c, p); err != nil {
 		return err
 	}
 	if p.PidFile != "" {
-		if err := atomicfile.WritePidFile(p.PidFile, pid); err != nil {
+		// The engine becomes the subreaper of this pid and waits for it.
+		if err := atomicfile.WritePidFile(p.PidFile, p.Keeper); err != nil {
 			return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
 		}
 	}
@@ -380,6 +392,17 @@ func live(p private) int {
 	return 0
 }
 
+// status is what State reports for a live container: the keeper's pid
+// (what the pid file holds, as runc's state and pid file agree), and the
+// init's in an annotation. Containers made before keepers report the init.
+func status(st string, p private, initPid int) backend.Status {
+	pid := initPid
+	if p.Keeper > 0 && proc.Alive(p.Keeper, p.KeeperStart) {
+		pid = p.Keeper
+	}
+	return backend.Status{Status: st, Pid: pid, Annotations: map[string]string{backend.AnnotationInitPid: strconv.Itoa(initPid)}}
+}
+
 var errExitedEarly = errors.New("the container exited during create")
 
 // startError names why a create failed: the stand-in's own words (the
@@ -421,11 +444,11 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 	case pid == 0:
 		return backend.Status{Status: "stopped"}, nil
 	case !p.Started:
-		return backend.Status{Status: "created", Pid: pid}, nil
+		return status("created", p, pid), nil
 	case lxctools.Frozen(pid):
-		return backend.Status{Status: "paused", Pid: pid}, nil
+		return status("paused", p, pid), nil
 	}
-	return backend.Status{Status: "running", Pid: pid}, nil
+	return status("running", p, pid), nil
 }
 
 // Kill implements backend.Backend: the signal goes to the container's
@@ -440,13 +463,38 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	if pid == 0 {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 	}
-	if err := lxctools.SignalInit(pid, sig, all); err != nil {
+	err = nil
+	if payload := killPayload(pid); sig == unix.SIGKILL && payload != pid {
+		// init.lxc killed makes lxc-execute, the keeper, exit 1; its
+		// child killed makes init.lxc exit 137 (128+9), as runc's would.
+		if all {
+			pids, _ := lxctools.CgroupPids(pid)
+			for _, q := range pids {
+				if q != pid && q != payload {
+					_ = unix.Kill(q, sig)
+				}
+			}
+		}
+		err = lxctools.Signal(payload, sig)
+	} else {
+		err = lxctools.SignalInit(pid, sig, all)
+	}
+	if err != nil {
 		if errors.Is(err, lxctools.ErrNotRunning) {
 			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 		}
 		return errdefs.Wrap(errdefs.ErrInternal, err, "kill %s", c.ID)
 	}
 	return nil
+}
+
+// killPayload is where a SIGKILL goes: the process init.lxc runs (its
+// only child), else init.lxc itself.
+func killPayload(initPid int) int {
+	if kids, err := lxctools.Children(initPid); err == nil && len(kids) == 1 {
+		return kids[0]
+	}
+	return initPid
 }
 
 // Wait implements backend.Attacher: the exit status of a container this
