@@ -11,6 +11,8 @@
 // /dev/.proxcage/exec.fifo until `start` opens it, loads the seccomp
 // filter, and execs ARGS: what LXC cannot do, at the moment runc does it.
 // It is built with CGO_ENABLED=0: it runs inside any rootfs.
+//
+// The pve backend runs it as a CT's init under a keeper (keeper.go).
 package main
 
 import (
@@ -36,6 +38,9 @@ type processFile struct {
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "--keeper" {
+		keeperMain(os.Args[2])
+	}
 	if len(os.Args) < 3 {
 		_, _ = os.Stderr.WriteString("usage: proxcage-lxc-init DIR ARGS...\n")
 		os.Exit(2)

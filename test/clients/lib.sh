@@ -118,6 +118,73 @@ init_scratch() {
 	export SCRATCH
 }
 
+# backend_setup: for BACKEND=lxc or pve, a config that routes there, and
+# for pve the pct test double (test/pctdouble, which runs each CT with LXC,
+# unprivileged in PVE's id map) with root's subordinate ids held while it
+# runs; RUNTIME_ARGS and RUNTIME_ENV then carry them to every call. Call it
+# after init_scratch, before resolve_runtime; remove_scratch undoes it.
+backend_setup() {
+	local b=${BACKEND:-native} d root
+	[ "$b" = native ] && return 0
+	d="$SCRATCH/backend"
+	mkdir -p "$d"
+	chmod 755 "$SCRATCH" "$d"
+	case "$b" in
+	lxc) printf 'default_backend = "lxc"\n' >"$d/config.toml" ;;
+	pve)
+		root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+		bash "$root/test/pctdouble/install.sh" "$d/bin" >/dev/null
+		(cd "$root" && CGO_ENABLED=0 "${GO:-$("$root/scripts/find-go.sh")}" build -o "$d/bin/subids-hold" ./test/subids/cmd/subids-hold)
+		mkdir -p "$d/pve"
+		"$d/bin/subids-hold" >"$d/subids.ready" &
+		BACKEND_HOLD=$!
+		local i
+		for i in $(seq 100); do grep -q ready "$d/subids.ready" 2>/dev/null && break; sleep 0.1; done
+		grep -q ready "$d/subids.ready" || { echo "backend_setup: subids-hold did not get root's subordinate ids" >&2; exit 1; }
+		cat >"$d/config.toml" <<EOF
+default_backend = "pve"
+[pve]
+transport = "pct"
+template_storage = "local"
+rootfs_storage = "local-lvm"
+bridge = "vmbr0"
+[pve.tools]
+ct_config_dir = "$d/pve/lxc"
+lock_dir = "$d/pve/lock"
+EOF
+		RUNTIME_ENV="PATH='$d/bin':\$PATH PCTDOUBLE_DIR='$d/pve'"
+		;;
+	*) echo "BACKEND=$b: want native, lxc or pve" >&2; exit 2 ;;
+	esac
+	RUNTIME_ARGS="--config $d/config.toml ${RUNTIME_ARGS:-}"
+	BACKEND_DIR=$d
+}
+
+# backend_cleanup: the double's CTs stopped, the id hold ended.
+backend_cleanup() {
+	local c
+	if [ -n "${BACKEND_DIR:-}" ] && [ -d "$BACKEND_DIR/pve/lxc" ]; then
+		for c in "$BACKEND_DIR"/pve/lxc/*.conf; do
+			[ -e "$c" ] && lxc-stop -P "$BACKEND_DIR/pve/lxcpath" -n "$(basename "$c" .conf)" -k 2>/dev/null
+		done
+	fi
+	if [ -n "${BACKEND_HOLD:-}" ]; then
+		kill "$BACKEND_HOLD" 2>/dev/null && wait "$BACKEND_HOLD" 2>/dev/null
+		BACKEND_HOLD=
+	fi
+	return 0
+}
+
+# keepers_left: keeper processes (`proxcage keeper`, lxc-execute) whose
+# command line names this run's scratch, one per line.
+keepers_left() {
+	local p
+	for p in $(pgrep -f 'proxcage keeper|lxc-execute' 2>/dev/null); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$SCRATCH" && echo "$p $(tr '\0' ' ' <"/proc/$p/cmdline")"
+	done
+	return 0
+}
+
 # resolve_runtime PATH: sets RUNTIME to an absolute path of an executable;
 # if ARGV_LOG is set, RUNTIME becomes a logging wrapper around it.
 resolve_runtime() {
@@ -143,7 +210,8 @@ resolve_runtime() {
 		# global flags in front of every call (e.g. --config FILE that
 		# routes to a backend), as an engine's runtime wrapper does
 		mkdir -p "$SCRATCH/bin"
-		printf '#!/bin/sh\nexec %s %s "$@"\n' "'$rt'" "$RUNTIME_ARGS" >"$SCRATCH/bin/runtime-with-args"
+		chmod 755 "$SCRATCH/bin"
+		printf '#!/bin/sh\n%sexec %s %s "$@"\n' "${RUNTIME_ENV:+export $RUNTIME_ENV; }" "'$rt'" "$RUNTIME_ARGS" >"$SCRATCH/bin/runtime-with-args"
 		chmod +x "$SCRATCH/bin/runtime-with-args"
 		REAL_RUNTIME="$SCRATCH/bin/runtime-with-args"
 		RUNTIME=$REAL_RUNTIME
@@ -270,6 +338,7 @@ unmount_under() {
 
 # remove_scratch: unmount everything below SCRATCH and remove it
 remove_scratch() {
+	backend_cleanup
 	[ -n "${SCRATCH:-}" ] && [ -d "$SCRATCH" ] || return 0
 	unmount_under "$SCRATCH"
 	if [ "${KEEP_SCRATCH:-0}" = 1 ]; then

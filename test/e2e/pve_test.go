@@ -789,3 +789,77 @@ func TestPVEExecTerminal(t *testing.T) {
 	}
 	p.ok("delete", "-f", "tty")
 }
+
+// An engine driving an application CT on the double: the pid file of
+// create names the keeper, which the engine (here the test, a subreaper)
+// waits for; it relays the output to the fds create got and exits with the
+// process's status; a kill of the CT gives 137; nothing is left after.
+func TestPVEKeeperIsWhatEnginesWaitFor(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	for _, c := range []struct {
+		name string
+		args []string
+		kill string
+		want int
+	}{
+		{"exit", []string{"sh", "-c", "echo out; echo err >&2; read x; echo got-$x; exit 7"}, "", 7},
+		{"killed", []string{"sleep", "100000"}, "KILL", 137},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			subreaper(t)
+			before, _ := filepath.Glob("/run/proxcage-keeper/*")
+			id := "keep-" + c.name
+			b := p.bundle(id, c.args, nil)
+			pidFile := filepath.Join(p.dir, id+".pid")
+			out, errf := tempFile(t), tempFile(t)
+			cmd := p.cmd("create", "--bundle", b, "--pid-file", pidFile, id)
+			cmd.Stdin = strings.NewReader("line\n")
+			cmd.Stdout, cmd.Stderr = out, errf
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("create: %v %s", err, readAll(t, errf))
+			}
+			data, _ := os.ReadFile(pidFile)
+			pid, _ := strconv.Atoi(string(data))
+			if st := p.state_(id); st.Status != specs.StateCreated || st.Pid != pid {
+				t.Fatalf("created: %+v, pid file %d", st, pid)
+			}
+			vmid := vmidOf(t, p.state_(id))
+			if conf := p.pct("config", strconv.Itoa(vmid)); !strings.Contains(conf, "entrypoint: /dev/.proxcage-keeper/init --keeper /dev/.proxcage-keeper") ||
+				!strings.Contains(conf, "lxc.mount.entry: /run/proxcage-keeper/") {
+				t.Fatalf("CT config has no keeper:\n%s", conf)
+			}
+			p.ok("start", id)
+			if c.kill != "" {
+				st := p.waitStatus(id, specs.StateRunning)
+				if st.Pid != pid || st.Annotations["org.proxcage.init-pid"] == "" {
+					t.Fatalf("running: %+v, keeper %d", st, pid)
+				}
+				p.ok("kill", id, c.kill)
+			}
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+				t.Fatalf("wait for the keeper %d: %v", pid, err)
+			}
+			if !ws.Exited() || ws.ExitStatus() != c.want {
+				t.Fatalf("keeper ended %v, want exit %d", ws, c.want)
+			}
+			if st := p.state_(id); st.Status != specs.StateStopped {
+				t.Fatalf("after the keeper exited: %+v", st)
+			}
+			if c.kill == "" {
+				if o, eo := readAll(t, out), readAll(t, errf); o != "out\ngot-line\n" || !strings.Contains(eo, "err") {
+					t.Fatalf("stdout %q stderr %q", o, eo)
+				}
+			}
+			p.ok("delete", id)
+			if alive(pid) {
+				t.Fatalf("keeper %d alive after delete", pid)
+			}
+			if after, _ := filepath.Glob("/run/proxcage-keeper/*"); len(after) != len(before) {
+				t.Fatalf("keeper directories before %v, after delete %v", before, after)
+			}
+		})
+	}
+	p.assertRootEmpty()
+}

@@ -69,26 +69,8 @@ func New(log *slog.Logger) *Backend {
 // InitHelper is the stand-in process's program name.
 const InitHelper = "proxcage-lxc-init"
 
-// initHelper finds proxcage-lxc-init: next to the proxcage binary (a build
-// tree's bin/), in ../libexec/proxcage/ from it (where `make install` and
-// the Debian package put a helper no user runs), or in PATH.
-func (b *Backend) initHelper() (string, error) {
-	dir := filepath.Dir(b.runner)
-	for _, p := range []string{
-		filepath.Join(dir, InitHelper),
-		filepath.Join(dir, "..", "libexec", "proxcage", InitHelper),
-	} {
-		if _, err := os.Stat(p); err == nil {
-			return filepath.Clean(p), nil
-		}
-	}
-	if p, err := exec.LookPath(InitHelper); err == nil {
-		return filepath.Abs(p)
-	}
-	return "", &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
-		Msg:  InitHelper + " not found next to " + b.runner + ", in " + filepath.Join(filepath.Dir(dir), "libexec", "proxcage") + " or in PATH",
-		Hint: "build it with `make build` (CGO_ENABLED=0 go build ./cmd/proxcage-lxc-init) and install it beside proxcage, or run `make install`"}
-}
+// initHelper finds proxcage-lxc-init (lxctools.FindHelper).
+func (b *Backend) initHelper() (string, error) { return lxctools.FindHelper(b.runner, InitHelper) }
 
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return Name }

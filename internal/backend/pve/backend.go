@@ -29,6 +29,7 @@ import (
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/lxctools"
 )
 
 // OCITemplateName names the OCI archive template of an image:
@@ -120,6 +121,11 @@ type private struct {
 	// Killed: a terminating signal reached the container while it was
 	// "created" (no init runs yet); it is stopped without ever running.
 	Killed bool `json:"killed,omitempty"`
+	// Keeper, KeeperStart and KeeperDir name the container's keeper
+	// (keeper.go), what the pid file names when an engine drives it.
+	Keeper      int    `json:"keeper,omitempty"`
+	KeeperStart uint64 `json:"keeperStart,omitempty"`
+	KeeperDir   string `json:"keeperDir,omitempty"`
 }
 
 func loadPrivate(c *backend.Container) (private, error) {
@@ -189,12 +195,42 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	if ociImage {
 		set.Image = opts.Image.Defaults
 	}
+	// An engine asks for a pid to wait on: it gets a keeper, on the
+	// CT's node, through pct (the API cannot set the keeper's mount).
+	var keeper string
+	if opts.PidFile != "" {
+		if host == nil {
+			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+				Msg:  fmt.Sprintf("--pid-file needs the host pid of the CT's init, which the PVE API does not give (CT would run on node %s)", node),
+				Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or drop --pid-file"}
+		}
+		if b.cfg.Transport != "pct" {
+			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+				Msg:  "--pid-file (an engine driving the CT) needs [pve] transport = \"pct\": the CT's keeper is mounted by an lxc.mount.entry line of its config, which the PVE API cannot set",
+				Hint: "on the PVE node use transport \"pct\" for engine-driven containers, or drop --pid-file"}
+		}
+		keeper = keeperDir(c.StateDir)
+		set.Keeper = CtrKeeperDir
+	}
+	set.RawLines = b.cfg.Transport == "pct"
 	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver, Container: cver})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
 	}
 	for _, n := range plan.Notes {
 		b.log.Info(n, "id", c.ID)
+	}
+	var helper string
+	if keeper != "" && plan.Keeper == nil {
+		// A system CT (/sbin/init): its init must be pid 1, so no wrapper
+		// and no keeper; the pid file gets the init's pid at start.
+		keeper = ""
+	}
+	if keeper != "" {
+		if helper, err = lxctools.FindHelper(mustExecutable(), "proxcage-lxc-init"); err != nil {
+			return err
+		}
+		plan.Raw = append(plan.Raw, Option{"lxc.mount.entry", keeperMountLine(keeper)})
 	}
 	if planUnprivileged(plan) {
 		if err := checkIDRange(ctx, c.Rootfs); err != nil {
@@ -219,11 +255,6 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 			Msg: fmt.Sprintf("container %q already exists as CT %d on node %s (this host has no state for it: lost, or another host's)",
 				c.ID, dup[0].vmid(), dup[0].Node),
 			Hint: fmt.Sprintf("`proxcage delete --force %s` removes that CT (it is found by its tags), or pick another id", c.ID)}
-	}
-	if opts.PidFile != "" && host == nil {
-		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-			Msg:  fmt.Sprintf("--pid-file needs the host pid of the CT's init, which the PVE API does not give (CT would run on node %s)", node),
-			Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or drop --pid-file"}
 	}
 	var volid string
 	if ociImage {
@@ -259,9 +290,24 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 		if err := savePrivate(c, p); err != nil {
 			return err
 		}
+		if keeper != "" {
+			base := uint32(0)
+			if planUnprivileged(plan) {
+				base = unprivilegedRoot
+			}
+			if err := prepareKeeper(keeper, helper, plan.Keeper, base, keeperConfig{VMID: vmid, LxcInfo: b.tr.local(node).tools.lxcInfo}); err != nil {
+				return errdefs.Wrap(errdefs.ErrInternal, err, "make the keeper directory %s", keeper)
+			}
+		}
 		err = b.tr.create(ctx, node, vmid, volid, plan)
 		if err == nil {
-			return nil
+			if keeper == "" {
+				return nil
+			}
+			return b.startKeeper(ctx, c, &p, keeper)
+		}
+		if keeper != "" {
+			_ = os.RemoveAll(keeper)
 		}
 		if errdefs.Category(err) == errdefs.ErrAlreadyExists && !hasRequest && attempt < createAttempts {
 			// Another creator took this VMID between nextid and create.
@@ -286,6 +332,41 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 		}
 		return err
 	}
+}
+
+// startKeeper starts the keeper of a CT just made and names it in the pid
+// file; when that fails the CT is destroyed again.
+func (b *Backend) startKeeper(ctx context.Context, c *backend.Container, p *private, dir string) error {
+	pid, start, err := spawnKeeper(dir)
+	if err == nil {
+		p.Keeper, p.KeeperStart, p.KeeperDir = pid, start, dir
+		if err = savePrivate(c, *p); err == nil {
+			err = atomicfile.WritePidFile(p.PidFile, pid)
+			if err != nil {
+				err = errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
+			}
+		}
+	} else {
+		err = errdefs.Wrap(errdefs.ErrInternal, err, "start the keeper")
+	}
+	if err != nil {
+		if b.settle(ctx, c.ID, p.Node, p.VMID) {
+			p.VMID = 0
+		}
+		endKeeper(*p, dir, unix.SIGKILL)
+		p.Keeper, p.KeeperDir = 0, ""
+		_ = savePrivate(c, *p)
+	}
+	return err
+}
+
+// mustExecutable is the running proxcage binary, where its helpers are.
+func mustExecutable() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "proxcage"
+	}
+	return exe
 }
 
 // ociIDOf reads the OCI id from a CT's description ("" when not ours).
@@ -361,7 +442,7 @@ func (b *Backend) Start(ctx context.Context, c *backend.Container) error {
 	if err := savePrivate(c, p); err != nil {
 		return err
 	}
-	if p.PidFile != "" {
+	if p.PidFile != "" && p.Keeper == 0 {
 		h, err := b.onNode(p, "--pid-file")
 		if err != nil {
 			return err
@@ -410,9 +491,19 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 				out.Status = "stopped"
 			}
 			out.Pid = pid
+			if pid > 0 {
+				ann[backend.AnnotationInitPid] = strconv.Itoa(pid)
+			}
+		}
+		if keeperAlive(p) && out.Status == "running" {
+			// What the pid file names and the engine waits for.
+			out.Pid = p.Keeper
 		}
 	case !p.Started && !p.Killed:
 		out.Status = "created"
+		if keeperAlive(p) {
+			out.Pid = p.Keeper
+		}
 	default:
 		out.Status = "stopped"
 	}
@@ -439,7 +530,15 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 			// container: it becomes stopped without running.
 			if terminates(sig) {
 				p.Killed = true
-				return savePrivate(c, p)
+				if err := savePrivate(c, p); err != nil {
+					return err
+				}
+				// The engine waits on the keeper: it ends as the
+				// process would have.
+				if keeperAlive(p) {
+					_ = lxctools.Signal(p.Keeper, sig)
+				}
+				return nil
 			}
 			return nil
 		}
@@ -496,6 +595,17 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	if err != nil {
 		return err
 	}
+	if err := b.delete(ctx, c, p, force); err != nil {
+		return err
+	}
+	if p.KeeperDir != "" {
+		// The CT is gone: its keeper ends (or, never started, is ended).
+		endKeeper(p, p.KeeperDir, unix.SIGKILL)
+	}
+	return nil
+}
+
+func (b *Backend) delete(ctx context.Context, c *backend.Container, p private, force bool) error {
 	if p.VMID == 0 {
 		// Create records the VMID before it asks PVE for a CT, and clears
 		// it only once no CT of ours is left: nothing to remove. (A CT

@@ -97,7 +97,12 @@ func withoutEnv(plan *Plan) (*Plan, []string) {
 // by vars, placed where write_pct_config writes them: after the "key:
 // value" lines, before the other lxc.* lines. A CT under a lock (lock:
 // create, backup...) is refused as PVE's check_lock does.
-func withEnv(conf []byte, vars []string) ([]byte, error) {
+func withEnv(conf []byte, vars []string) ([]byte, error) { return withLines(conf, vars, nil) }
+
+// withLines is withEnv that also appends raw lxc.* lines (a keeper's
+// mount entry) to the main section, after its other lxc.* lines, as
+// write_pct_config writes them.
+func withLines(conf []byte, vars []string, raw []Option) ([]byte, error) {
 	lines := strings.Split(strings.TrimSuffix(string(conf), "\n"), "\n")
 	var head, rest []string
 	for i, l := range lines {
@@ -128,7 +133,12 @@ func withEnv(conf []byte, vars []string) ([]byte, error) {
 	for i, v := range vars {
 		env[i] = envLineKey + ": " + v
 	}
-	out := append(append(append(append([]string{}, head[:at]...), env...), head[at:]...), rest...)
+	extra := make([]string, len(raw))
+	for i, o := range raw {
+		extra[i] = o.Key + ": " + o.Value
+	}
+	out := append(append(append(append(append([]string{}, head[:at]...), env...), head[at:n]...), extra...), head[n:]...)
+	out = append(out, rest...)
 	return []byte(strings.Join(out, "\n") + "\n"), nil
 }
 
@@ -174,6 +184,11 @@ func (f ctFiles) lock(ctx context.Context, vmid int) (func(), error) {
 // setEnv writes vars as CT vmid's env (replacing any it has), under the
 // CT's config lock. Failures come back classified like pct's own.
 func (f ctFiles) setEnv(ctx context.Context, vmid int, vars []string) error {
+	return f.setLines(ctx, vmid, vars, nil)
+}
+
+// setLines is setEnv that also appends raw lxc.* lines.
+func (f ctFiles) setLines(ctx context.Context, vmid int, vars []string, raw []Option) error {
 	const step = "write env to the CT config"
 	fail := func(err error) error {
 		te := classify(step, vmid, -1, err.Error())
@@ -197,7 +212,7 @@ func (f ctFiles) setEnv(ctx context.Context, vmid int, vars []string) error {
 	if err != nil {
 		return fail(err)
 	}
-	out, err := withEnv(data, vars)
+	out, err := withLines(data, vars, raw)
 	if err != nil {
 		return fail(err)
 	}

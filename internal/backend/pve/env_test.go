@@ -234,3 +234,19 @@ func TestAPICreateSendsEnvWithNULs(t *testing.T) {
 		t.Fatalf("env = %q", got)
 	}
 }
+
+// A keeper's mount entry (and a tmpfs) go after the main section's other
+// lxc.* lines, before its trailing blank lines and any snapshot section:
+// where write_pct_config writes raw lxc keys (pve-container Config.pm).
+func TestWithLinesAppendsRawLines(t *testing.T) {
+	in := "arch: amd64\nhostname: a\nlxc.apparmor.profile: unconfined\n\n[snap1]\narch: amd64\n"
+	got, err := withLines([]byte(in), []string{"A=1"}, []Option{{"lxc.mount.entry", "/run/k dev/.k none bind,create=dir 0 0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "arch: amd64\nhostname: a\nlxc.environment.runtime: A=1\nlxc.apparmor.profile: unconfined\n" +
+		"lxc.mount.entry: /run/k dev/.k none bind,create=dir 0 0\n\n[snap1]\narch: amd64\n"
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/proxcage/proxcage/internal/lxctools"
 	"github.com/proxcage/proxcage/internal/spec"
 )
 
@@ -59,6 +60,14 @@ type Settings struct {
 	// made from one (PVE 9.1 maps its Entrypoint+Cmd, Env, WorkingDir and
 	// User itself): only what the bundle changes becomes an option.
 	Image *specs.Process `json:",omitempty"`
+	// Keeper, when set, is the directory inside the CT where a keeper's
+	// files are mounted (keeper.go): the CT's entrypoint becomes the
+	// wrapper there, which runs the process as its child and records its
+	// exit status, and Plan.Keeper carries the process.
+	Keeper string `json:",omitempty"`
+	// RawLines: the transport can write raw lxc.* lines into the CT
+	// config (pct, as root on the node); the API cannot.
+	RawLines bool `json:",omitempty"`
 }
 
 // SourceKind is what a bind mount's source is.
@@ -139,7 +148,28 @@ type Plan struct {
 	Application bool
 	// Notes say what the translation left out on purpose, for the log.
 	Notes []string
+	// Keeper is the process the keeper's wrapper runs (Settings.Keeper).
+	Keeper *KeeperProcess `json:",omitempty"`
+	// Raw are lxc.* lines of the CT config that no pct option sets (a
+	// keeper's mount entry): the pct transport writes them as root on
+	// the node; the API has no parameter for them.
+	Raw []Option `json:",omitempty"`
 }
+
+// KeeperProcess is what the wrapper inside the CT runs: no entrypoint
+// string carries it, so no quoting applies.
+type KeeperProcess struct {
+	Args []string `json:"args"`
+	Cwd  string   `json:"cwd"`
+	// UID and GID are the process's inside the CT (PVE runs the init as
+	// the image's user): the keeper's fifos must be theirs.
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+}
+
+// KeeperEntrypoint is the CT's entrypoint under a keeper: the wrapper,
+// told where its files are. Bare words: LXC splits it as it is.
+func KeeperEntrypoint(dir string) string { return dir + "/init --keeper " + dir }
 
 // Args renders the options as pct arguments.
 func (p *Plan) Args() []string {
@@ -166,19 +196,21 @@ func Translate(id string, s *specs.Spec, set Settings, node Node) (*Plan, error)
 			return nil, err
 		}
 	}
-	return &Plan{Options: t.opts, Application: t.app, Notes: t.notes}, nil
+	return &Plan{Options: t.opts, Application: t.app, Notes: t.notes, Keeper: t.keeper, Raw: t.raw}, nil
 }
 
 type translator struct {
-	id    string
-	s     *specs.Spec
-	set   Settings
-	node  Node
-	ann   map[string]string
-	opts  []Option
-	notes []string
-	app   bool
-	priv  bool
+	id     string
+	s      *specs.Spec
+	set    Settings
+	node   Node
+	ann    map[string]string
+	opts   []Option
+	notes  []string
+	app    bool
+	priv   bool
+	keeper *KeeperProcess
+	raw    []Option
 }
 
 func (t *translator) add(k, v string) { t.opts = append(t.opts, Option{k, v}) }
@@ -384,8 +416,17 @@ func (t *translator) mounts() error {
 			// LXC mounts these in every CT.
 		case m.Type == "tmpfs" && (dst == "/dev" || strings.HasPrefix(dst, "/dev/")):
 			// LXC's autodev provides /dev and /dev/shm.
+		case m.Type == "tmpfs" && t.set.RawLines:
+			// No mount point type is a tmpfs; LXC mounts one from a raw
+			// line of the CT config, as pve-container 6.1.10 does for
+			// /dev/shm (containerd's default spec has one on /run).
+			opts := slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return strings.ContainsAny(o, " \t\n") })
+			t.raw = append(t.raw, Option{"lxc.mount.entry", fmt.Sprintf("tmpfs %s tmpfs %s 0 0",
+				lxctools.EscapeMountPath(strings.TrimPrefix(dst, "/")), strings.Join(append(opts, "create=dir"), ","))})
+		case m.Type == "tmpfs":
+			return fmt.Errorf("mount %s (type tmpfs) needs [pve] transport \"pct\": no PVE mount point is a tmpfs, and the API cannot set the lxc.mount.entry line that mounts one", m.Destination)
 		default:
-			return fmt.Errorf("mount %s (type %q) is not supported on pve: only bind mounts become CT mount points", m.Destination, m.Type)
+			return fmt.Errorf("mount %s (type %q) is not supported on pve: only bind mounts (and tmpfs, over pct) become CT mounts", m.Destination, m.Type)
 		}
 	}
 	return nil
@@ -561,18 +602,25 @@ func (t *translator) process() error {
 	if err := t.checkEnv(p.Env, tabOK); err != nil {
 		return err
 	}
-	if t.set.Image != nil && slices.Equal(p.Args, img.Args) && slices.Equal(p.Env, img.Env) && cwd == img.Cwd && pveCarries(img.Args) {
+	switch {
+	case t.set.Keeper != "":
+		// The wrapper runs the process, enters its cwd and passes the
+		// env PVE gives the init on.
+		t.keeper = &KeeperProcess{Args: p.Args, Cwd: cwd, UID: p.User.UID, GID: p.User.GID}
+		t.add("entrypoint", KeeperEntrypoint(t.set.Keeper))
+	case t.set.Image != nil && slices.Equal(p.Args, img.Args) && slices.Equal(p.Env, img.Env) && cwd == img.Cwd && pveCarries(img.Args):
 		// PVE takes all of it from the image.
 		t.app = true
 		t.unmanaged()
 		return nil
-	}
-	ep, err := t.entrypoint(p.Args, p.Env, cwd != img.Cwd, cwd, tabOK)
-	if err != nil {
-		return err
+	default:
+		ep, err := t.entrypoint(p.Args, p.Env, cwd != img.Cwd, cwd, tabOK)
+		if err != nil {
+			return err
+		}
+		t.add("entrypoint", ep)
 	}
 	t.app = true
-	t.add("entrypoint", ep)
 	if len(p.Env) > 0 && (t.set.Image == nil || !slices.Equal(p.Env, img.Env)) {
 		for _, e := range p.Env {
 			if err := checkEnvVar(e); err != nil {

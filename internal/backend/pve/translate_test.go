@@ -2,6 +2,7 @@ package pve
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +66,12 @@ func TestTranslateGolden(t *testing.T) {
 		}
 		for _, a := range plan.Args() {
 			b.WriteString(strings.ReplaceAll(a, "\x00", `\0`) + "\n")
+		}
+		for _, r := range plan.Raw {
+			b.WriteString("# raw config line: " + r.Key + ": " + r.Value + "\n")
+		}
+		if k := plan.Keeper; k != nil {
+			fmt.Fprintf(&b, "# keeper runs %q in %s as %d:%d\n", k.Args, k.Cwd, k.UID, k.GID)
 		}
 		return b.String()
 	})

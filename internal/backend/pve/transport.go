@@ -309,14 +309,15 @@ func (t *pctTransport) pct(ctx context.Context, vmid int, args ...string) error 
 // (env.go), then writes the env into the CT's config under pct's lock. A
 // failure of the second step is the create's: the lifecycle removes the CT.
 func (t *pctTransport) create(ctx context.Context, _ string, vmid int, volid string, plan *Plan) error {
+	raw := plan.Raw
 	plan, vars := withoutEnv(plan)
 	if err := t.pct(ctx, vmid, append([]string{"create", strconv.Itoa(vmid), volid}, plan.Args()...)...); err != nil {
 		return err
 	}
-	if len(vars) == 0 {
+	if len(vars) == 0 && len(raw) == 0 {
 		return nil
 	}
-	return retryTransient(ctx, t.tools.log, 4, func() error { return t.files.setEnv(ctx, vmid, vars) })
+	return retryTransient(ctx, t.tools.log, 4, func() error { return t.files.setLines(ctx, vmid, vars, raw) })
 }
 
 // waitCreate: pct create runs in the foreground, so no create of it is
