@@ -89,6 +89,7 @@ validation-backends: build
 clients: build
 	./test/clients/podman.sh $(CURDIR)/$(BIN)
 	./test/clients/containerd.sh $(CURDIR)/$(BIN)
+	./test/clients/docker.sh $(CURDIR)/$(BIN)
 	./scripts/debian-rootfs.sh $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 	./test/clients/image-compare.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 

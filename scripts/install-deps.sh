@@ -9,7 +9,7 @@
 #          Go modules go.sum names.
 #   test:  also the real peers and tools the tests run: runc crun lxc
 #          busybox-static podman conmon skopeo umoci uidmap containerd
-#          hyperfine debootstrap zstd iproute2 procps python3 bsdutils
+#          docker.io hyperfine debootstrap zstd iproute2 procps python3 bsdutils
 #          util-linux dnsmasq-base (the DHCP server in the pve e2e tests'
 #          network namespace: the binary only, no dnsmasq service).
 # apt runs only when a package is missing; nothing is installed twice.
@@ -19,7 +19,7 @@ what=${1:-build}
 case $what in build | test) ;; *) echo "usage: $0 [build|test]" >&2; exit 2 ;; esac
 pkgs=(gcc make pkg-config libseccomp-dev git ca-certificates dpkg-dev)
 if [ "$what" = test ]; then
-	pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd hyperfine debootstrap zstd iproute2 procps python3 bsdutils util-linux dnsmasq-base)
+	pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd docker.io hyperfine debootstrap zstd iproute2 procps python3 bsdutils util-linux dnsmasq-base)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
