@@ -181,6 +181,12 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if err := os.WriteFile(configPath(p, c.ID), []byte(conf), 0o600); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "write lxc config")
 	}
+	if len(cfg.Sysctl) > 0 {
+		data, _ := json.Marshal(cfg.Sysctl)
+		if err := os.WriteFile(filepath.Join(dir, sysctlFile), data, 0o600); err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "write sysctls")
+		}
+	}
 	if c.Spec.Hooks != nil {
 		data, _ := json.Marshal(c.Spec.Hooks)
 		if err := os.WriteFile(filepath.Join(dir, hooksFile), data, 0o600); err != nil {

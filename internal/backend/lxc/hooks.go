@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -33,13 +37,18 @@ func writeHookState(dir string, st specs.State) error {
 // deprecated prestart first, as runc does; or createContainer) for the
 // container whose LXC files are in stateDir. It is the `lxc-hook` command.
 func RunHooks(ctx context.Context, stateDir, kind string) error {
-	data, err := os.ReadFile(filepath.Join(stateDir, hooksFile))
-	if err != nil {
+	var hooks specs.Hooks
+	if data, err := os.ReadFile(filepath.Join(stateDir, hooksFile)); err == nil {
+		if err := json.Unmarshal(data, &hooks); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	var hooks specs.Hooks
-	if err := json.Unmarshal(data, &hooks); err != nil {
-		return err
+	if kind == "createContainer" {
+		if err := writeSysctls(stateDir); err != nil {
+			return err
+		}
 	}
 	var st specs.State
 	if data, err := os.ReadFile(filepath.Join(stateDir, hookStateFile)); err == nil {
@@ -89,6 +98,34 @@ func runHook(ctx context.Context, h specs.Hook, st specs.State) error {
 			return fmt.Errorf("%w: %s", err, msg)
 		}
 		return err
+	}
+	return nil
+}
+
+// sysctlFile holds the container's sysctls (Config.Sysctl).
+const sysctlFile = "sysctl.json"
+
+// writeSysctls writes the container's sysctls from the mount hook: in the
+// container's namespaces, through the host's /proc (still ours before
+// pivot_root, and writable), where a net.*, IPC or domain name sysctl is
+// the namespace's of the writer.
+func writeSysctls(stateDir string) error {
+	data, err := os.ReadFile(filepath.Join(stateDir, sysctlFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var sc map[string]string
+	if err := json.Unmarshal(data, &sc); err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(sc)) {
+		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		if err := os.WriteFile(p, []byte(sc[k]), 0); err != nil {
+			return fmt.Errorf("linux.sysctl %s=%s: %w", k, sc[k], err)
+		}
 	}
 	return nil
 }

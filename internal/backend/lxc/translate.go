@@ -75,6 +75,9 @@ type Config struct {
 	// PostStart and PostStop are hooks the backend runs itself: LXC has no
 	// hook point that matches them.
 	PostStart, PostStop []specs.Hook
+	// Sysctl are the checked linux.sysctl (dotted names): the mount hook
+	// writes them in the container's namespaces, before pivot_root.
+	Sysctl map[string]string
 }
 
 // StandIn is what the stand-in (cmd/proxcage-lxc-init) applies itself,

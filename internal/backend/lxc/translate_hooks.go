@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // hooks: prestart and createRuntime run on the host after the container
@@ -17,7 +19,7 @@ import (
 func (t *translator) hooks() {
 	h := t.s.Hooks
 	if h == nil {
-		return
+		h = &specs.Hooks{}
 	}
 	if len(h.StartContainer) > 0 {
 		t.fail("hooks.startContainer is not supported by the lxc backend (LXC's start hook runs inside the container, where the hook runner does not exist)")
@@ -29,7 +31,7 @@ func (t *translator) hooks() {
 	if len(h.Prestart)+len(h.CreateRuntime) > 0 { //nolint:staticcheck // prestart is deprecated but still run
 		want = append(want, hook{"start-host", "createRuntime"})
 	}
-	if len(h.CreateContainer) > 0 {
+	if len(h.CreateContainer) > 0 || len(t.cfg.Sysctl) > 0 {
 		want = append(want, hook{"mount", "createContainer"})
 	}
 	if len(want) == 0 {

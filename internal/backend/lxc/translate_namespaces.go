@@ -405,6 +405,13 @@ func (t *translator) sysctl() {
 			t.fail("%s: not in a separate kernel namespace (LXC would change the host's setting)", field)
 			return
 		}
-		t.add(field, "lxc.sysctl."+k, sc[k])
+		// Not lxc.sysctl: LXC 5.0 writes those through the container's
+		// /proc after proc:mixed made /proc/sys read-only, and fails
+		// ("Read-only file system") even for net.* in a private network
+		// namespace. The mount hook writes them (hooks.go).
+		if t.cfg.Sysctl == nil {
+			t.cfg.Sysctl = map[string]string{}
+		}
+		t.cfg.Sysctl[k] = sc[k]
 	}
 }

@@ -3,6 +3,7 @@ package lxc
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -56,6 +57,12 @@ func render(cfg *Config) string {
 		fmt.Fprintf(&b, "inheritable %v\nambient %v\nno_new_privs %v\n", si.Inheritable, si.Ambient, si.NoNewPrivs)
 		if si.Seccomp != nil {
 			fmt.Fprintf(&b, "seccomp %s, %d rules\n", si.Seccomp.DefaultAction, len(si.Seccomp.Syscalls))
+		}
+	}
+	if len(cfg.Sysctl) > 0 {
+		b.WriteString("# sysctl (written by the mount hook):\n")
+		for _, k := range slices.Sorted(maps.Keys(cfg.Sysctl)) {
+			fmt.Fprintf(&b, "%s = %s\n", k, cfg.Sysctl[k])
 		}
 	}
 	if len(cfg.Warnings) > 0 {
