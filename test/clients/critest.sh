@@ -169,7 +169,7 @@ stop_run() {
 	if [ -n "$shims" ]; then
 		# shellcheck disable=SC2086 # word lists of PIDs
 		kids=$(descendants $shims)
-		log "$RUN: killing leftover shims (${shims//$'\n'/ }) and their children (${kids//$'\n'/ }))"
+		log "$RUN: killing leftover shims (${shims//$'\n'/ }) and their children (${kids//$'\n'/ })"
 		for p in $shims; do # a SIGKILLed shim leaves its socket: /run/containerd/s/sha256(address/ns/id)
 			id=$(tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline" | sed -n '/^-id$/{n;p}')
 			[ -n "$id" ] && socks="$socks /run/containerd/s/$(printf '%s' "$SOCK/k8s.io/$id" | sha256sum | cut -c1-64)"
