@@ -453,7 +453,8 @@ done
 		awk -F'\t' -v nrt=${#NAMES[@]} '{ seen[$2]++; st[$2, $1] = 1; if ($1 == "failed") bad[$2] = 1 }
 			END { for (s in seen) if (bad[s] || seen[s] < nrt || (st[s, "passed"] + st[s, "failed"] + st[s, "skipped"]) > 1) print s }' |
 		sort | while IFS= read -r spec; do
-		printf '%s' "${spec:0:100}"
+		s=${spec#"[k8s.io] "}
+		printf '%s' "${s:0:140}"
 		for n in "${NAMES[@]}"; do
 			v=$(awk -F'\t' -v s="$spec" '$2 == s { print $1; exit }' "$W/$n/res/results.tsv" 2>/dev/null)
 			printf '\t%s' "${v:--}"
