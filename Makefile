@@ -31,7 +31,7 @@ MANDIR     ?= $(DATADIR)/man
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-.PHONY: all build go-check deps test-deps test unit e2e e2e-pve-real validation validation-backends clients fresh deb deb-test install uninstall bench man lint demo clean
+.PHONY: all build go-check deps test-deps test unit e2e e2e-pve-real validation validation-backends clients critest fresh deb deb-test install uninstall bench man lint demo clean
 
 all: build
 
@@ -93,6 +93,12 @@ clients: build
 	./scripts/debian-rootfs.sh $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 	./test/clients/image-compare.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 
+# Kubernetes' critest (cri-tools v1.37.0) through containerd 1.6's CRI with
+# runc, then proxcage, as the runtime; fails unless proxcage passes every
+# spec runc passes.
+critest: build
+	./test/clients/critest.sh runc=/usr/sbin/runc proxcage=$(CURDIR)/$(BIN)
+
 # Every cache builder into paths whose parents do not exist (test/fresh).
 fresh: build
 	./test/fresh/run.sh $(CURDIR)/$(BIN)
@@ -100,7 +106,7 @@ fresh: build
 # Everything CI runs: installs the test dependencies first.
 test:
 	@./scripts/install-deps.sh test
-	$(MAKE) lint unit e2e validation validation-backends clients fresh deb-test
+	$(MAKE) lint unit e2e validation validation-backends clients critest fresh deb-test
 
 bench: build
 	./bench/bench.sh proxcage=$(CURDIR)/$(BIN) runc=/usr/sbin/runc crun crun-raw

@@ -11,7 +11,9 @@
 #          busybox-static podman conmon skopeo umoci uidmap containerd
 #          docker.io hyperfine debootstrap zstd iproute2 procps python3 bsdutils
 #          util-linux dnsmasq-base (the DHCP server in the pve e2e tests'
-#          network namespace: the binary only, no dnsmasq service).
+#          network namespace: the binary only, no dnsmasq service);
+#          containernetworking-plugins iptables libc6-dev (make critest:
+#          CNI bridge/portmap, static pause and nnp).
 # apt runs only when a package is missing; nothing is installed twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ what=${1:-build}
 case $what in build | test) ;; *) echo "usage: $0 [build|test]" >&2; exit 2 ;; esac
 pkgs=(gcc make pkg-config libseccomp-dev git ca-certificates dpkg-dev)
 if [ "$what" = test ]; then
-	pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd docker.io hyperfine debootstrap zstd iproute2 procps python3 bsdutils util-linux dnsmasq-base)
+	pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd docker.io hyperfine debootstrap zstd iproute2 procps python3 bsdutils util-linux dnsmasq-base containernetworking-plugins iptables libc6-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
