@@ -86,10 +86,14 @@ validation-backends: build
 	./test/validation/pve.sh $(CURDIR)/$(BIN)
 	./test/validation/lxc.sh $(CURDIR)/$(BIN)
 
+# Each engine against each backend: native, lxc, and pve on the pct
+# double (BACKEND routes through a config; test/clients/lib.sh).
 clients: build
-	./test/clients/podman.sh $(CURDIR)/$(BIN)
-	./test/clients/containerd.sh $(CURDIR)/$(BIN)
-	./test/clients/docker.sh $(CURDIR)/$(BIN)
+	for b in native lxc pve; do \
+		for e in podman containerd docker; do \
+			echo "== $$e on $$b"; BACKEND=$$b ./test/clients/$$e.sh $(CURDIR)/$(BIN) || exit 1; \
+		done; \
+	done
 	./scripts/debian-rootfs.sh $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 	./test/clients/image-compare.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 

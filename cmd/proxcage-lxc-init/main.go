@@ -21,6 +21,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +37,12 @@ type processFile struct {
 	Seccomp     string `json:"seccomp,omitempty"`
 	NoNewPrivs  bool   `json:"noNewPrivs,omitempty"`
 }
+
+// init pins main to the first thread: capset, PR_SET_NO_NEW_PRIVS and
+// seccomp(2) act on the calling thread only, so a goroutine that moved to
+// another thread between them loaded its filter without no_new_privs and
+// got EPERM now and then ("seccomp: permission denied").
+func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "--keeper" {

@@ -451,8 +451,11 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	if pid == 0 {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 	}
-	err = nil
-	if payload := killPayload(pid); sig == unix.SIGKILL && payload != pid {
+	payload := pid
+	if sig == unix.SIGKILL {
+		payload = killPayload(pid)
+	}
+	if payload != pid {
 		// init.lxc killed makes lxc-execute, the keeper, exit 1; its
 		// child killed makes init.lxc exit 137 (128+9), as runc's would.
 		if all {
