@@ -209,6 +209,9 @@ var Annotations = []Annotation{
 		Doc: "Set in `proxcage state`: the CT's VMID."},
 	{Name: "org.proxcage.pve.node", Backend: "pve",
 		Doc: "Set in `proxcage state` over the API: the node the CT is on."},
+	{Name: "org.proxcage.init-pid", Backend: "lxc, pve",
+		Doc: "Set in `proxcage state`: the host pid of the container's init (init.lxc, the CT's init), for nsenter; " +
+			"`state`'s pid is the keeper's, the process engines wait for."},
 	{Name: "org.proxcage.image.digest",
 		Doc: "Set on the bundle of a container made with `--image`: the image's manifest digest. " +
 			"The image counts as in use (`rmi` refuses it) until `delete` removes the container."},
