@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,9 +16,10 @@ import (
 // keeperFile mirrors internal/backend/pve's (keeper.go): what the wrapper
 // runs.
 type keeperFile struct {
-	Args  []string `json:"args"`
-	Cwd   string   `json:"cwd"`
-	Stdin bool     `json:"stdin,omitempty"`
+	Args     []string `json:"args"`
+	Cwd      string   `json:"cwd"`
+	Stdin    bool     `json:"stdin,omitempty"`
+	Terminal bool     `json:"terminal,omitempty"`
 }
 
 // keeperMain is the CT's init under a pve keeper:
@@ -42,9 +45,12 @@ func keeperMain(dir string) {
 	if err != nil {
 		keeperFail(dir, 2, "process.json: "+err.Error())
 	}
-	stdin := openFifo(filepath.Join(dir, "stdin"), unix.O_RDONLY, kf.Stdin, 0)
+	stdin := openFifo(filepath.Join(dir, "stdin"), unix.O_RDONLY, kf.Stdin || kf.Terminal, 0)
 	stdout := openFifo(filepath.Join(dir, "stdout"), unix.O_WRONLY, true, 1)
-	stderr := openFifo(filepath.Join(dir, "stderr"), unix.O_WRONLY, true, 2)
+	stderr := stdout
+	if !kf.Terminal {
+		stderr = openFifo(filepath.Join(dir, "stderr"), unix.O_WRONLY, true, 2)
+	}
 	// From here on, failures go to the engine's stderr.
 	_ = unix.Dup2(stderr, 2)
 	writeFile(filepath.Join(dir, "started"), "1\n")
@@ -62,15 +68,39 @@ func keeperMain(dir string) {
 	}
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs)
-	child, err := syscall.ForkExec(path, kf.Args, &syscall.ProcAttr{
-		Env: os.Environ(), Files: []uintptr{uintptr(stdin), uintptr(stdout), uintptr(stderr)},
-	})
+	attr := &syscall.ProcAttr{Env: os.Environ(), Files: []uintptr{uintptr(stdin), uintptr(stdout), uintptr(stderr)}}
+	var drained <-chan struct{}
+	if kf.Terminal {
+		// The process gets a terminal of the CT's own devpts as its
+		// controlling one (so `tty` names /dev/pts/N in the CT); its
+		// master is relayed to the fifos, which the host's keeper relays
+		// to the engine's pty.
+		master, slave, err := ctPty()
+		if err != nil {
+			keeperFail(dir, 127, "terminal: "+err.Error())
+		}
+		in, out := os.NewFile(uintptr(stdin), "stdin"), os.NewFile(uintptr(stdout), "stdout")
+		done := make(chan struct{})
+		go func() { _, _ = io.Copy(out, master); close(done) }()
+		go func() { _, _ = io.Copy(master, in) }()
+		drained = done
+		s := int(slave.Fd())
+		attr.Files = []uintptr{uintptr(s), uintptr(s), uintptr(s)}
+		attr.Sys = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
+	child, err := syscall.ForkExec(path, kf.Args, attr)
 	if err != nil {
 		keeperFail(dir, 127, "exec "+kf.Args[0]+": "+err.Error())
 	}
-	for _, fd := range []int{stdin, stdout} {
-		if fd > 2 {
-			_ = unix.Close(fd)
+	if kf.Terminal {
+		// Ours closed, the master reads EIO once the process and its
+		// children have closed theirs.
+		_ = syscall.Close(int(attr.Files[0]))
+	} else {
+		for _, fd := range []int{stdin, stdout} {
+			if fd > 2 {
+				_ = unix.Close(fd)
+			}
 		}
 	}
 	for sig := range sigs {
@@ -88,6 +118,13 @@ func keeperMain(dir string) {
 					if ws.Signaled() {
 						code = 128 + int(ws.Signal())
 					}
+					if drained != nil {
+						// What the terminal still holds goes out first.
+						select {
+						case <-drained:
+						case <-time.After(2 * time.Second):
+						}
+					}
 					keeperExit(dir, code)
 				}
 			}
@@ -96,6 +133,30 @@ func keeperMain(dir string) {
 			_ = syscall.Kill(child, s)
 		}
 	}
+}
+
+// ctPty opens a pty of the CT's devpts: its master, and its slave
+// without making it our controlling terminal.
+func ctPty() (*os.File, *os.File, error) {
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(m)
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
+	if err != nil {
+		unix.Close(m)
+		return nil, nil, err
+	}
+	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		unix.Close(m)
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(m), "/dev/ptmx"), slave, nil
 }
 
 // openFifo opens DIR's fifo for the child's fd: without blocking, so that

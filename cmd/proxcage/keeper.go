@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/proxcage/proxcage/internal/backend/pve"
@@ -15,7 +17,7 @@ func keeperCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			code, err := pve.RunKeeper(cmd.Context(), args[0])
+			code, err := pve.RunKeeper(cmd.Context(), args[0], pve.Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 			if err != nil {
 				return err
 			}

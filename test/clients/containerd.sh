@@ -156,9 +156,6 @@ if command -v script >/dev/null; then
 	if [ "${BACKEND:-native}" = lxc ]; then
 		limit "run --rm -t under script(1)" "the pty is the host's, not from the container's devpts" "not a tty
 isatty" "$out"
-	elif [ "${BACKEND:-native}" = pve ]; then
-		limit "run --rm -t refused in one line" "no pty reaches a CT's process yet" "1" \
-			"$(printf '%s' "$out" | grep -c -- '--console-socket is not supported by the pve backend')"
 	else
 		check_eq "run --rm -t under script(1)" "/dev/pts/0
 isatty" "$out"

@@ -94,24 +94,30 @@ check_eq "run --rm -i stdin" "0/piped" "$rc/$out"
 # (b) tty: stdin is /dev/null (not a terminal); podman still allocates a pty
 # for the container and copies its output.
 run_to out 120 "$PM" run --rm -t "${NETARGS[@]}" "$IMG" tty
-PVE_NO_TTY="--console-socket is not supported by the pve backend"
 case "${BACKEND:-native}" in
 lxc) limit "run --rm -t (stdin /dev/null): tty" "the pty is the host's, not from the container's devpts" "1/not a tty" "$out_rc/$out" ;;
-pve) limit "run --rm -t refused in one line" "no pty reaches a CT's process yet" "126/1/$PVE_NO_TTY" "$out_rc/$(printf '%s\n' "$out" | wc -l | tr -d ' ')/$(printf '%s' "$out" | grep -o -- "$PVE_NO_TTY")" ;;
 *) check_eq "run --rm -t (stdin /dev/null): tty" "0//dev/pts/0" "$out_rc/$out" ;;
 esac
 
 run_to out 120 "$PM" run --rm -t "${NETARGS[@]}" "$IMG" sh -c 'test -t 0 && test -t 1 && echo isatty'
-[ "${BACKEND:-native}" = pve ] || check_eq "run --rm -t: fds 0,1 are ttys" "0/isatty" "$out_rc/$out"
+check_eq "run --rm -t: fds 0,1 are ttys" "0/isatty" "$out_rc/$out"
 
 # tty with a real terminal on podman's side (script(1) gives it a pty)
-if command -v script >/dev/null && [ "${BACKEND:-native}" != pve ]; then
+if command -v script >/dev/null; then
 	run_to out 120 script -qec "$PM run --rm -t ${NETARGS[*]} $IMG sh -c 'tty; stty size'" /dev/null
 	if [ "${BACKEND:-native}" = lxc ]; then
 		limit "run --rm -t under script(1): tty" "the pty is the host's" "not a tty" "${out%%$'\n'*}"
 	else
 		check_contains "run --rm -t under script(1): tty" "/dev/pts/0" "$out"
 	fi
+fi
+
+# an interactive terminal: typed input reaches the shell, its exit status
+# comes back
+if command -v script >/dev/null; then
+	out=$( (sleep 2; printf 'echo typed-$((6*7))\n'; sleep 1; printf 'exit 4\n'; sleep 1) |
+		timeout 60 script -qec "$PM run --rm -it ${NETARGS[*]} $IMG sh" /dev/null 2>&1 | tr -d '\r') && rc=0 || rc=$?
+	check_eq "run --rm -it: typed input runs, its exit status comes back" "4/1" "$rc/$(printf '%s\n' "$out" | grep -c '^typed-42$')"
 fi
 
 # (c) detached container, exec, stop, rm
@@ -219,6 +225,30 @@ case "$out_rc" in
 125 | 126 | 127) ok "missing executable fails ($out_rc)" ;;
 *) not_ok "missing executable fails" "rc=$out_rc out=$out" ;;
 esac
+
+# (e) a two-container pod: both containers in the infra's network
+# namespace (podman makes it as a file under /run/netns). On lxc and pve
+# joining a namespace by file cannot be done: one clear line.
+POD=pc-pod-$$
+run_to out 60 "$PM" pod create --name "$POD" --infra-image "$IMG" --infra-command 'sleep 1000'
+run_to out 60 "$PM" run -d --pod "$POD" --name "$POD-a" "$IMG" sleep 1000
+case "${BACKEND:-native}" in
+native)
+	run_to n1 60 "$PM" exec "$POD-a" readlink /proc/self/ns/net
+	run_to n2 60 "$PM" run --rm --pod "$POD" "$IMG" readlink /proc/self/ns/net
+	host_net=$(readlink /proc/self/ns/net)
+	if [ "$out_rc" = 0 ] && [ -n "$n1" ] && [ "$n1" = "$n2" ] && [ "$n1" != "$host_net" ]; then
+		ok "pod: two containers share the pod's network namespace"
+	else
+		not_ok "pod: two containers share the pod's network namespace" "rc=$out_rc a=$n1 b=$n2 host=$host_net"
+	fi
+	;;
+lxc) limit "pod refused in one line" "LXC 5.0 joins a namespace only by a process's /proc/PID/ns" "1" \
+	"$(printf '%s' "$out" | grep -c 'LXC 5.0 joins a namespace only by process')" ;;
+pve) limit "pod refused in one line" "a CT gets its own network" "1" \
+	"$(printf '%s' "$out" | grep -c 'joining network namespace .* is not supported on pve')" ;;
+esac
+"$PM" pod rm -f -t 0 "$POD" >/dev/null 2>&1 || true
 
 # the engine's own process killed: conmon gone, the container runs on;
 # `rm -f` still removes it all (no keeper, CT or fifo left)

@@ -863,3 +863,51 @@ func TestPVEKeeperIsWhatEnginesWaitFor(t *testing.T) {
 	}
 	p.assertRootEmpty()
 }
+
+// With --console-socket (an engine's -t), the keeper hands the engine a
+// pty whose other end is a terminal of the CT's own devpts: the process
+// sees /dev/pts/0, typed input reaches it, the keeper exits with its
+// status. Without a keeper (a system CT) the socket is refused in one line.
+func TestPVEKeeperConsoleSocket(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	subreaper(t)
+	b := p.bundle("tty", []string{"sh", "-c", "tty; echo ready; read line; echo got:$line; exit 5"}, func(s *specs.Spec) {
+		s.Process.Terminal = true
+	})
+	sock, ptyc := consoleSocket(t, p.dir)
+	pidFile := filepath.Join(p.dir, "tty.pid")
+	p.ok("create", "--bundle", b, "--console-socket", sock, "--pid-file", pidFile, "tty-1")
+	var pty *os.File
+	select {
+	case pty = <-ptyc:
+	case <-time.After(5 * time.Second):
+	}
+	if pty == nil {
+		t.Fatal("no pty master on the console socket")
+	}
+	defer pty.Close()
+	data, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(string(data))
+	p.ok("start", "tty-1")
+	if out := readUntil(t, pty, "ready"); !strings.Contains(out, "/dev/pts/0") {
+		t.Fatalf("the CT's process is not on a pty of its own: %q", out)
+	}
+	if _, err := pty.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, pty, "got:hello")
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil || !ws.Exited() || ws.ExitStatus() != 5 {
+		t.Fatalf("keeper %d ended %v (%v), want exit 5", pid, ws, err)
+	}
+	p.ok("delete", "tty-1")
+
+	sys := p.systemBundle("tty-sys", func(s *specs.Spec) { s.Process.Terminal = true })
+	r := p.run("create", "--bundle", sys, "--console-socket", sock, "tty-2")
+	oneLine(t, "console socket of a system CT", r.stderr)
+	if r.code == 0 || !strings.Contains(r.stderr, "--console-socket on pve needs an application CT with --pid-file") {
+		t.Fatalf("system CT with a console socket: exit %d %q", r.code, r.stderr)
+	}
+	p.assertRootEmpty()
+}

@@ -154,6 +154,7 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 			return err == nil && !fi.IsDir()
 		},
 		InitHelper: helper, InitDir: initDir(p, c.ID),
+		KeeperInit: keeperInit,
 	}
 	cfg, err := Translate(c.ID, c.Spec, c.Rootfs, set)
 	if err != nil {
@@ -477,6 +478,19 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 		return errdefs.Wrap(errdefs.ErrInternal, err, "kill %s", c.ID)
 	}
 	return nil
+}
+
+// keeperInit is Settings.KeeperInit: lxc-execute's one child is the
+// container's init.lxc.
+func keeperInit(pid int) int {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "lxc-execute" {
+		return pid
+	}
+	if kids, err := lxctools.Children(pid); err == nil && len(kids) == 1 {
+		return kids[0]
+	}
+	return pid
 }
 
 // killPayload is where a SIGKILL goes: the process init.lxc runs (its

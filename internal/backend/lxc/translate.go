@@ -36,6 +36,10 @@ type Settings struct {
 	// as a file (create=file) instead of a directory (create=dir). It is
 	// asked about bind sources only; nil means every source is a directory.
 	SourceIsFile func(path string) bool `json:"-"`
+	// KeeperInit maps the pid of another lxc container's keeper (what its
+	// pid file and state name: lxc-execute) to its init's, and any other
+	// pid to itself. nil: pids are taken as they are.
+	KeeperInit func(pid int) int `json:"-"`
 	// ArgsOnCommandLine says the backend passes process.args to LXC itself
 	// (`lxc-start ... -- ARGS` or `lxc-execute ... -- ARGS`), which takes
 	// precedence over lxc.init.cmd. lxc.init.cmd is then still written when

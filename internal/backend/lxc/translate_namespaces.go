@@ -215,11 +215,18 @@ func (t *translator) namespaces() {
 			t.fail("linux.namespaces: %s namespace path %q is a process's %s namespace, not its %s one", n.oci, p, m[2], n.lxc)
 			return
 		}
-		if pid, err := strconv.Atoi(m[1]); err != nil || pid < 1 {
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid < 1 {
 			t.fail("linux.namespaces: %s namespace path %q: bad pid", n.oci, p)
 			return
 		}
-		t.add("linux.namespaces", "lxc.namespace.share."+n.lxc, m[1])
+		if t.set.KeeperInit != nil {
+			// An engine names another container by the pid it got for it
+			// (podman's pod infra): an lxc keeper is in the host's
+			// namespaces, its init in the container's.
+			pid = t.set.KeeperInit(pid)
+		}
+		t.add("linux.namespaces", "lxc.namespace.share."+n.lxc, strconv.Itoa(pid))
 	}
 	t.idmaps()
 	t.timeOffsets()

@@ -313,3 +313,23 @@ func TestTranslatePure(t *testing.T) {
 		t.Error("nil spec accepted")
 	}
 }
+
+// A namespace path of another container's keeper (podman's pod infra
+// names it by the pid it got) joins that container's init's namespace,
+// never the keeper's, which is the host's.
+func TestNamespacePathOfAKeeperJoinsItsInit(t *testing.T) {
+	s := &specs.Spec{Process: &specs.Process{Args: []string{"/bin/sh"}, Cwd: "/"}, Root: &specs.Root{Path: "rootfs"},
+		Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace, Path: "/proc/400/ns/net"}}}}
+	cfg, err := Translate("x", s, "/r", Settings{KeeperInit: func(pid int) int {
+		if pid == 400 {
+			return 401
+		}
+		return pid
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := cfg.Render(); !strings.Contains(out, "lxc.namespace.share.net = 401\n") {
+		t.Fatalf("keeper's pid not mapped to its init:\n%s", out)
+	}
+}

@@ -165,9 +165,6 @@ func (b *Backend) explain(err error) error {
 }
 
 func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
-	if opts.ConsoleSocket != "" {
-		return errdefs.New(errdefs.ErrInvalidArgument, "--console-socket is not supported by the pve backend (use `pct console VMID`)")
-	}
 	node, guests, err := b.tr.place(ctx)
 	if err != nil {
 		return err
@@ -225,6 +222,12 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 		// A system CT (/sbin/init): its init must be pid 1, so no wrapper
 		// and no keeper; the pid file gets the init's pid at start.
 		keeper = ""
+	}
+	if opts.ConsoleSocket != "" && keeper == "" {
+		// Only a keeper's wrapper can give the CT's process a terminal.
+		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg:  "--console-socket on pve needs an application CT with --pid-file on its node (over pct): a keeper gives its process the terminal",
+			Hint: "use `pct console VMID` for a system CT's console, or drop process.terminal"}
 	}
 	if keeper != "" {
 		if helper, err = lxctools.FindHelper(mustExecutable(), "proxcage-lxc-init"); err != nil {
@@ -295,7 +298,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 			if planUnprivileged(plan) {
 				base = unprivilegedRoot
 			}
-			if err := prepareKeeper(keeper, helper, plan.Keeper, base, keeperConfig{VMID: vmid, LxcInfo: b.tr.local(node).tools.lxcInfo}); err != nil {
+			if err := prepareKeeper(keeper, helper, plan.Keeper, opts.ConsoleSocket != "", base, keeperConfig{VMID: vmid, LxcInfo: b.tr.local(node).tools.lxcInfo}); err != nil {
 				return errdefs.Wrap(errdefs.ErrInternal, err, "make the keeper directory %s", keeper)
 			}
 		}
@@ -304,7 +307,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 			if keeper == "" {
 				return nil
 			}
-			return b.startKeeper(ctx, c, &p, keeper)
+			return b.startKeeper(ctx, c, &p, keeper, opts.ConsoleSocket)
 		}
 		if keeper != "" {
 			_ = os.RemoveAll(keeper)
@@ -336,8 +339,8 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 
 // startKeeper starts the keeper of a CT just made and names it in the pid
 // file; when that fails the CT is destroyed again.
-func (b *Backend) startKeeper(ctx context.Context, c *backend.Container, p *private, dir string) error {
-	pid, start, err := spawnKeeper(dir)
+func (b *Backend) startKeeper(ctx context.Context, c *backend.Container, p *private, dir, consoleSocket string) error {
+	pid, start, err := spawnKeeper(dir, consoleSocket)
 	if err == nil {
 		p.Keeper, p.KeeperStart, p.KeeperDir = pid, start, dir
 		if err = savePrivate(c, *p); err == nil {
@@ -346,7 +349,7 @@ func (b *Backend) startKeeper(ctx context.Context, c *backend.Container, p *priv
 				err = errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
 			}
 		}
-	} else {
+	} else if errdefs.Category(err) != errdefs.ErrInvalidArgument {
 		err = errdefs.Wrap(errdefs.ErrInternal, err, "start the keeper")
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/console"
 	"golang.org/x/sys/unix"
 
 	"github.com/proxcage/proxcage/internal/atomicfile"
@@ -53,9 +54,10 @@ const CtrKeeperDir = "/dev/.proxcage-keeper"
 
 // keeperFile is DIR/process.json, as cmd/proxcage-lxc-init reads it.
 type keeperFile struct {
-	Args  []string `json:"args"`
-	Cwd   string   `json:"cwd"`
-	Stdin bool     `json:"stdin,omitempty"`
+	Args     []string `json:"args"`
+	Cwd      string   `json:"cwd"`
+	Stdin    bool     `json:"stdin,omitempty"`
+	Terminal bool     `json:"terminal,omitempty"`
 }
 
 // keeperConfig is DIR/keeper.json, what the keeper process needs.
@@ -92,7 +94,7 @@ func stdinGiven() bool {
 // prepareKeeper makes dir for kp: the wrapper (a copy of helper), the
 // process, the fifos and the exit file, owned by the host uid the CT's
 // process runs as (hostBase+uid: 100000+ for an unprivileged CT).
-func prepareKeeper(dir, helper string, kp *KeeperProcess, hostBase uint32, cfg keeperConfig) (err error) {
+func prepareKeeper(dir, helper string, kp *KeeperProcess, terminal bool, hostBase uint32, cfg keeperConfig) (err error) {
 	defer func() {
 		if err != nil {
 			_ = os.RemoveAll(dir)
@@ -111,7 +113,7 @@ func prepareKeeper(dir, helper string, kp *KeeperProcess, hostBase uint32, cfg k
 	if err := copyFile(helper, filepath.Join(dir, "init"), 0o755); err != nil {
 		return fmt.Errorf("copy the wrapper: %w", err)
 	}
-	kf := keeperFile{Args: kp.Args, Cwd: kp.Cwd, Stdin: stdinGiven()}
+	kf := keeperFile{Args: kp.Args, Cwd: kp.Cwd, Stdin: stdinGiven(), Terminal: terminal}
 	for name, v := range map[string]any{"process.json": kf, "keeper.json": cfg} {
 		data, err := json.Marshal(v)
 		if err != nil {
@@ -122,9 +124,13 @@ func prepareKeeper(dir, helper string, kp *KeeperProcess, hostBase uint32, cfg k
 		}
 	}
 	uid, gid := int(hostBase+kp.UID), int(hostBase+kp.GID)
-	fifos := []string{"stdout", "stderr"}
-	if kf.Stdin {
-		fifos = append(fifos, "stdin")
+	// A terminal is one stream each way: the CT's pty, on stdout and stdin.
+	fifos := []string{"stdout", "stdin"}
+	if !terminal {
+		fifos = []string{"stdout", "stderr"}
+		if kf.Stdin {
+			fifos = append(fifos, "stdin")
+		}
 	}
 	for _, f := range fifos {
 		p := filepath.Join(dir, f)
@@ -168,7 +174,11 @@ func copyFile(src, dst string, perm os.FileMode) error {
 // spawnKeeper starts `proxcage keeper DIR` in its own session with our
 // stdio (the engine's) and returns its pid and start time. proxcage exits
 // right after: the engine, subreaper of its children, inherits it.
-func spawnKeeper(dir string) (int, uint64, error) {
+//
+// With a console socket the keeper's stdio is instead a new pty's slave
+// (raw: the CT's own pty does the terminal's work) and its master goes to
+// the socket, as runc hands the engine a container's console.
+func spawnKeeper(dir, consoleSocket string) (int, uint64, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, 0, err
@@ -176,8 +186,29 @@ func spawnKeeper(dir string) (int, uint64, error) {
 	cmd := exec.Command(exe, "keeper", dir)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var master console.Console
+	if consoleSocket != "" {
+		m, slave, err := lxctools.OpenPty()
+		if err != nil {
+			return 0, 0, fmt.Errorf("allocate a pty: %w", err)
+		}
+		defer m.Close()
+		defer slave.Close()
+		if sc, err := console.ConsoleFromFile(slave); err == nil {
+			_ = sc.SetRaw()
+		}
+		master = m
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	}
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err
+	}
+	if master != nil {
+		if err := lxctools.SendFd(consoleSocket, master); err != nil {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+			return 0, 0, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
+		}
 	}
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
@@ -213,10 +244,13 @@ func endKeeper(p private, dir string, sig unix.Signal) {
 	}
 }
 
+// Stdio is the keeper's: what the engine gave create.
+type Stdio struct{ In, Out, Err *os.File }
+
 // RunKeeper is the keeper process (`proxcage keeper DIR`): it relays the
 // fifos to its stdio until the process ends, waits for the CT to stop,
 // and returns the exit status to exit with.
-func RunKeeper(ctx context.Context, dir string) (int, error) {
+func RunKeeper(ctx context.Context, dir string, stdio Stdio) (int, error) {
 	var cfg keeperConfig
 	data, err := os.ReadFile(filepath.Join(dir, "keeper.json"))
 	if err == nil {
@@ -233,7 +267,7 @@ func RunKeeper(ctx context.Context, dir string) (int, error) {
 		// never sees EOF before our stdin ends.
 		if f, err := os.OpenFile(stdin, os.O_RDWR, 0); err == nil {
 			go func() {
-				_, _ = io.Copy(f, os.Stdin)
+				_, _ = io.Copy(f, stdio.In)
 				// Closing a fifo's last descriptor drops what it holds:
 				// first wait for the wrapper to open it (at start).
 				for i := 0; i < 6000 && !wrapperStarted(dir); i++ {
@@ -244,10 +278,15 @@ func RunKeeper(ctx context.Context, dir string) (int, error) {
 		}
 	}
 	done := make(chan struct{}, 2)
+	relays := 0
 	for _, s := range []struct {
 		name string
 		to   *os.File
-	}{{"stdout", os.Stdout}, {"stderr", os.Stderr}} {
+	}{{"stdout", stdio.Out}, {"stderr", stdio.Err}} {
+		if !fileExists(filepath.Join(dir, s.name)) {
+			continue // a terminal has no stderr of its own
+		}
+		relays++
 		go func() {
 			defer func() { done <- struct{}{} }()
 			// Blocks until the wrapper opens it for writing: at start.
@@ -259,8 +298,9 @@ func RunKeeper(ctx context.Context, dir string) (int, error) {
 			relay(s.to, f)
 		}()
 	}
-	<-done
-	<-done
+	for range relays {
+		<-done
+	}
 	code := 137 // the CT stopped with no status recorded: its init was killed
 	if data, err := os.ReadFile(filepath.Join(dir, "exit")); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
