@@ -120,6 +120,19 @@ if command -v script >/dev/null; then
 	check_eq "run --rm -it: typed input runs, its exit status comes back" "4/1" "$rc/$(printf '%s\n' "$out" | grep -c '^typed-42$')"
 fi
 
+# routing by annotation: with a config whose default is native, podman's
+# --annotation org.proxcage.backend=pve puts the container on pve (pid 1 in
+# it is the keeper's wrapper)
+if [ "${BACKEND:-native}" = pve ]; then
+	sed 's/^default_backend = .*/default_backend = "native"/' "$BACKEND_DIR/config.toml" >"$BACKEND_DIR/native-default.toml"
+	sed "s|--config $BACKEND_DIR/config.toml|--config $BACKEND_DIR/native-default.toml|" "$REAL_RUNTIME" >"$SCRATCH/bin/runtime-native-default"
+	chmod +x "$SCRATCH/bin/runtime-native-default"
+	run_to out 120 "$PM" --runtime "$SCRATCH/bin/runtime-native-default" run --rm "${NETARGS[@]}" \
+		--annotation org.proxcage.backend=pve "$IMG" sh -c 'echo hi; tr "\0" " " </proc/1/cmdline'
+	check_eq "--annotation org.proxcage.backend=pve over a native default" "0/hi
+/dev/.proxcage-keeper/init --keeper /dev/.proxcage-keeper " "$out_rc/$out"
+fi
+
 # (c) detached container, exec, stop, rm
 run_to out 120 "$PM" run -d --name "$DET" "${NETARGS[@]}" "$IMG" sleep 1000
 if [ "$out_rc" = 0 ]; then

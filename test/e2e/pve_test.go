@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -908,6 +911,62 @@ func TestPVEKeeperConsoleSocket(t *testing.T) {
 	oneLine(t, "console socket of a system CT", r.stderr)
 	if r.code == 0 || !strings.Contains(r.stderr, "--console-socket on pve needs an application CT with --pid-file") {
 		t.Fatalf("system CT with a console socket: exit %d %q", r.code, r.stderr)
+	}
+	p.assertRootEmpty()
+}
+
+// `run` in the foreground on pve, as runc run: the output on our stdio,
+// stdin relayed, the process's exit status, the CT removed after; a TERM
+// to proxcage reaches the CT's process. A system CT is refused in one line.
+func TestPVEForegroundRun(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	b := p.bundle("fg", []string{"sh", "-c", "echo out; echo err >&2; read x; echo got-$x; exit 9"}, nil)
+	cmd := p.cmd("run", "--bundle", b, "fg-1")
+	cmd.Stdin = strings.NewReader("in\n")
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 9 || so.String() != "out\ngot-in\n" || !strings.Contains(se.String(), "err") {
+		t.Fatalf("run: %v stdout %q stderr %q", err, so.String(), se.String())
+	}
+	if out := p.pct("list"); strings.Contains(out, "fg-1") {
+		t.Fatalf("CT left after a foreground run:\n%s", out)
+	}
+
+	// TERM to proxcage: the wrapper passes it on, sh's trap answers
+	b2 := p.bundle("fg2", []string{"sh", "-c", "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done"}, nil)
+	cmd = p.cmd("run", "--bundle", b2, "fg-2")
+	pr, pw, _ := os.Pipe()
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	buf := make([]byte, 64)
+	if n, _ := pr.Read(buf); !strings.Contains(string(buf[:n]), "ready") {
+		t.Fatalf("no ready: %q", buf[:n])
+	}
+	cmd.Process.Signal(unix.SIGTERM)
+	err = cmd.Wait()
+	restc := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(pr); restc <- b }()
+	var rest []byte
+	select {
+	case rest = <-restc:
+	case <-time.After(20 * time.Second):
+		p.ok("delete", "--force", "fg-2")
+		t.Fatalf("the output stays open after proxcage ended (%v): the keeper outlived it", err)
+	}
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(rest), "got TERM") {
+		t.Fatalf("TERM in the foreground: %v, output %q", err, rest)
+	}
+
+	r := p.run("run", "--bundle", p.systemBundle("fg-sys", nil), "fg-3")
+	oneLine(t, "foreground system CT", r.stderr)
+	if r.code == 0 || !strings.Contains(r.stderr, "does not support running a system CT (/sbin/init) in the foreground") {
+		t.Fatalf("foreground system CT: exit %d %q", r.code, r.stderr)
 	}
 	p.assertRootEmpty()
 }

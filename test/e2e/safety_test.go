@@ -38,26 +38,21 @@ func (p *pveEnv) storedTemplates() []string {
 	return out
 }
 
-// A foreground run on pve is refused before a CT, record or template
-// exists (exit 5, one line, a hint). Before, the CT was created and
-// started, then the run refused, and the CT kept running; with --rm
-// --image, the stopped CT and its record stayed.
+// A foreground run of a system CT on pve is refused before a CT, record
+// or template exists (exit 5, one line, a hint): no wrapper can read its
+// init's exit status. An application container runs in the foreground
+// (through a keeper, as runc run) and leaves nothing with --rm.
 func TestPVEForegroundRunRefusedBeforeAnything(t *testing.T) {
 	p := newPVEEnv(t)
 	p.needDouble()
 	data := withDataDir(t, p.env)
 	reg := serveTestImages(t)
 	b := p.systemBundle("sys", nil)
-	for _, args := range [][]string{
-		{"run", "--bundle", b, "ct-fg"},
-		{"run", "--rm", "-q", "--image", reg.Host + "/test/busybox:1", "--", "echo", "hello"},
-	} {
-		r := p.run(args...)
-		if r.code != 5 || !strings.Contains(r.stderr, "does not support running in the foreground") || !strings.Contains(r.stderr, "--detach") {
-			t.Fatalf("%v: exit %d %q", args, r.code, r.stderr)
-		}
-		oneLine(t, strings.Join(args, " "), r.stderr)
+	r := p.run("run", "--bundle", b, "ct-fg")
+	if r.code != 5 || !strings.Contains(r.stderr, "does not support running a system CT (/sbin/init) in the foreground") || !strings.Contains(r.stderr, "--detach") {
+		t.Fatalf("foreground system CT: exit %d %q", r.code, r.stderr)
 	}
+	oneLine(t, "foreground system CT", r.stderr)
 	if cts := p.proxcageCTs(); len(cts) != 0 {
 		t.Fatalf("CTs left: %v", cts)
 	}
@@ -65,16 +60,22 @@ func TestPVEForegroundRunRefusedBeforeAnything(t *testing.T) {
 		t.Fatalf("templates left: %v", tpls)
 	}
 	p.assertRootEmpty()
-	// Refused before the pull: the image store has nothing.
-	if imgs := images(t, p.env); len(imgs) != 0 {
-		t.Fatalf("images pulled for a refused run: %+v", imgs)
-	}
-	if left := containersLeft(data); len(left) != 0 {
-		t.Fatalf("image bundles left: %v", left)
-	}
 	// Detached, the same bundle runs.
 	p.ok("run", "-d", "--bundle", b, "ct-fg")
 	p.ok("delete", "--force", "ct-fg")
+
+	// An image's program in the foreground: its output, its status.
+	r = p.run("run", "--rm", "-q", "--image", reg.Host+"/test/busybox:1", "--", "sh", "-c", "echo hello; exit 4")
+	if r.code != 4 || r.stdout != "hello\n" {
+		t.Fatalf("foreground image run: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if cts := p.proxcageCTs(); len(cts) != 0 {
+		t.Fatalf("CTs left after run --rm: %v", cts)
+	}
+	p.assertRootEmpty()
+	if left := containersLeft(data); len(left) != 0 {
+		t.Fatalf("image bundles left: %v", left)
+	}
 }
 
 // An image's labels under org.proxcage. decide nothing: not the backend,

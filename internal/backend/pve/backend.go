@@ -17,9 +17,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -61,6 +64,11 @@ type Backend struct {
 	tr      transport
 	timeout time.Duration // [pve] timeout
 	log     *slog.Logger
+	// keepers are the keepers this process started, for a foreground
+	// run's Wait, and the signals caught for it from create on (a TERM
+	// before Wait must reach the CT's process too, not end proxcage).
+	keepers map[string]*exec.Cmd
+	sigs    map[string]chan os.Signal
 }
 
 // New checks the [pve] config and returns the backend.
@@ -80,7 +88,7 @@ func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
 		return def
 	}
 	b := &Backend{
-		cfg: cfg, vmids: vr, timeout: timeout, log: log,
+		cfg: cfg, vmids: vr, timeout: timeout, log: log, keepers: map[string]*exec.Cmd{}, sigs: map[string]chan os.Signal{},
 		set: Settings{RootfsStorage: cfg.RootfsStorage, Bridge: cfg.Bridge, AllowPrivileged: cfg.AllowPrivileged, Features: cfg.Features},
 	}
 	tl := tools{
@@ -164,7 +172,7 @@ func (b *Backend) explain(err error) error {
 	return errdefs.WithHint(err, te.StorageKeyHint(keys))
 }
 
-func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) error {
+func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) (err error) {
 	node, guests, err := b.tr.place(ctx)
 	if err != nil {
 		return err
@@ -195,16 +203,32 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	// An engine asks for a pid to wait on: it gets a keeper, on the
 	// CT's node, through pct (the API cannot set the keeper's mount).
 	var keeper string
-	if opts.PidFile != "" {
+	foreground := !opts.Detach
+	if foreground && c.Spec.Process != nil && c.Spec.Process.Terminal {
+		return errdefs.WithHint(backend.Unsupported(b, "running a container with process.terminal in the foreground"),
+			"run it with --detach and a --console-socket, as engines do, or without a terminal")
+	}
+	if foreground {
+		ch := make(chan os.Signal, 8)
+		signal.Notify(ch, forwarded...)
+		b.sigs[c.ID] = ch
+		defer func() {
+			if err != nil {
+				signal.Stop(ch)
+				delete(b.sigs, c.ID)
+			}
+		}()
+	}
+	if opts.PidFile != "" || foreground {
 		if host == nil {
 			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-				Msg:  fmt.Sprintf("--pid-file needs the host pid of the CT's init, which the PVE API does not give (CT would run on node %s)", node),
+				Msg:  fmt.Sprintf("--pid-file and a foreground run need the CT's processes, which the PVE API does not reach (CT would run on node %s)", node),
 				Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or drop --pid-file"}
 		}
 		if b.cfg.Transport != "pct" {
 			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-				Msg:  "--pid-file (an engine driving the CT) needs [pve] transport = \"pct\": the CT's keeper is mounted by an lxc.mount.entry line of its config, which the PVE API cannot set",
-				Hint: "on the PVE node use transport \"pct\" for engine-driven containers, or drop --pid-file"}
+				Msg:  "--pid-file (an engine driving the CT) and a foreground run need [pve] transport = \"pct\": the CT's keeper is mounted by an lxc.mount.entry line of its config, which the PVE API cannot set",
+				Hint: "on the PVE node use transport \"pct\" for engine-driven containers, or drop --pid-file (run with --detach)"}
 		}
 		keeper = keeperDir(c.StateDir)
 		set.Keeper = CtrKeeperDir
@@ -219,6 +243,11 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	}
 	var helper string
 	if keeper != "" && plan.Keeper == nil {
+		if foreground {
+			// Its init must stay pid 1: no wrapper reads its exit status.
+			return errdefs.WithHint(backend.Unsupported(b, "running a system CT (/sbin/init) in the foreground"),
+				"run it with --detach (-d), then follow it with `proxcage state` and `proxcage exec`")
+		}
 		// A system CT (/sbin/init): its init must be pid 1, so no wrapper
 		// and no keeper; the pid file gets the init's pid at start.
 		keeper = ""
@@ -340,10 +369,12 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 // startKeeper starts the keeper of a CT just made and names it in the pid
 // file; when that fails the CT is destroyed again.
 func (b *Backend) startKeeper(ctx context.Context, c *backend.Container, p *private, dir, consoleSocket string) error {
-	pid, start, err := spawnKeeper(dir, consoleSocket)
+	cmd, start, err := spawnKeeper(dir, consoleSocket)
 	if err == nil {
+		b.keepers[c.ID] = cmd
+		pid := cmd.Process.Pid
 		p.Keeper, p.KeeperStart, p.KeeperDir = pid, start, dir
-		if err = savePrivate(c, *p); err == nil {
+		if err = savePrivate(c, *p); err == nil && p.PidFile != "" {
 			err = atomicfile.WritePidFile(p.PidFile, pid)
 			if err != nil {
 				err = errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--pid-file")
@@ -362,6 +393,43 @@ func (b *Backend) startKeeper(ctx context.Context, c *backend.Container, p *priv
 	}
 	return err
 }
+
+// Wait implements backend.Attacher for a foreground run: the keeper this
+// process started ends with the CT's process and its status; meanwhile the
+// signals a terminal or a supervisor sends proxcage go to the CT's process.
+func (b *Backend) Wait(ctx context.Context, c *backend.Container) (int, error) {
+	cmd, ok := b.keepers[c.ID]
+	if !ok {
+		return -1, errdefs.New(errdefs.ErrFailedPrecondition, "container %q was not started by this process", c.ID)
+	}
+	sigs, ok := b.sigs[c.ID]
+	if !ok {
+		sigs = make(chan os.Signal, 8)
+		signal.Notify(sigs, forwarded...)
+	}
+	defer signal.Stop(sigs)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case <-done:
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if ws.Signaled() {
+				return 128 + int(ws.Signal()), nil
+			}
+			return ws.ExitStatus(), nil
+		case s := <-sigs:
+			if err := b.Kill(ctx, c, s.(unix.Signal), false); err != nil {
+				b.log.Debug("forward a signal to the CT", "id", c.ID, "signal", s, "err", err)
+			}
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		}
+	}
+}
+
+// forwarded are the signals a foreground run passes to the CT's process.
+var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT}
 
 // mustExecutable is the running proxcage binary, where its helpers are.
 func mustExecutable() string {

@@ -97,14 +97,18 @@ func withoutEnv(plan *Plan) (*Plan, []string) {
 // by vars, placed where write_pct_config writes them: after the "key:
 // value" lines, before the other lxc.* lines. A CT under a lock (lock:
 // create, backup...) is refused as PVE's check_lock does.
-func withEnv(conf []byte, vars []string) ([]byte, error) { return withLines(conf, vars, nil) }
+func withEnv(conf []byte, vars []string) ([]byte, error) { return withLines(conf, vars, nil, nil) }
 
 // withLines is withEnv that also appends raw lxc.* lines (a keeper's
 // mount entry) to the main section, after its other lxc.* lines, as
-// write_pct_config writes them.
-func withLines(conf []byte, vars []string, raw []Option) ([]byte, error) {
+// write_pct_config writes them, and sets keys (a keeper's entrypoint,
+// which PVE takes from an OCI image at create over the one asked for:
+// Create.pm restore_oci_archive). With vars nil the env lines stay as
+// they are (an image's own, PVE wrote them).
+func withLines(conf []byte, vars []string, raw, set []Option) ([]byte, error) {
 	lines := strings.Split(strings.TrimSuffix(string(conf), "\n"), "\n")
 	var head, rest []string
+	done := map[string]bool{}
 	for i, l := range lines {
 		if strings.HasPrefix(l, "[") {
 			rest = lines[i:]
@@ -113,9 +117,16 @@ func withLines(conf []byte, vars []string, raw []Option) ([]byte, error) {
 		if m := pctLockLine.FindStringSubmatch(l); len(m) > 1 && m[1] != "" {
 			return nil, errors.New("CT is locked (" + m[1] + ")")
 		}
-		if !pctEnvLine.MatchString(l) {
-			head = append(head, l)
+		if vars != nil && pctEnvLine.MatchString(l) {
+			continue
 		}
+		for _, o := range set {
+			if strings.HasPrefix(l, o.Key+":") {
+				l = o.Key + ": " + o.Value
+				done[o.Key] = true
+			}
+		}
+		head = append(head, l)
 	}
 	// The blank lines that end the main section stay where they are.
 	n := len(head)
@@ -129,6 +140,12 @@ func withLines(conf []byte, vars []string, raw []Option) ([]byte, error) {
 			break
 		}
 	}
+	var keys []string
+	for _, o := range set {
+		if !done[o.Key] {
+			keys = append(keys, o.Key+": "+o.Value)
+		}
+	}
 	env := make([]string, len(vars))
 	for i, v := range vars {
 		env[i] = envLineKey + ": " + v
@@ -137,7 +154,9 @@ func withLines(conf []byte, vars []string, raw []Option) ([]byte, error) {
 	for i, o := range raw {
 		extra[i] = o.Key + ": " + o.Value
 	}
-	out := append(append(append(append(append([]string{}, head[:at]...), env...), head[at:n]...), extra...), head[n:]...)
+	out := append(append([]string{}, head[:at]...), keys...)
+	out = append(append(out, env...), head[at:n]...)
+	out = append(append(out, extra...), head[n:]...)
 	out = append(out, rest...)
 	return []byte(strings.Join(out, "\n") + "\n"), nil
 }
@@ -184,11 +203,12 @@ func (f ctFiles) lock(ctx context.Context, vmid int) (func(), error) {
 // setEnv writes vars as CT vmid's env (replacing any it has), under the
 // CT's config lock. Failures come back classified like pct's own.
 func (f ctFiles) setEnv(ctx context.Context, vmid int, vars []string) error {
-	return f.setLines(ctx, vmid, vars, nil)
+	return f.setLines(ctx, vmid, vars, nil, nil)
 }
 
-// setLines is setEnv that also appends raw lxc.* lines.
-func (f ctFiles) setLines(ctx context.Context, vmid int, vars []string, raw []Option) error {
+// setLines is setEnv (vars nil: the env as it is) that also appends raw
+// lxc.* lines and sets keys (withLines).
+func (f ctFiles) setLines(ctx context.Context, vmid int, vars []string, raw, set []Option) error {
 	const step = "write env to the CT config"
 	fail := func(err error) error {
 		te := classify(step, vmid, -1, err.Error())
@@ -212,7 +232,7 @@ func (f ctFiles) setLines(ctx context.Context, vmid int, vars []string, raw []Op
 	if err != nil {
 		return fail(err)
 	}
-	out, err := withLines(data, vars, raw)
+	out, err := withLines(data, vars, raw, set)
 	if err != nil {
 		return fail(err)
 	}

@@ -240,12 +240,27 @@ func TestAPICreateSendsEnvWithNULs(t *testing.T) {
 // where write_pct_config writes raw lxc keys (pve-container Config.pm).
 func TestWithLinesAppendsRawLines(t *testing.T) {
 	in := "arch: amd64\nhostname: a\nlxc.apparmor.profile: unconfined\n\n[snap1]\narch: amd64\n"
-	got, err := withLines([]byte(in), []string{"A=1"}, []Option{{"lxc.mount.entry", "/run/k dev/.k none bind,create=dir 0 0"}})
+	got, err := withLines([]byte(in), []string{"A=1"}, []Option{{"lxc.mount.entry", "/run/k dev/.k none bind,create=dir 0 0"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := "arch: amd64\nhostname: a\nlxc.environment.runtime: A=1\nlxc.apparmor.profile: unconfined\n" +
 		"lxc.mount.entry: /run/k dev/.k none bind,create=dir 0 0\n\n[snap1]\narch: amd64\n"
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A keeper on an OCI image CT: the image's env (PVE wrote it) stays when
+// the bundle sets none, and the keeper's entrypoint replaces the image's,
+// which PVE set at create over the one asked for.
+func TestWithLinesKeepsTheImageEnvAndSetsTheEntrypoint(t *testing.T) {
+	in := "arch: amd64\nentrypoint: /docker-entrypoint.sh nginx\nlxc.environment.runtime: PATH=/bin\nlxc.init.cwd: /\n"
+	got, err := withLines([]byte(in), nil, []Option{{"lxc.mount.entry", "m"}}, []Option{{"entrypoint", "/dev/.k/init --keeper /dev/.k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "arch: amd64\nentrypoint: /dev/.k/init --keeper /dev/.k\nlxc.environment.runtime: PATH=/bin\nlxc.init.cwd: /\nlxc.mount.entry: m\n"
 	if string(got) != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}

@@ -172,16 +172,16 @@ func copyFile(src, dst string, perm os.FileMode) error {
 }
 
 // spawnKeeper starts `proxcage keeper DIR` in its own session with our
-// stdio (the engine's) and returns its pid and start time. proxcage exits
+// stdio (the engine's) and returns it and its start time. proxcage exits
 // right after: the engine, subreaper of its children, inherits it.
 //
 // With a console socket the keeper's stdio is instead a new pty's slave
 // (raw: the CT's own pty does the terminal's work) and its master goes to
 // the socket, as runc hands the engine a container's console.
-func spawnKeeper(dir, consoleSocket string) (int, uint64, error) {
+func spawnKeeper(dir, consoleSocket string) (*exec.Cmd, uint64, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
 	cmd := exec.Command(exe, "keeper", dir)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -190,7 +190,7 @@ func spawnKeeper(dir, consoleSocket string) (int, uint64, error) {
 	if consoleSocket != "" {
 		m, slave, err := lxctools.OpenPty()
 		if err != nil {
-			return 0, 0, fmt.Errorf("allocate a pty: %w", err)
+			return nil, 0, fmt.Errorf("allocate a pty: %w", err)
 		}
 		defer m.Close()
 		defer slave.Close()
@@ -201,22 +201,23 @@ func spawnKeeper(dir, consoleSocket string) (int, uint64, error) {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	}
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
 	if master != nil {
 		if err := lxctools.SendFd(consoleSocket, master); err != nil {
 			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
-			return 0, 0, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
+			_ = cmd.Wait()
+			return nil, 0, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "--console-socket")
 		}
 	}
-	pid := cmd.Process.Pid
-	_ = cmd.Process.Release()
-	start, err := proc.StartTime(pid)
+	start, err := proc.StartTime(cmd.Process.Pid)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
-	return pid, start, nil
+	// Not waited for unless this process runs the container in the
+	// foreground (Backend.Wait): otherwise proxcage exits and the engine,
+	// the subreaper, inherits it.
+	return cmd, start, nil
 }
 
 // keeperAlive reports whether the recorded keeper still runs.

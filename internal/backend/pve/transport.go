@@ -310,14 +310,24 @@ func (t *pctTransport) pct(ctx context.Context, vmid int, args ...string) error 
 // failure of the second step is the create's: the lifecycle removes the CT.
 func (t *pctTransport) create(ctx context.Context, _ string, vmid int, volid string, plan *Plan) error {
 	raw := plan.Raw
+	var set []Option
+	if plan.Keeper != nil {
+		// An OCI image's own entrypoint replaces the one asked for at
+		// create (Create.pm restore_oci_archive): the keeper's is set after.
+		for _, o := range plan.Options {
+			if o.Key == "entrypoint" {
+				set = append(set, o)
+			}
+		}
+	}
 	plan, vars := withoutEnv(plan)
 	if err := t.pct(ctx, vmid, append([]string{"create", strconv.Itoa(vmid), volid}, plan.Args()...)...); err != nil {
 		return err
 	}
-	if len(vars) == 0 && len(raw) == 0 {
+	if len(vars) == 0 && len(raw) == 0 && len(set) == 0 {
 		return nil
 	}
-	return retryTransient(ctx, t.tools.log, 4, func() error { return t.files.setLines(ctx, vmid, vars, raw) })
+	return retryTransient(ctx, t.tools.log, 4, func() error { return t.files.setLines(ctx, vmid, vars, raw, set) })
 }
 
 // waitCreate: pct create runs in the foreground, so no create of it is
