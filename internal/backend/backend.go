@@ -77,7 +77,10 @@ type Stdio struct {
 // CreateOpts are the create-time options of the runc grammar.
 type CreateOpts struct {
 	Stdio
-	PidFile       string // absolute path or ""
+	PidFile string // absolute path or ""
+	// Foreground: `run` without --detach will Wait for the container
+	// (the backend is an Attacher).
+	Foreground    bool
 	NoPivot       bool
 	NoNewKeyring  bool
 	SystemdCgroup bool

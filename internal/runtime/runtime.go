@@ -232,6 +232,7 @@ func (r *Runtime) Run(ctx context.Context, id string, req BundleRequest, opts ba
 // run is Run; created is called once the container exists and started.
 func (r *Runtime) run(ctx context.Context, id string, req createRequest, opts backend.CreateOpts, created func()) (int, error) {
 	req.foreground = !opts.Detach
+	opts.Foreground = req.foreground
 	h, be, c, err := r.create(ctx, id, req, opts)
 	if err != nil {
 		created()

@@ -203,7 +203,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	// An engine asks for a pid to wait on: it gets a keeper, on the
 	// CT's node, through pct (the API cannot set the keeper's mount).
 	var keeper string
-	foreground := !opts.Detach
+	foreground := opts.Foreground
 	if foreground && c.Spec.Process != nil && c.Spec.Process.Terminal {
 		return errdefs.WithHint(backend.Unsupported(b, "running a container with process.terminal in the foreground"),
 			"run it with --detach and a --console-socket, as engines do, or without a terminal")
@@ -412,7 +412,10 @@ func (b *Backend) Wait(ctx context.Context, c *backend.Container) (int, error) {
 	go func() { done <- cmd.Wait() }()
 	for {
 		select {
-		case <-done:
+		case err := <-done:
+			if cmd.ProcessState == nil {
+				return -1, errdefs.Wrap(errdefs.ErrInternal, err, "wait for the keeper of %s", c.ID)
+			}
 			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 			if ws.Signaled() {
 				return 128 + int(ws.Signal()), nil
