@@ -119,6 +119,7 @@ bench: build
 	./bench/pve.sh $(CURDIR)/$(BIN)
 	$(GO) test -run '^$$' -bench APILifecycle20ms -benchtime 20x ./internal/backend/pve/
 	./bench/image.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
+	./bench/engines.sh $(CURDIR)/$(BIN)
 	./bench/lxc.sh $(CURDIR)/$(BIN)
 
 # The pages carry the version `proxcage version` prints: the same LDFLAGS.

@@ -48,6 +48,7 @@ DOCKER_RT_ARGS=${RUNTIME_ARGS:-}
 RUNTIME_ARGS=
 resolve_runtime "${1:-}"
 [ -n "${RUNTIME_ENV:-}" ] && eval "export $RUNTIME_ENV"
+KEEPER_DIRS_BEFORE=$(ls /run/proxcage-keeper 2>/dev/null || true)
 
 read -r -a RT_ARGS <<<"$DOCKER_RT_ARGS"
 read -r -a RUN_ARGS <<<"${DOCKER_RUN_ARGS:-}"
@@ -432,6 +433,11 @@ else
 	not_ok "run -d (for the shim kill)" "rc=$out_rc $out"
 	timeout 30 "$DK" rm -f "$DET2" >/dev/null 2>&1 || true
 fi
+
+check_eq "no keeper left" "" "$(keepers_left)"
+[ -n "${BACKEND_DIR:-}" ] && [ -d "$BACKEND_DIR/pve/lxc" ] &&
+	check_eq "no CT left on the double" "" "$(find "$BACKEND_DIR/pve/lxc" -name '*.conf' -printf '%f\n')"
+check_eq "no keeper directory left" "$KEEPER_DIRS_BEFORE" "$(ls /run/proxcage-keeper 2>/dev/null || true)"
 
 # nothing left behind in docker or in the runtime's own state
 run_to st 30 "$DK" ps -aq
