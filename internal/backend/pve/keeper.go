@@ -229,16 +229,11 @@ func keeperAlive(p private) bool {
 // ends by itself (its fifos reach EOF); one that waits for a start that
 // never comes is signalled. Then its directory goes.
 func endKeeper(p private, dir string, sig unix.Signal) {
+	for deadline := time.Now().Add(2 * time.Second); p.Started && keeperAlive(p) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if keeperAlive(p) {
-		for deadline := time.Now().Add(2 * time.Second); keeperAlive(p) && time.Now().Before(deadline); {
-			if !p.Started {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		if keeperAlive(p) {
-			_ = lxctools.Signal(p.Keeper, sig)
-		}
+		_ = lxctools.Signal(p.Keeper, sig)
 	}
 	if dir != "" {
 		_ = os.RemoveAll(dir)
