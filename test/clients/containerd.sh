@@ -265,7 +265,15 @@ timeout 10 "$CTRW" containers rm c5 >/dev/null 2>&1 || true
 # SIGKILL; the task's process runs on. The runtime's delete --force (what
 # the shim would have run) removes it all: no keeper, CT or fifo left.
 run_to out 60 "$CTRW" run -d "${RB[@]}" "$IMG" c6 sleep 1000
-spid=$(for p in $(pgrep -f containerd-shim 2>/dev/null); do tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-id c6 " && echo "$p"; done | head -1)
+# (an if, not `&& echo` in a pipeline: under pipefail the loop's last
+# non-matching grep would end the script)
+spid=
+for p in $(pgrep -f containerd-shim 2>/dev/null || true); do
+	if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-id c6 "; then
+		spid=$p
+		break
+	fi
+done
 if [ "$out_rc" = 0 ] && [ -n "$spid" ]; then
 	kill -9 "$spid"
 	sleep 0.5
