@@ -75,6 +75,8 @@ run_to() {
 	__out=${__out//$'\r'/}
 	# script(1) may echo a NUL from the terminal as "^@"
 	__out=${__out//'^@'/}
+	# and drop the newlines left at the end once those are gone (as $(...) does)
+	while [ "${__out%$'\n'}" != "$__out" ]; do __out=${__out%$'\n'}; done
 	printf -v "$__var" '%s' "$__out"
 	printf -v "${__var}_rc" '%s' "$__rc"
 }
