@@ -12,6 +12,7 @@ import (
 	"github.com/proxcage/proxcage/internal/image"
 	"github.com/proxcage/proxcage/internal/imagespec"
 	"github.com/proxcage/proxcage/internal/runtime"
+	"github.com/proxcage/proxcage/internal/volume"
 )
 
 // imageFlags are create's and run's image options. The runc grammar stays
@@ -27,6 +28,8 @@ type imageFlags struct {
 	platform  string
 	creds     string
 	quiet     bool
+	volumes   []string
+	parsed    []volume.Mount
 	generated bool // the id was made up: print it
 }
 
@@ -41,6 +44,7 @@ func (f *imageFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.platform, "platform", "", "with --image: os/arch[/variant] to pull (default: this host's)")
 	fl.StringVar(&f.creds, "creds", "", "with --image: USER:PASSWORD for the registry")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "with --image: no pull progress")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "with --image: mount the volume NAME at PATH, NAME:/PATH[:ro] (made, with the image's files there, if missing; repeatable)")
 }
 
 // args checks positional arguments: exactly an id without --image; with
@@ -48,7 +52,7 @@ func (f *imageFlags) register(cmd *cobra.Command) {
 func (f *imageFlags) args() cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if f.ref == "" {
-			for _, flag := range []string{"env", "workdir", "user", "tty", "rm", "platform", "creds", "quiet"} {
+			for _, flag := range []string{"env", "workdir", "user", "tty", "rm", "platform", "creds", "quiet", "volume"} {
 				if cmd.Flags().Changed(flag) {
 					return errdefs.New(errdefs.ErrInvalidArgument, "--%s needs --image", flag)
 				}
@@ -63,6 +67,14 @@ func (f *imageFlags) args() cobra.PositionalArgs {
 		}
 		if len(ids) > 1 {
 			return errdefs.New(errdefs.ErrInvalidArgument, "%s --image takes at most one container id, got %q", cmd.Name(), strings.Join(ids, " "))
+		}
+		f.parsed = f.parsed[:0]
+		for _, v := range f.volumes {
+			m, err := volume.Parse(v)
+			if err != nil {
+				return err
+			}
+			f.parsed = append(f.parsed, m)
 		}
 		return nil
 	}
@@ -90,6 +102,7 @@ func (f *imageFlags) request(a *app, command []string) runtime.ImageRequest {
 		Overrides: imagespec.Overrides{
 			Args: command, Env: f.env, Workdir: f.workdir, User: f.user, Tty: f.tty,
 		},
+		Volumes: f.parsed,
 	}
 }
 

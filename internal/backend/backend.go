@@ -36,6 +36,10 @@ type Container struct {
 	// the middle of a create still leaves a record of what to clean up
 	// (e.g. the VMID just allocated). Nil outside Create.
 	Persist func() error
+	// DeleteVolumes is set for Delete when the user asked for the
+	// container's volumes to go too (delete --volumes); without it a
+	// backend whose volumes would die with the container refuses.
+	DeleteVolumes bool
 }
 
 // LoadPrivate decodes c.Private, the backend's persisted data, into v; ok

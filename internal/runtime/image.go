@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/config"
@@ -22,6 +23,7 @@ import (
 	"github.com/proxcage/proxcage/internal/imagespec"
 	"github.com/proxcage/proxcage/internal/route"
 	"github.com/proxcage/proxcage/internal/spec"
+	"github.com/proxcage/proxcage/internal/volume"
 )
 
 // Images, under the data dir ([data_dir] in the config): the image store
@@ -37,7 +39,24 @@ type ImageRequest struct {
 	Ref       string
 	Pull      image.PullOptions
 	Overrides imagespec.Overrides
+	// Volumes are -v NAME:/PATH; the image's VOLUMEs no -v covers get
+	// anonymous ones (volume.ForImage).
+	Volumes []volume.Mount
 }
+
+// Volumes is the store of the data volumes of this host's backends.
+func (r *Runtime) Volumes() volume.Store {
+	return volume.Store{Dir: filepath.Join(r.Config.DataDir, "volumes")}
+}
+
+// volumePolicy says what the end of a container does to its volumes.
+type volumePolicy int
+
+const (
+	keepVolumes     volumePolicy = iota // delete: the data outlives the container
+	removeAnonymous                     // run --rm (podman's): the image's unnamed ones go
+	removeVolumes                       // delete --volumes: every volume no other container uses
+)
 
 // ImageStore opens the image store under the data dir.
 func (r *Runtime) ImageStore() (*image.Store, error) {
@@ -103,14 +122,15 @@ func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageReque
 		return err
 	}
 	defer unlock()
-	b, src, err := r.prepareImageBundle(ctx, id, req, be)
+	b, src, made, err := r.prepareImageBundle(ctx, id, req, be)
 	if err != nil {
 		return err
 	}
 	opts.Image = src
 	h, _, _, err := r.create(ctx, id, createRequest{loaded: b, decided: &d}, opts)
 	if err != nil {
-		r.releaseImageBundle(id, b.Path)
+		r.releaseImageBundle(id, b.Path, keepVolumes)
+		r.dropVolumes(id, made)
 		return err
 	}
 	h.Unlock()
@@ -141,7 +161,7 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 	if err != nil {
 		return -1, err
 	}
-	b, src, err := r.prepareImageBundle(ctx, id, req, be)
+	b, src, made, err := r.prepareImageBundle(ctx, id, req, be)
 	if err != nil {
 		unlock()
 		return -1, err
@@ -152,7 +172,11 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 	status, err := r.run(ctx, id, createRequest{loaded: b, decided: &d, foreground: !opts.Detach}, opts, unlock)
 	if err != nil {
 		if _, lerr := r.Store.Load(id); lerr != nil {
-			r.releaseImageBundle(id, b.Path)
+			r.releaseImageBundle(id, b.Path, keepVolumes)
+			if status < 0 {
+				// It never ran: the volumes this run made go with it.
+				r.dropVolumes(id, made)
+			}
 		}
 	}
 	return status, err
@@ -160,26 +184,36 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 
 // prepareImageBundle pulls the image if the store lacks it, unpacks it
 // once, makes the bundle of id for backend be, and records the container
-// as a user of the image. It returns the bundle as create takes it (no
-// config.json read back) and, for a backend that takes images, the image.
-func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest, be backend.Backend) (*spec.Bundle, *backend.ImageSource, error) {
+// as a user of the image and its volumes. It returns the bundle as create
+// takes it (no config.json read back), for a backend that takes images
+// the image, and the volumes it made (a failed create removes them).
+func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRequest, be backend.Backend) (b *spec.Bundle, src *backend.ImageSource, made []string, err error) {
+	b, src, made, err = r.prepareImageBundleVolumes(ctx, id, req, be)
+	if err != nil {
+		r.dropVolumes(id, made)
+		return nil, nil, nil, err
+	}
+	return b, src, made, nil
+}
+
+func (r *Runtime) prepareImageBundleVolumes(ctx context.Context, id string, req ImageRequest, be backend.Backend) (*spec.Bundle, *backend.ImageSource, []string, error) {
 	if _, err := r.Store.Load(id); err == nil {
-		return nil, nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
+		return nil, nil, nil, errdefs.New(errdefs.ErrAlreadyExists, "container %q already exists", id)
 	}
 	st, err := r.ImageStore()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	img, err := st.Get(req.Ref)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		img, err = st.Pull(ctx, req.Ref, req.Pull)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rootfs, cached, err := st.Rootfs(ctx, img, r.applyLayer)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	r.Log.Debug("image rootfs", "image", img.Name, "digest", img.Digest.String(), "dir", rootfs, "cached", cached)
 	if ignored := imagespec.IgnoredLabels(img.Config); len(ignored) > 0 {
@@ -192,34 +226,111 @@ func (r *Runtime) prepareImageBundle(ctx context.Context, id string, req ImageRe
 	}
 	s, err := imagespec.Generate(imagespec.Image{Name: img.Name, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
 	if err != nil {
-		return nil, nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
+		return nil, nil, nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
 	}
 	rr, readsOnly := be.(backend.RootfsReader)
 	readsOnly = readsOnly && rr.ReadsRootfsOnly()
+	var imageVolumes map[string]struct{}
+	if img.Config != nil {
+		imageVolumes = img.Config.Config.Volumes
+	}
+	vols, err := volume.ForImage(id, req.Volumes, imageVolumes)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var made []string
+	if len(vols) > 0 {
+		s.Annotations[volume.Annotation] = volume.Encode(vols)
+		if !readsOnly {
+			// Here the volumes are this host's directories, bound in;
+			// a backend that reads the rootfs only (pve) maps the
+			// annotation to volumes of its own.
+			if made, err = r.attachVolumes(id, s, vols, rootfs); err != nil {
+				return nil, nil, made, err
+			}
+		}
+	}
 	var src *backend.ImageSource
 	if readsOnly {
 		// Before anything is made: what the archive cannot carry is
 		// refused here.
 		if src, err = imageArchive(st, img, rootfs, o); err != nil {
-			return nil, nil, err
+			return nil, nil, made, err
 		}
 	}
 	// No record holds this id and we hold its bundle lock: a directory
 	// left there is a crashed create's.
-	r.releaseImageBundle(id, r.bundles().Path(id))
+	r.releaseImageBundle(id, r.bundles().Path(id), keepVolumes)
 	dir, err := r.bundles().Prepare(id, s, rootfs, readsOnly)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, made, err
 	}
 	b, err := spec.FromSpec(dir, s)
 	if err == nil {
 		err = st.Use(img.Digest, id)
 	}
 	if err != nil {
-		r.releaseImageBundle(id, dir)
-		return nil, nil, err
+		r.releaseImageBundle(id, dir, keepVolumes)
+		return nil, nil, made, err
 	}
-	return b, src, nil
+	return b, src, made, nil
+}
+
+// attachVolumes makes (seeded from the image) or reuses the volumes of
+// id and binds them into s. It returns the names of those it made.
+func (r *Runtime) attachVolumes(id string, s *specs.Spec, vols []volume.Mount, imageRootfs string) ([]string, error) {
+	vs := r.Volumes()
+	var made []string
+	for _, v := range vols {
+		_, statErr := os.Stat(vs.DataDir(v.Name))
+		dir, err := vs.Attach(v, id, imageRootfs)
+		if err != nil {
+			return made, err
+		}
+		if statErr != nil {
+			made = append(made, v.Name)
+		}
+		opts := []string{"rbind", "rw"}
+		if v.ReadOnly {
+			opts[1] = "ro"
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: v.Path, Type: "bind", Source: dir, Options: opts})
+	}
+	return made, nil
+}
+
+// dropVolumes undoes attachVolumes for a create that failed: id leaves
+// every volume, and those it made go.
+func (r *Runtime) dropVolumes(id string, made []string) {
+	vs := r.Volumes()
+	for _, name := range made {
+		if _, err := vs.Detach(name, id, true); err != nil {
+			r.Log.Warn("remove the volume a failed create made", "id", id, "volume", name, "err", errdefs.OneLine(err))
+		}
+	}
+}
+
+// releaseVolumes is the end of a container for its volumes (on this
+// host's backends: the annotation's volumes that the store holds).
+func (r *Runtime) releaseVolumes(id string, ann map[string]string, pol volumePolicy) {
+	vols, err := volume.Decode(ann)
+	if err != nil || len(vols) == 0 {
+		return
+	}
+	vs := r.Volumes()
+	for _, v := range vols {
+		remove := pol == removeVolumes || pol == removeAnonymous && v.Anonymous
+		gone, err := vs.Detach(v.Name, id, remove)
+		if err != nil {
+			r.Log.Warn("release volume", "id", id, "volume", v.Name, "err", errdefs.OneLine(err))
+			continue
+		}
+		if gone {
+			r.Log.Debug("volume removed", "id", id, "volume", v.Name)
+		} else if remove {
+			r.Log.Info("volume kept: another container uses it", "id", id, "volume", v.Name)
+		}
+	}
 }
 
 // imageArchive is the image as a backend that maps the image config
@@ -278,12 +389,16 @@ func (r *Runtime) applyLayer(root string, layer io.Reader, name string) error {
 // releaseImageBundle removes an image container's bundle (imagebundle's
 // Release) and its use of the image. Safe to call for any container: it
 // acts only on the bundle the data dir holds for id.
-func (r *Runtime) releaseImageBundle(id, bundle string) {
+func (r *Runtime) releaseImageBundle(id, bundle string, vols volumePolicy) {
 	ann, problems, ok := r.bundles().Release(id, bundle)
 	for _, p := range problems {
 		r.Log.Warn("release image bundle", "id", id, "err", p)
 	}
-	if !ok || ann[imagespec.AnnotationImageDigest] == "" {
+	if !ok {
+		return
+	}
+	r.releaseVolumes(id, ann, vols)
+	if ann[imagespec.AnnotationImageDigest] == "" {
 		return
 	}
 	h, err := v1.NewHash(ann[imagespec.AnnotationImageDigest])

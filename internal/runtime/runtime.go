@@ -219,7 +219,7 @@ func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.C
 	if err := h.Remove(); err != nil {
 		r.Log.Warn("rollback: remove state failed", "id", c.ID, "err", err)
 	}
-	r.releaseImageBundle(c.ID, c.Bundle)
+	r.releaseImageBundle(c.ID, c.Bundle, keepVolumes)
 	return cause
 }
 
@@ -256,7 +256,7 @@ func (r *Runtime) run(ctx context.Context, id string, req createRequest, opts ba
 			r.Log.Warn("remove finished container", "id", id, "err", err)
 		}
 		_ = h.Remove()
-		r.releaseImageBundle(id, c.Bundle)
+		r.releaseImageBundle(id, c.Bundle, removeAnonymous)
 	}
 	return status, werr
 }
@@ -392,7 +392,13 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool
 // force, an id the store does not know is looked up in the backends whose
 // objects carry it (a CT left by a crash that lost the state directory).
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
-	err := r.delete(ctx, id, force)
+	return r.DeleteVolumes(ctx, id, force, false)
+}
+
+// DeleteVolumes is Delete; with volumes (delete --volumes) the
+// container's volumes that no other container uses go too.
+func (r *Runtime) DeleteVolumes(ctx context.Context, id string, force, volumes bool) error {
+	err := r.delete(ctx, id, force, volumes)
 	if !force || !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}
@@ -418,8 +424,9 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	return err
 }
 
-func (r *Runtime) delete(ctx context.Context, id string, force bool) error {
+func (r *Runtime) delete(ctx context.Context, id string, force, volumes bool) error {
 	return r.locked(id, func(rec *store.Record, be backend.Backend, c *backend.Container, h *store.Handle) error {
+		c.DeleteVolumes = volumes
 		// A "creating" record whose lock we hold was left by a creator
 		// that died: clean it up whatever force says.
 		if err := be.Delete(ctx, c, force || rec.Status == store.StatusCreating); err != nil {
@@ -428,7 +435,11 @@ func (r *Runtime) delete(ctx context.Context, id string, force bool) error {
 		if err := h.Remove(); err != nil {
 			return err
 		}
-		r.releaseImageBundle(rec.ID, rec.Bundle)
+		pol := keepVolumes
+		if volumes {
+			pol = removeVolumes
+		}
+		r.releaseImageBundle(rec.ID, rec.Bundle, pol)
 		return nil
 	})
 }

@@ -376,3 +376,34 @@ func Serve(port int, wrap func(http.Handler) http.Handler, images map[string]v1.
 
 // Close stops the registry.
 func (r *Registry) Close() { r.srv.Close() }
+
+// App is base (test/busybox:1) as version VERSION of an application:
+// a layer with /opt/app/version (VERSION) and /srv/data/seed, a VOLUME
+// at /srv/data, APP_VERSION in Env, and a command that runs until
+// stopped. Two versions differ in those files and the digest only, the
+// pair an upgrade goes between.
+func App(base v1.Image, version string) (v1.Image, error) {
+	l, err := Layer([]Entry{
+		{Name: "opt/app/", Type: tar.TypeDir},
+		{Name: "opt/app/version", Data: []byte(version + "\n")},
+		{Name: "srv/", Type: tar.TypeDir},
+		{Name: "srv/data/", Type: tar.TypeDir, UID: 1000, GID: 1000, Mode: 0o750},
+		{Name: "srv/data/seed", Data: []byte("seeded by " + version + "\n"), UID: 1000, GID: 1000},
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Volumes = map[string]struct{}{"/srv/data": {}}
+	cf.Config.Env = append(cf.Config.Env, "APP_VERSION="+version)
+	cf.Config.Cmd = []string{"/bin/sh", "-c", "cat /opt/app/version; exec sleep 100000"}
+	return mutate.ConfigFile(img, cf)
+}

@@ -172,8 +172,20 @@ func (b *Backend) Create(ctx context.Context, c *backend.Container, opts backend
 	if err := os.MkdirAll(initDir(p, c.ID), 0o755); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "init directory")
 	}
-	if err := unix.Mkfifo(filepath.Join(initDir(p, c.ID), "exec.fifo"), 0o622); err != nil {
+	fifo := filepath.Join(initDir(p, c.ID), "exec.fifo")
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "exec fifo")
+	}
+	// LXC runs the stand-in as the process's user (lxc.init.uid): the
+	// directory and fifo are that user's, for its ready file and the
+	// fifo's open.
+	if u := c.Spec.Process; u != nil && (u.User.UID != 0 || u.User.GID != 0) {
+		uid, gid := hostID(c.Spec, u.User.UID, true), hostID(c.Spec, u.User.GID, false)
+		for _, f := range []string{initDir(p, c.ID), fifo} {
+			if err := os.Chown(f, int(uid), int(gid)); err != nil {
+				return errdefs.Wrap(errdefs.ErrInternal, err, "init directory")
+			}
+		}
 	}
 	if err := writeProcessFile(initDir(p, c.ID), cfg.StandIn); err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for lxc")
@@ -611,4 +623,22 @@ func (b *Backend) freeze(ctx context.Context, c *backend.Container, tool string)
 func hostHostname() string {
 	h, _ := os.Hostname()
 	return h
+}
+
+// hostID maps a container id to the host's through the spec's user
+// namespace maps (none: the same id).
+func hostID(s *specs.Spec, id uint32, uid bool) uint32 {
+	if s.Linux == nil {
+		return id
+	}
+	maps := s.Linux.GIDMappings
+	if uid {
+		maps = s.Linux.UIDMappings
+	}
+	for _, m := range maps {
+		if id >= m.ContainerID && id-m.ContainerID < m.Size {
+			return m.HostID + id - m.ContainerID
+		}
+	}
+	return id
 }
