@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,10 +40,18 @@ type ImageRequest struct {
 	Ref       string
 	Pull      image.PullOptions
 	Overrides imagespec.Overrides
+	// Name is recorded as the image's name when Ref is a digest the store
+	// holds (upgrade: the name the container was made from).
+	Name string
 	// Volumes are -v NAME:/PATH; the image's VOLUMEs no -v covers get
 	// anonymous ones (volume.ForImage).
 	Volumes []volume.Mount
 }
+
+// AnnotationImageOverrides records an image container's command-line
+// overrides (imagespec.Overrides as JSON: command, env, workdir, user,
+// tty, annotations).
+const AnnotationImageOverrides = "org.proxcage.image.overrides"
 
 // Volumes is the store of the data volumes of this host's backends.
 func (r *Runtime) Volumes() volume.Store {
@@ -224,10 +233,18 @@ func (r *Runtime) prepareImageBundleVolumes(ctx context.Context, id string, req 
 	if o.Hostname == "" {
 		o.Hostname = hostnameFor(id)
 	}
-	s, err := imagespec.Generate(imagespec.Image{Name: img.Name, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
+	name := img.Name
+	if req.Name != "" {
+		name = req.Name
+	}
+	s, err := imagespec.Generate(imagespec.Image{Name: name, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
 	if err != nil {
 		return nil, nil, nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
 	}
+	// What the user asked for, so that an upgrade applies it over the
+	// next image's config.
+	ov, _ := json.Marshal(req.Overrides)
+	s.Annotations[AnnotationImageOverrides] = string(ov)
 	rr, readsOnly := be.(backend.RootfsReader)
 	readsOnly = readsOnly && rr.ReadsRootfsOnly()
 	var imageVolumes map[string]struct{}

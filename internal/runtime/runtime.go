@@ -211,6 +211,7 @@ func (r *Runtime) create(ctx context.Context, id string, req createRequest, opts
 // clean up (its API unreachable, say), the state is kept, so that
 // `delete --force` can finish the job, and the error says so.
 func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.Container, h *store.Handle, cause error) error {
+	c.DeleteVolumes = true // made by this create (a volume of this host's outlives it: releaseImageBundle keeps it)
 	if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {
 		r.Log.Debug("rollback: backend cleanup failed", "id", c.ID, "err", err)
 		h.Unlock()
@@ -252,6 +253,9 @@ func (r *Runtime) run(ctx context.Context, id string, req createRequest, opts ba
 	status, werr := be.(backend.Attacher).Wait(ctx, c)
 	// The container is gone or going: remove it like runc run does.
 	if h, err := r.Store.Lock(id); err == nil {
+		// Its anonymous volumes go with it, as podman's run --rm (a backend
+		// that frees volumes with the container refused named ones).
+		c.DeleteVolumes = true
 		if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {
 			r.Log.Warn("remove finished container", "id", id, "err", err)
 		}

@@ -99,16 +99,20 @@ func cleanPath(p string) (string, error) {
 
 // ForImage is the volume list of a container: the user's (-v), then one
 // anonymous volume for each of the image's VOLUME paths no user volume
-// covers, named ID-N (N its index among the image's sorted paths, so a
-// recreated container of the same id and image names them alike).
+// covers, named ID-N (N its index among the image's sorted paths, or the
+// next free one, so a recreated container of the same id and image
+// names them alike).
 func ForImage(id string, user []Mount, imageVolumes map[string]struct{}) ([]Mount, error) {
 	out := make([]Mount, 0, len(user)+len(imageVolumes))
-	seen := map[string]bool{}
+	seen, names := map[string]bool{}, map[string]bool{}
 	for _, m := range user {
 		if seen[m.Path] {
 			return nil, errdefs.New(errdefs.ErrInvalidArgument, "two volumes at %s", m.Path)
 		}
-		seen[m.Path] = true
+		if names[m.Name] {
+			return nil, errdefs.New(errdefs.ErrInvalidArgument, "volume %s mounted twice", m.Name)
+		}
+		seen[m.Path], names[m.Name] = true, true
 		out = append(out, m)
 	}
 	paths := make([]string, 0, len(imageVolumes))
@@ -125,7 +129,13 @@ func ForImage(id string, user []Mount, imageVolumes map[string]struct{}) ([]Moun
 			continue
 		}
 		seen[p] = true
-		out = append(out, Mount{Name: fmt.Sprintf("%s-%d", id, i), Path: p, Anonymous: true})
+		n := i
+		for names[fmt.Sprintf("%s-%d", id, n)] {
+			n++ // taken by a volume an upgrade carries over
+		}
+		name := fmt.Sprintf("%s-%d", id, n)
+		names[name] = true
+		out = append(out, Mount{Name: name, Path: p, Anonymous: true})
 	}
 	return out, nil
 }

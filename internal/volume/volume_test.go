@@ -56,6 +56,15 @@ func TestForImage(t *testing.T) {
 	if _, err := ForImage("web", []Mount{{Name: "a", Path: "/x"}, {Name: "b", Path: "/x"}}, nil); err == nil {
 		t.Fatal("two volumes at one path accepted")
 	}
+	if _, err := ForImage("web", []Mount{{Name: "a", Path: "/x"}, {Name: "a", Path: "/y"}}, nil); err == nil {
+		t.Fatal("one volume at two paths accepted")
+	}
+	// An upgrade carries web-0 (at /old); the new image's first VOLUME
+	// gets the next free name.
+	carried, err := ForImage("web", []Mount{{Name: "web-0", Path: "/old", Anonymous: true}}, map[string]struct{}{"/new": {}})
+	if err != nil || len(carried) != 2 || carried[1] != (Mount{Name: "web-1", Path: "/new", Anonymous: true}) {
+		t.Fatalf("carried: %+v, %v", carried, err)
+	}
 	ann := map[string]string{Annotation: Encode(got)}
 	back, err := Decode(ann)
 	if err != nil || !reflect.DeepEqual(back, got) {

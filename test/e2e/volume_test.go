@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/proxcage/proxcage/test/testimages"
 )
@@ -24,13 +28,19 @@ func serveAppImages(t *testing.T) *testimages.Registry {
 		t.Skip(err)
 	}
 	imgs := map[string]v1.Image{"test/busybox:1": bb}
-	for _, v := range []string{"1", "2"} {
+	for _, v := range []string{"1", "2", "broken"} {
 		a, err := testimages.App(bb, v)
 		if err != nil {
 			t.Fatal(err)
 		}
 		imgs["test/app:"+v] = a
 	}
+	// test/app:broken's command does not exist.
+	broken, err := mutate.Config(imgs["test/app:broken"], v1.Config{Cmd: []string{"/opt/app/missing"}, Env: []string{"PATH=/bin"}, Volumes: map[string]struct{}{"/srv/data": {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs["test/app:broken"] = broken
 	r, err := testimages.Serve(0, nil, imgs)
 	if err != nil {
 		t.Fatal(err)
@@ -169,4 +179,56 @@ func TestVolumesBadInput(t *testing.T) {
 	if left := containersLeft(data); len(left) != 0 {
 		t.Fatalf("image bundles left: %v", left)
 	}
+}
+
+// On pve a volume is a mount point volume of the CT on rootfs_storage,
+// made by the create call (so the image's files land in it) with
+// keepattrs (its root keeps the image directory's owner); PVE frees it
+// with the CT, so delete refuses without --volumes.
+func TestVolumesPVE(t *testing.T) {
+	p := newPVEEnv(t)
+	p.needDouble()
+	withDataDir(t, p.env)
+	reg := serveAppImages(t)
+	app1 := reg.Host + "/test/app:1"
+	p.ok("run", "-d", "-q", "--image", app1, "-u", "app", "-v", "appdata:/srv/data", "ct-vol")
+	st := p.waitStatus("ct-vol", specs.StateRunning)
+	vmid := vmidOf(t, st)
+	conf := p.pct("config", strconv.Itoa(vmid))
+	want := fmt.Sprintf("mp0: local-lvm:vm-%d-disk-1,mp=/srv/data,backup=1,keepattrs=1,size=8G\n", vmid)
+	if !strings.Contains(conf, want) {
+		t.Fatalf("CT config lacks %q:\n%s", want, conf)
+	}
+	var out string
+	for range 100 {
+		if out = p.ok("exec", "ct-vol", "sh", "-c", "cat /srv/data/seed; stat -c '%u:%g %a' /srv/data; echo kept > /srv/data/f; cat /srv/data/f"); out != "" {
+			break
+		}
+	}
+	if out != "seeded by 1\n1000:1000 750\nkept\n" {
+		t.Fatalf("the volume in the CT: %q", out)
+	}
+	vol := filepath.Join(p.state, "volumes", "local-lvm", fmt.Sprintf("vm-%d-disk-1", vmid))
+	if b, err := os.ReadFile(filepath.Join(vol, "f")); err != nil || string(b) != "kept\n" {
+		t.Fatalf("the write is not in the volume %s: %q %v", vol, b, err)
+	}
+	r := p.run("delete", "--force", "ct-vol")
+	if r.code == 0 || !strings.Contains(r.stderr, "holds the volumes appdata at /srv/data") {
+		t.Fatalf("delete without --volumes: exit %d %q", r.code, r.stderr)
+	}
+	oneLine(t, "delete without --volumes", r.stderr)
+	if s := p.state_("ct-vol"); s.Status != specs.StateRunning {
+		t.Fatalf("refused delete changed the CT: %+v", s)
+	}
+	// A foreground run cannot keep a named volume: refused before any CT.
+	r = p.run("run", "-q", "--image", app1, "-v", "other:/srv/data", "ct-fg", "--", "true")
+	if r.code != 2 || !strings.Contains(r.stderr, "the named volume would go too") {
+		t.Fatalf("foreground run with a named volume: exit %d %q", r.code, r.stderr)
+	}
+	oneLine(t, "foreground named volume", r.stderr)
+	p.ok("delete", "--force", "--volumes", "ct-vol")
+	if _, err := os.Stat(vol); !os.IsNotExist(err) {
+		t.Fatalf("volume left after delete --volumes: %v", err)
+	}
+	p.assertRootEmpty()
 }

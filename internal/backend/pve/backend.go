@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +34,7 @@ import (
 	"github.com/proxcage/proxcage/internal/config"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/lxctools"
+	"github.com/proxcage/proxcage/internal/volume"
 )
 
 // OCITemplateName names the OCI archive template of an image:
@@ -134,6 +136,9 @@ type private struct {
 	Keeper      int    `json:"keeper,omitempty"`
 	KeeperStart uint64 `json:"keeperStart,omitempty"`
 	KeeperDir   string `json:"keeperDir,omitempty"`
+	// Volumes are the CT's mount point volumes made for its volumes
+	// (translate.go volumes): PVE frees them with the CT.
+	Volumes []volume.Mount `json:"volumes,omitempty"`
 }
 
 func loadPrivate(c *backend.Container) (private, error) {
@@ -233,6 +238,15 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 		keeper = keeperDir(c.StateDir)
 		set.Keeper = CtrKeeperDir
 	}
+	vols, err := volume.Decode(c.Spec.Annotations)
+	if err != nil {
+		return err
+	}
+	if foreground && slices.ContainsFunc(vols, func(v volume.Mount) bool { return !v.Anonymous }) {
+		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg:  "a foreground run on pve removes its CT at the end, and PVE frees a CT's volumes with it: the named volume would go too",
+			Hint: "run it with --detach (-d): the CT and its volumes stay until `proxcage delete --volumes`"}
+	}
 	set.RawLines = b.cfg.Transport == "pct"
 	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver, Container: cver})
 	if err != nil {
@@ -297,7 +311,7 @@ func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend
 	if err != nil {
 		return err
 	}
-	p := private{Template: volid, PidFile: opts.PidFile, Node: node}
+	p := private{Template: volid, PidFile: opts.PidFile, Node: node, Volumes: vols}
 
 	avoid := map[int]bool{}
 	requested, hasRequest := c.Spec.Annotations[AnnotationVMID]
@@ -668,6 +682,15 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	p, err := loadPrivate(c)
 	if err != nil {
 		return err
+	}
+	if len(p.Volumes) > 0 && !c.DeleteVolumes && p.VMID != 0 {
+		names := make([]string, len(p.Volumes))
+		for i, v := range p.Volumes {
+			names[i] = v.Name + " at " + v.Path
+		}
+		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
+			Msg:  fmt.Sprintf("CT %d holds the volumes %s, and PVE frees a CT's volumes with it", p.VMID, strings.Join(names, ", ")),
+			Hint: fmt.Sprintf("`proxcage delete --volumes %s` removes the CT and its data; `proxcage upgrade %s` moves it to a new image with the data kept", c.ID, c.ID)}
 	}
 	if err := b.delete(ctx, c, p, force); err != nil {
 		return err

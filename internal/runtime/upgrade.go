@@ -1,0 +1,255 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/image"
+	"github.com/proxcage/proxcage/internal/imagespec"
+	"github.com/proxcage/proxcage/internal/spec"
+	"github.com/proxcage/proxcage/internal/volume"
+)
+
+// UpgradeRequest is `proxcage upgrade ID [--image REF]`.
+type UpgradeRequest struct {
+	ID   string
+	Ref  string // "" = the name the container was made from, resolved again
+	Pull image.PullOptions
+	// Health is the command whose exit 0 says the new container works
+	// (--health-cmd; else the image's Healthcheck CMD; else: still
+	// running after Settle).
+	Health  []string
+	Timeout time.Duration // for the health check to pass (default 30s)
+	Settle  time.Duration // a container without health check must run this long (default 2s)
+	// Progress gets one line per step.
+	Progress func(format string, a ...any)
+}
+
+// UpgradeResult says what an upgrade did.
+type UpgradeResult struct {
+	ID      string `json:"id"`
+	Image   string `json:"image"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Changed bool   `json:"changed"`
+}
+
+// recorded is what an image container's bundle says it was made from.
+type recorded struct {
+	name, digest string
+	overrides    imagespec.Overrides
+	volumes      []volume.Mount
+}
+
+func readRecorded(s *specs.Spec, id string) (recorded, error) {
+	ann := s.Annotations
+	rec := recorded{name: ann[imagespec.AnnotationImageName], digest: ann[imagespec.AnnotationImageDigest]}
+	if rec.name == "" || rec.digest == "" {
+		return rec, errdefs.New(errdefs.ErrInvalidArgument, "container %q was not made from an image (create/run --image)", id)
+	}
+	if v := ann[AnnotationImageOverrides]; v != "" {
+		if err := json.Unmarshal([]byte(v), &rec.overrides); err != nil {
+			return rec, errdefs.New(errdefs.ErrInternal, "annotation %s of %s: %v", AnnotationImageOverrides, id, err)
+		}
+	}
+	vols, err := volume.Decode(ann)
+	rec.volumes = vols
+	return rec, err
+}
+
+// Upgrade moves an image container to the image its name names now (or
+// REF), keeping its id, its volumes and the user's overrides (command,
+// env, workdir, user, tty, annotations), merged over the new image's
+// config. Nothing happens when the digest is the same.
+//
+// On this host's backends (native, lxc) a container is its bundle: the
+// upgrade stops it, makes it again from the new image and starts it; the
+// new one must pass the health check, else it is removed and the old
+// one is made again from the old image (still in the store by digest)
+// and started, with the same volumes: the data written by the failed
+// start stays (a directory has no snapshot).
+func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResult, error) {
+	say := req.Progress
+	if say == nil {
+		say = func(string, ...any) {}
+	}
+	res := UpgradeResult{ID: req.ID}
+	rec, be, _, err := r.load(req.ID)
+	if err != nil {
+		return res, err
+	}
+	if rr, ok := be.(backend.RootfsReader); ok && rr.ReadsRootfsOnly() {
+		return res, errdefs.WithHint(backend.Unsupported(be, "upgrade"),
+			"on pve, make the new CT with `proxcage run -d --image REF` and move the data (pct move-volume) until upgrade is built there")
+	}
+	b, err := spec.Load(rec.Bundle)
+	if err != nil {
+		return res, errdefs.Wrap(errdefs.Category(err), err, "read the bundle of %s", req.ID)
+	}
+	old, err := readRecorded(b.Spec, req.ID)
+	if err != nil {
+		return res, err
+	}
+	ref := req.Ref
+	if ref == "" {
+		ref = old.name
+	}
+	res.Image, res.From, res.To = ref, old.digest, old.digest
+	st, err := r.ImageStore()
+	if err != nil {
+		return res, err
+	}
+	say("resolving %s", ref)
+	img, err := st.Pull(ctx, ref, req.Pull)
+	if err != nil {
+		return res, err
+	}
+	res.To = img.Digest.String()
+	if res.To == old.digest {
+		return res, nil
+	}
+	health := req.Health
+	if len(health) == 0 && img.Config != nil {
+		health = healthCommand(img.Config.Config.Healthcheck)
+	}
+
+	wasRunning := rec.Status == "running"
+	if cur, err := r.State(ctx, req.ID); err == nil {
+		wasRunning = cur.Status == specs.StateRunning
+	}
+	carry := ImageRequest{Pull: req.Pull, Overrides: old.overrides, Volumes: old.volumes}
+
+	say("stopping %s", req.ID)
+	if err := r.stopAndDelete(ctx, req.ID); err != nil {
+		return res, errdefs.Context(err, "stop the old container", "")
+	}
+	say("creating %s from %s (%s)", req.ID, ref, res.To)
+	next := carry
+	next.Ref, next.Name = res.To, ref
+	err = r.CreateFromImage(ctx, req.ID, next, backend.CreateOpts{})
+	if err == nil {
+		say("starting %s", req.ID)
+		if err = r.Start(ctx, req.ID); err == nil {
+			err = r.checkHealth(ctx, req.ID, health, req.Timeout, req.Settle, say)
+		}
+	}
+	if err == nil {
+		res.Changed = true
+		return res, nil
+	}
+
+	// Back to the old image.
+	cause := err
+	say("the new container failed (%s): back to %s", errdefs.OneLine(cause), old.digest)
+	if derr := r.stopAndDelete(ctx, req.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+		return res, errdefs.WithHint(cause, fmt.Sprintf("and removing it failed (%s): `proxcage delete --force %s`, then create it again from %s", errdefs.OneLine(derr), req.ID, old.digest))
+	}
+	back := carry
+	back.Ref, back.Name = old.digest, old.name
+	if rerr := r.CreateFromImage(ctx, req.ID, back, backend.CreateOpts{}); rerr != nil {
+		return res, errdefs.WithHint(cause, fmt.Sprintf("and making the old container again failed (%s): `proxcage create --image %s %s`", errdefs.OneLine(rerr), old.digest, req.ID))
+	}
+	if wasRunning {
+		if serr := r.Start(ctx, req.ID); serr != nil {
+			return res, errdefs.WithHint(cause, fmt.Sprintf("and starting the old container again failed (%s)", errdefs.OneLine(serr)))
+		}
+	}
+	res.To = old.digest
+	return res, errdefs.Wrap(errdefs.Category(cause), cause, "upgrade to %s failed, %s runs %s again", img.Digest, req.ID, old.digest)
+}
+
+// stopAndDelete ends a container as `podman stop` then rm does: SIGTERM,
+// SIGKILL after 10 s, then delete (keeping the volumes).
+func (r *Runtime) stopAndDelete(ctx context.Context, id string) error {
+	if st, err := r.State(ctx, id); err == nil && st.Status == specs.StateRunning {
+		_ = r.Kill(ctx, id, unix.SIGTERM, false)
+		if !r.waitStopped(ctx, id, 10*time.Second) {
+			_ = r.Kill(ctx, id, unix.SIGKILL, true)
+			r.waitStopped(ctx, id, 10*time.Second)
+		}
+	}
+	return r.Delete(ctx, id, true)
+}
+
+func (r *Runtime) waitStopped(ctx context.Context, id string, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		st, err := r.State(ctx, id)
+		if err != nil || st.Status == specs.StateStopped {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// checkHealth runs the health command in the container until it exits 0
+// (or timeout); without one, the container must still run after settle.
+func (r *Runtime) checkHealth(ctx context.Context, id string, cmd []string, timeout, settle time.Duration, say func(string, ...any)) error {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	if settle <= 0 {
+		settle = 2 * time.Second
+	}
+	if len(cmd) == 0 {
+		time.Sleep(settle)
+		st, err := r.State(ctx, id)
+		if err != nil {
+			return err
+		}
+		if st.Status != specs.StateRunning {
+			return errdefs.New(errdefs.ErrFailedPrecondition, "the new container is %s %s after its start", st.Status, settle)
+		}
+		return nil
+	}
+	say("health check: %s", strings.Join(cmd, " "))
+	end := time.Now().Add(timeout)
+	last := -1
+	for {
+		st, err := r.State(ctx, id)
+		if err != nil {
+			return err
+		}
+		if st.Status != specs.StateRunning {
+			return errdefs.New(errdefs.ErrFailedPrecondition, "the new container is %s", st.Status)
+		}
+		status, err := r.Exec(ctx, id, ExecRequest{Args: cmd})
+		if err == nil && status == 0 {
+			return nil
+		}
+		last = status
+		if time.Now().After(end) {
+			if err != nil {
+				return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "health check %q", strings.Join(cmd, " "))
+			}
+			return errdefs.New(errdefs.ErrFailedPrecondition, "health check %q failed for %s (last exit status %d)", strings.Join(cmd, " "), timeout, last)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// healthCommand is the argv of an image's HEALTHCHECK: CMD args as they
+// are, CMD-SHELL through /bin/sh -c (Docker's rule); NONE or none: nil.
+func healthCommand(h *v1.HealthConfig) []string {
+	if h == nil || len(h.Test) < 2 {
+		return nil
+	}
+	switch h.Test[0] {
+	case "CMD":
+		return h.Test[1:]
+	case "CMD-SHELL":
+		return []string{"/bin/sh", "-c", strings.Join(h.Test[1:], " ")}
+	}
+	return nil
+}
