@@ -43,6 +43,13 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	return img, nil
 }
 
+// CheckPlatform reports whether p is a platform Pull and Resolve take
+// ("" or os/arch[/variant]).
+func CheckPlatform(p string) error {
+	_, err := parsePlatform(p)
+	return err
+}
+
 func parsePlatform(p string) (v1.Platform, error) {
 	if p == "" {
 		return v1.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}, nil
