@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -114,7 +115,7 @@ func (a *app) printUpgradeCheck(statuses []runtime.UpgradeStatus, format string)
 		case s.UpToDate:
 			status = "up to date"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Image, shortSHA(s.Current), shortSHA(s.Available), status)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.ID, shortRef(s.Image), shortSHA(s.Current), shortSHA(s.Available), status)
 	}
 	return w.Flush()
 }
@@ -137,4 +138,14 @@ func upgradeCheckFailure(statuses []runtime.UpgradeStatus) error {
 	}
 	return errdefs.Wrap(errdefs.Category(first.Err), first.Err,
 		"upgrade --check: %d of %d containers could not be checked; %s", failed, len(statuses), first.ID)
+}
+
+// shortRef is a digest reference with its digest shortened, as list's IMAGE
+// column spells digests (other names as they are).
+func shortRef(ref string) string {
+	name, d, ok := strings.Cut(ref, "@")
+	if !ok {
+		return ref
+	}
+	return name + "@" + shortSHA(d)
 }

@@ -128,7 +128,7 @@ func TestUpgradeCheck(t *testing.T) {
 		`^a-stale +` + regexp.QuoteMeta(v1ref) + ` +` + short(stale) + ` +` + short(d["v1"]) + ` +update available$`,
 		`^b-fresh +` + regexp.QuoteMeta(v1ref) + ` +` + short(d["v1"]) + ` +` + short(d["v1"]) + ` +up to date$`,
 		`^c-other +` + regexp.QuoteMeta(v2ref) + ` +` + short(d["v2"]) + ` +` + short(d["v2"]) + ` +up to date$`,
-		`^d-pinned +` + regexp.QuoteMeta(pinned) + ` +` + short(stale) + ` +` + short(stale) + ` +up to date \(pinned\)$`,
+		`^d-pinned +registry\.invalid/app@` + short(stale) + ` +` + short(stale) + ` +` + short(stale) + ` +up to date \(pinned\)$`,
 	} {
 		if !regexp.MustCompile(w).MatchString(lines[i+1]) {
 			t.Errorf("table row %d %q does not match %s", i+1, lines[i+1], w)
