@@ -32,6 +32,18 @@ func (a *app) completeID(_ *cobra.Command, args []string, toComplete string) ([]
 	return a.containerIDs(toComplete), noFiles
 }
 
+// completeIDs offers the ids in the state store for a command that takes
+// several, each once.
+func (a *app) completeIDs(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	var out []string
+	for _, c := range a.containerIDs(toComplete) {
+		if id, _, _ := strings.Cut(c, "\t"); !slices.Contains(args, id) {
+			out = append(out, c)
+		}
+	}
+	return out, noFiles
+}
+
 // containerIDs are the ids `list -q` prints, from the records alone, each
 // described by its backend.
 func (a *app) containerIDs(prefix string) []string {

@@ -59,7 +59,7 @@ func TestCompleteContainerIDs(t *testing.T) {
 	e := newEnv(t)
 	e.record("web", "native")
 	e.record("db", "pve")
-	for _, c := range []string{"start", "state", "kill", "delete", "exec", "ps", "pause", "resume", "update"} {
+	for _, c := range []string{"start", "state", "kill", "delete", "exec", "ps", "pause", "resume", "update", "upgrade"} {
 		got, dir := e.complete(c, "")
 		if !slices.Equal(got, []string{"db", "web"}) || dir != noFileDirective {
 			t.Errorf("%s <TAB>: %q %s, want [db web] (as list -q) %s", c, got, dir, noFileDirective)
@@ -73,6 +73,10 @@ func TestCompleteContainerIDs(t *testing.T) {
 		if got, dir := e.complete(args...); len(got) != 0 || dir != noFileDirective {
 			t.Errorf("%q: %q %s, want nothing", args, got, dir)
 		}
+	}
+	// upgrade takes several: one already given is not offered again.
+	if got, dir := e.complete("upgrade", "--check", "web", ""); !slices.Equal(got, []string{"db"}) || dir != noFileDirective {
+		t.Errorf("upgrade --check web <TAB>: %q %s, want [db]", got, dir)
 	}
 	// A new id (create, run, route) is the user's to choose.
 	for _, c := range []string{"create", "run", "route"} {
@@ -186,6 +190,7 @@ func TestCompleteFlagValues(t *testing.T) {
 		{[]string{"list", "--format", ""}, []string{"table", "json"}},
 		{[]string{"ps", "--format", ""}, []string{"table", "json"}},
 		{[]string{"images", "--format", ""}, []string{"table", "json"}},
+		{[]string{"upgrade", "--format", ""}, []string{"table", "json"}},
 		{[]string{"--log-format", ""}, []string{"text", "json"}},
 		{[]string{"--rootless", ""}, []string{"true", "false", "auto"}},
 	} {

@@ -100,6 +100,19 @@ func shortDigest(d string) string {
 	return d
 }
 
+// shortSHA is a digest as sha256:<12 hex>, for tables that show whole
+// references (list, upgrade --check).
+func shortSHA(d string) string {
+	if d == "" {
+		return "-"
+	}
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok {
+		return shortDigest(d)
+	}
+	return alg + ":" + shortDigest(hex)
+}
+
 func humanSize(n int64) string {
 	switch {
 	case n >= 1<<30:

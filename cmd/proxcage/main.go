@@ -183,7 +183,7 @@ file and every key of it: proxcage-config.toml(5).`,
 		a.listCommand(), a.pauseCommand(), a.resumeCommand(), a.updateCommand(),
 		a.featuresCommand(), a.specCommand(), a.versionCommand(),
 		a.routeCommand(), a.doctorCommand(), a.templatesCommand(),
-		a.pullCommand(), a.imagesCommand(), a.rmiCommand(), a.volumesCommand(), lxcHookCommand(), keeperCommand(),
+		a.pullCommand(), a.imagesCommand(), a.rmiCommand(), a.volumesCommand(), a.upgradeCommand(), lxcHookCommand(), keeperCommand(),
 	)
 	root.AddCommand(a.extraCommands(root)...)
 	registerAnnotationCompletion(root)

@@ -224,7 +224,7 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	r := e.run("--help")
-	for _, sub := range []string{"create", "start", "state", "kill", "delete", "exec", "ps", "list", "spec", "features", "route"} {
+	for _, sub := range []string{"create", "start", "state", "kill", "delete", "exec", "ps", "list", "spec", "features", "route", "upgrade"} {
 		if !strings.Contains(r.stdout, "  "+sub+" ") {
 			t.Errorf("--help does not list %q", sub)
 		}

@@ -43,6 +43,13 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	return img, nil
 }
 
+// CheckPlatform reports whether p is a platform Pull and Resolve take
+// ("" or os/arch[/variant]).
+func CheckPlatform(p string) error {
+	_, err := parsePlatform(p)
+	return err
+}
+
 func parsePlatform(p string) (v1.Platform, error) {
 	if p == "" {
 		return v1.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}, nil
@@ -86,17 +93,9 @@ func (s *Store) pull(ctx context.Context, r *srcRef, opts PullOptions) (*Image, 
 	if err != nil {
 		return nil, err
 	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	m, err := imageManifest(raw, digest)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, flat(err), "manifest %s", digest)
-	}
-	if mt := m.Config.MediaType; mt != types.DockerConfigJSON && mt != types.OCIConfigJSON {
-		return nil, errdefs.New(errdefs.ErrInvalidArgument, "not a container image (config media type %q)", mt)
-	}
-	for _, l := range m.Layers {
-		if !layerTypes[l.MediaType] {
-			return nil, errdefs.New(errdefs.ErrInvalidArgument, "layer %s has unsupported media type %q", l.Digest, l.MediaType)
-		}
+		return nil, err
 	}
 
 	if !s.hasBlob(m.Config.Digest) {
@@ -153,6 +152,60 @@ func (s *Store) pull(ctx context.Context, r *srcRef, opts PullOptions) (*Image, 
 	}
 	prog.image(r.name, digest)
 	return &Image{Name: r.name, Digest: digest, Config: cfg, Layers: layers}, nil
+}
+
+// imageManifest parses the manifest raw (of digest) and refuses what is
+// not a container image proxcage can unpack.
+func imageManifest(raw []byte, digest v1.Hash) (*v1.Manifest, error) {
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, flat(err), "manifest %s", digest)
+	}
+	if mt := m.Config.MediaType; mt != types.DockerConfigJSON && mt != types.OCIConfigJSON {
+		return nil, errdefs.New(errdefs.ErrInvalidArgument, "not a container image (config media type %q)", mt)
+	}
+	for _, l := range m.Layers {
+		if !layerTypes[l.MediaType] {
+			return nil, errdefs.New(errdefs.ErrInvalidArgument, "layer %s has unsupported media type %q", l.Digest, l.MediaType)
+		}
+	}
+	return m, nil
+}
+
+// Resolve returns the digest of the image manifest ref names now, for the
+// platform Pull would choose (an index is followed down to it), fetching
+// only manifests: no blob is stored and nothing is recorded, so it is what
+// a check for a newer image asks. Its errors are categorised as Pull's.
+func (s *Store) Resolve(ctx context.Context, ref string, opts PullOptions) (v1.Hash, error) {
+	r, err := parseRef(ref)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	d, err := s.resolve(ctx, r, opts)
+	if err != nil {
+		return v1.Hash{}, errdefs.Wrap(errdefs.Category(err), err, "resolve %s", r.name)
+	}
+	return d, nil
+}
+
+func (s *Store) resolve(ctx context.Context, r *srcRef, opts PullOptions) (v1.Hash, error) {
+	plat, err := parsePlatform(opts.Platform)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	src, err := s.openSource(ctx, r, opts)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	defer src.close()
+	raw, digest, err := src.resolve(ctx, plat)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if _, err := imageManifest(raw, digest); err != nil {
+		return v1.Hash{}, err
+	}
+	return digest, nil
 }
 
 // fetchLayers stores the layers not yet stored, a few at a time; the first

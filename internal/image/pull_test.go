@@ -80,6 +80,33 @@ func TestPullByDigest(t *testing.T) {
 	}
 }
 
+// TestGetByDigestAfterTag: an image pulled by tag, then asked for by a
+// digest reference, is named by that reference (the pin a container made
+// from it records), not by its tag.
+func TestGetByDigestAfterTag(t *testing.T) {
+	s, _ := newStore(t)
+	reg := newRegistry(t)
+	img := multiImage(t)
+	reg.push(t, "test/multi:v1", img)
+	d := digestOf(t, img)
+	tag := reg.host + "/test/multi:v1"
+	if _, err := s.Pull(context.Background(), tag, PullOptions{Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+	pin := reg.host + "/test/multi@" + d.String()
+	got, err := s.Get(pin)
+	if err != nil || got.Digest != d || got.Name != pin {
+		t.Fatalf("Get(%s) = %+v %v, want that name", pin, got, err)
+	}
+	// The store's own names are unchanged; by bare digest the tag names it.
+	if got, err := s.Get(d.String()); err != nil || got.Name != tag {
+		t.Fatalf("Get(digest) = %+v %v, want %s", got, err, tag)
+	}
+	if got, err := s.Get(tag); err != nil || got.Name != tag {
+		t.Fatalf("Get(tag) = %+v %v", got, err)
+	}
+}
+
 func TestPullSkipsStoredBlobs(t *testing.T) {
 	s, logs := newStore(t)
 	reg := newRegistry(t)

@@ -408,6 +408,16 @@ func (s *Store) Get(ref string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if name == "" {
+		// Found by the digest of a digest reference (NAME@sha256:...):
+		// that reference is its name here, not a tag the image also has,
+		// so a container made from it records the pin it was given.
+		if src, err := parseRef(ref); err == nil && src.ref != nil {
+			if _, ok := src.digest(); ok {
+				name = src.name
+			}
+		}
+	}
 	return s.image(e, name)
 }
 

@@ -45,6 +45,11 @@ type State struct {
 	Backend string    `json:"backend"`
 	// Node is the PVE cluster node of a pve container over the API.
 	Node string `json:"node,omitempty"`
+	// Image and ImageDigest are the provenance of a container made from
+	// an image: the name it was made from and the manifest digest it runs
+	// (also in Annotations, as imagespec sets them); empty for a bundle's.
+	Image       string `json:"image,omitempty"`
+	ImageDigest string `json:"imageDigest,omitempty"`
 }
 
 // BundleRequest names a bundle and the operator's annotations
@@ -324,6 +329,7 @@ func (r *Runtime) state(ctx context.Context, rec *store.Record, be backend.Backe
 		},
 		Rootfs: rec.Rootfs, Created: rec.Created, Owner: rec.Owner, Backend: rec.Backend,
 	}
+	st.Image, st.ImageDigest, _ = ImageOf(rec.Annotations)
 	if rec.Status == store.StatusCreating {
 		st.Status = specs.StateCreating
 		// A creator that died leaves its lock free: report the leftover as

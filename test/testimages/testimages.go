@@ -374,6 +374,20 @@ func Serve(port int, wrap func(http.Handler) http.Handler, images map[string]v1.
 	return r, nil
 }
 
+// Push tags img as ref (repository:tag) in the running registry, as a
+// publisher pushing a new version of a tag: what was there before stays
+// reachable by digest. It goes through the wrapper Serve was given.
+func (r *Registry) Push(ref string, img v1.Image) error {
+	tag, err := name.NewTag(r.Host + "/" + ref)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(tag, img); err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+	return nil
+}
+
 // Close stops the registry.
 func (r *Registry) Close() { r.srv.Close() }
 
