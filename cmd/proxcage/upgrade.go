@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,14 +21,31 @@ type upgradeFlags struct {
 	format   string
 	platform string
 	creds    string
+	image    string
+	health   string
+	timeout  time.Duration
+	stop     time.Duration
+	quiet    bool
 }
 
 func (a *app) upgradeCommand() *cobra.Command {
 	var f upgradeFlags
 	cmd := &cobra.Command{
 		Use:   "upgrade [flags] [container-id...]",
-		Short: "Check whether the images containers were made from have newer versions",
-		Long: `With --check, ask the registry of every container made from an image (those
+		Short: "Move a container to a new version of its image, keeping its data; or --check for new versions",
+		Long: `upgrade ID [--image REF] moves the container to the image REF names now
+(default: the name it was made from, resolved again). Nothing happens when
+the digest is the same. Otherwise the container is made again from the new
+image with its id, its volumes (-v, and the image's VOLUMEs) and the user's
+overrides (the command after --, -e, -w, -u, -t, --annotation) merged over the
+new image's config, and started. It must then pass the health check
+(--health-cmd, else the image's HEALTHCHECK, else: still running 2 s after the
+start); if it does not start or fails the check, it is removed and the old
+container is made again from the old image (kept in the store by digest) and
+started: the exit status is non-zero and the old digest runs. Built for the
+native and lxc backends; on pve it is refused (not built yet).
+
+With --check, ask the registry of every container made from an image (those
 named, else all of them; containers made from a bundle are skipped) what the
 name it was made from (create/run --image NAME) names now, and report it
 against the manifest digest the container runs. Only manifests are fetched:
@@ -42,7 +60,9 @@ non-zero when a check failed (its registry unreachable, the name gone: the
 container's row says why, the other containers are still reported, and the
 exit code is that of the first failure's category), or when an id does not
 exist or names a container made from a bundle.`,
-		Example: `  proxcage upgrade --check
+		Example: `  proxcage upgrade web                                   # to what web's tag names now
+  proxcage upgrade web --image docker.io/library/nginx:1.28 --health-cmd 'wget -q -O- localhost'
+  proxcage upgrade --check
   proxcage upgrade --check web db
   proxcage upgrade --check --format json | jq -r '.[] | select(.upToDate | not) | .id'
   proxcage run -d --image docker.io/library/busybox@sha256:DIGEST pinned   # never stale`,
@@ -54,7 +74,12 @@ exist or names a container made from a bundle.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !f.check {
-				return errdefs.New(errdefs.ErrInvalidArgument, "upgrade: only --check is built yet")
+				return a.runUpgrade(cmd, args, f)
+			}
+			for _, flag := range []string{"image", "health-cmd", "health-timeout", "time"} {
+				if cmd.Flags().Changed(flag) {
+					return errdefs.New(errdefs.ErrInvalidArgument, "upgrade: --%s does not go with --check", flag)
+				}
 			}
 			return a.runUpgradeCheck(cmd, args, f)
 		},
@@ -62,11 +87,47 @@ exist or names a container made from a bundle.`,
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&f.check, "check", false, "report the containers whose image has a newer version; change nothing")
+	fl.StringVar(&f.image, "image", "", "the image to move to (default: the name the container was made from)")
+	fl.StringVar(&f.health, "health-cmd", "", "a shell command run in the new container (sh -c) whose exit 0 lets the upgrade stand")
+	fl.DurationVar(&f.timeout, "health-timeout", 30*time.Second, "how long the health check may take to pass")
+	fl.DurationVarP(&f.stop, "time", "t", 10*time.Second, "how long the old container gets to stop after SIGTERM before SIGKILL")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress lines or pull bars")
 	fl.StringVarP(&f.format, "format", "f", "table", "with --check: table or json")
 	fl.StringVar(&f.platform, "platform", "", "os/arch[/variant] to check for (default: that of the image each container runs)")
 	fl.StringVar(&f.creds, "creds", "", "USER:PASSWORD for the registries (or $PROXCAGE_REGISTRY_CREDS)")
 	_ = cmd.RegisterFlagCompletionFunc("format", completeFormat)
 	return cmd
+}
+
+// runUpgrade is `upgrade ID`: progress on stderr, the result on stdout.
+func (a *app) runUpgrade(cmd *cobra.Command, ids []string, f upgradeFlags) error {
+	if len(ids) != 1 {
+		return errdefs.New(errdefs.ErrInvalidArgument, "upgrade: name one container (or --check for a report on many)")
+	}
+	if cmd.Flags().Changed("format") {
+		return errdefs.New(errdefs.ErrInvalidArgument, "upgrade: --format goes with --check")
+	}
+	rt, err := a.runtime()
+	if err != nil {
+		return err
+	}
+	req := runtime.UpgradeRequest{ID: ids[0], Ref: f.image, Pull: a.pullOptions(f.platform, f.creds, f.quiet), Timeout: f.timeout, Stop: f.stop}
+	if f.health != "" {
+		req.Health = []string{"/bin/sh", "-c", f.health}
+	}
+	if !f.quiet {
+		req.Progress = func(format string, args ...any) { fmt.Fprintf(a.stderr, "upgrade: "+format+"\n", args...) }
+	}
+	res, err := rt.Upgrade(cmd.Context(), req)
+	if err != nil {
+		return errdefs.Context(err, "upgrade", ids[0])
+	}
+	if !res.Changed {
+		_, err := fmt.Fprintf(a.stdout, "%s: up to date (%s %s)\n", res.ID, res.Image, shortSHA(res.To))
+		return err
+	}
+	_, err = fmt.Fprintf(a.stdout, "%s: upgraded to %s (%s -> %s)\n", res.ID, res.Image, shortSHA(res.From), shortSHA(res.To))
+	return err
 }
 
 // runUpgradeCheck is `upgrade --check`.

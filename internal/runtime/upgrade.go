@@ -31,6 +31,9 @@ type UpgradeRequest struct {
 	Health  []string
 	Timeout time.Duration // for the health check to pass (default 30s)
 	Settle  time.Duration // a container without health check must run this long (default 2s)
+	// Stop is how long the old container gets after SIGTERM (default 10s,
+	// podman stop's).
+	Stop time.Duration
 	// Progress gets one line per step.
 	Progress func(format string, a ...any)
 }
@@ -130,7 +133,10 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 	carry := ImageRequest{Pull: req.Pull, Overrides: old.overrides, Volumes: old.volumes}
 
 	say("stopping %s", req.ID)
-	if err := r.stopAndDelete(ctx, req.ID); err != nil {
+	if req.Stop <= 0 {
+		req.Stop = 10 * time.Second
+	}
+	if err := r.stopAndDelete(ctx, req.ID, req.Stop); err != nil {
 		return res, errdefs.Context(err, "stop the old container", "")
 	}
 	say("creating %s from %s (%s)", req.ID, ref, res.To)
@@ -151,7 +157,7 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 	// Back to the old image.
 	cause := err
 	say("the new container failed (%s): back to %s", errdefs.OneLine(cause), old.digest)
-	if derr := r.stopAndDelete(ctx, req.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+	if derr := r.stopAndDelete(ctx, req.ID, req.Stop); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
 		return res, errdefs.WithHint(cause, fmt.Sprintf("and removing it failed (%s): `proxcage delete --force %s`, then create it again from %s", errdefs.OneLine(derr), req.ID, old.digest))
 	}
 	back := carry
@@ -169,11 +175,11 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 }
 
 // stopAndDelete ends a container as `podman stop` then rm does: SIGTERM,
-// SIGKILL after 10 s, then delete (keeping the volumes).
-func (r *Runtime) stopAndDelete(ctx context.Context, id string) error {
+// SIGKILL after grace, then delete (keeping the volumes).
+func (r *Runtime) stopAndDelete(ctx context.Context, id string, grace time.Duration) error {
 	if st, err := r.State(ctx, id); err == nil && st.Status == specs.StateRunning {
 		_ = r.Kill(ctx, id, unix.SIGTERM, false)
-		if !r.waitStopped(ctx, id, 10*time.Second) {
+		if !r.waitStopped(ctx, id, grace) {
 			_ = r.Kill(ctx, id, unix.SIGKILL, true)
 			r.waitStopped(ctx, id, 10*time.Second)
 		}

@@ -557,6 +557,18 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+	// The keeper (lxc-execute) holds the container's command socket a
+	// moment after its init is gone: a create of the same id right after
+	// this delete (upgrade does it) would find it "already running".
+	if p.Keeper > 0 {
+		for deadline := time.Now().Add(10 * time.Second); proc.Alive(p.Keeper, p.KeeperStart); {
+			if time.Now().After(deadline) {
+				_ = unix.Kill(p.Keeper, unix.SIGKILL)
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
 	if p.State != nil && p.State.Pid > 0 {
 		for _, h := range p.PostStop {
 			if err := runHook(ctx, h, *p.State); err != nil {
