@@ -56,6 +56,14 @@ func pctMain(args []string) error {
 		return pctEnter(rest)
 	case "unlock":
 		return pctUnlock(rest)
+	case "snapshot":
+		return pctSnapshot(rest)
+	case "listsnapshot":
+		return pctListsnapshot(rest)
+	case "rollback":
+		return pctRollback(rest)
+	case "delsnapshot":
+		return pctDelsnapshot(rest)
 	}
 	return fail("ERROR: unknown command 'pct %s'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]", cmd)
 }

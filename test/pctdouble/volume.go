@@ -165,6 +165,7 @@ func vdiskFree(volid string) ([]string, error) {
 		}
 	}
 	_ = os.RemoveAll(snapRoot(sid, name))
+	_ = os.Remove(filepath.Dir(snapRoot(sid, name))) // .snap, when empty
 	if volumeExists(sid, name) {
 		if err := os.RemoveAll(volumeDir(sid, name)); err != nil {
 			return msgs, fail("pctdouble: %v", err)
@@ -211,7 +212,9 @@ func volumeSnapshots(sid, name string) []string {
 
 func writeSnapOrder(sid, name string, list []string) error {
 	if len(list) == 0 {
-		return os.RemoveAll(snapRoot(sid, name))
+		err := os.RemoveAll(snapRoot(sid, name))
+		_ = os.Remove(filepath.Dir(snapRoot(sid, name))) // .snap, when empty
+		return err
 	}
 	return writeFileAtomic(filepath.Join(snapRoot(sid, name), ".order"), []byte(strings.Join(list, "\n")+"\n"))
 }
