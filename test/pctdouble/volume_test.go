@@ -175,3 +175,39 @@ func TestNewVolumeNameIsLowestFree(t *testing.T) {
 		t.Fatalf("rootfs volume owner: %d %v", st.Uid, err)
 	}
 }
+
+// TestMountPointVolumeAtCreate: a new mpN volume is "mounted" during the
+// extraction (mount_all before restore_archive), so the template's files
+// under its path land in the volume; its root keeps the mapped root's
+// owner and 0755 (tar --skip-old-files leaves an existing directory).
+// keepattrs=1: on start the volume root takes the rootfs directory's
+// owner and mode (prestart hook, mountpoint_insert_staged).
+func TestMountPointVolumeAtCreate(t *testing.T) {
+	e := newEnv(t)
+	e.create(220, "--mp0", "local-lvm:1,mp=/etc", "--mp1", "local-lvm:1,mp=/srv,keepattrs=1")
+	root, etc, srv := e.volPath("vm-220-disk-0"), e.volPath("vm-220-disk-1"), e.volPath("vm-220-disk-2")
+	if !fileExists(filepath.Join(etc, "pctdouble-marker")) || fileExists(filepath.Join(root, "etc/pctdouble-marker")) {
+		t.Fatal("the template's /etc did not land in the mp0 volume")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(etc, &st); err != nil || st.Uid != 100000 || st.Gid != 100000 || st.Mode&0o7777 != 0o755 {
+		t.Fatalf("mp0 volume root: %d:%d %o %v", st.Uid, st.Gid, st.Mode&0o7777, err)
+	}
+	if err := syscall.Stat(filepath.Join(root, "etc"), &st); err != nil || st.Uid != 100000 {
+		t.Fatalf("mount point dir in the rootfs: %d %v", st.Uid, err)
+	}
+	if err := os.Chown(filepath.Join(root, "srv"), 101000, 101001); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(root, "srv"), 0o710)
+	e.ok("pct", "start", "220")
+	if err := syscall.Stat(srv, &st); err != nil || st.Uid != 101000 || st.Gid != 101001 || st.Mode&0o7777 != 0o710 {
+		t.Fatalf("keepattrs: mp1 volume root %d:%d %o %v", st.Uid, st.Gid, st.Mode&0o7777, err)
+	}
+	if got := e.ok("pct", "exec", "220", "--", "cat", "/etc/pctdouble-marker"); got != "marker\n" {
+		t.Fatalf("marker via the mp0 volume: %q", got)
+	}
+	if err := syscall.Stat(etc, &st); err != nil || st.Uid != 100000 {
+		t.Fatalf("mp0 without keepattrs changed: %d %v", st.Uid, err)
+	}
+}
