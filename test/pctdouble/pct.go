@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +56,14 @@ func pctMain(args []string) error {
 		return pctEnter(rest)
 	case "unlock":
 		return pctUnlock(rest)
+	case "snapshot":
+		return pctSnapshot(rest)
+	case "listsnapshot":
+		return pctListsnapshot(rest)
+	case "rollback":
+		return pctRollback(rest)
+	case "delsnapshot":
+		return pctDelsnapshot(rest)
 	}
 	return fail("ERROR: unknown command 'pct %s'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]", cmd)
 }
@@ -236,6 +243,7 @@ func pctDestroy(args []string) error {
 		if c.opts["force"] != "1" {
 			return fail("unable to destroy CT %d - container is running", vmid)
 		}
+		fmt.Fprintf(os.Stderr, "forced to stop CT %d before destroying!\n", vmid)
 		if err := stopCT(vmid); err != nil {
 			return err
 		}
@@ -243,7 +251,8 @@ func pctDestroy(args []string) error {
 	if c.opts["purge"] == "1" {
 		fmt.Printf("purging CT %d from related configurations..\n", vmid)
 	}
-	for _, m := range removeCT(vmid, conf, false) {
+	unreferenced, _ := pveschema.ParseBoolean(c.opts["destroy-unreferenced-disks"])
+	for _, m := range removeCT(vmid, conf, unreferenced == "1") {
 		fmt.Println(m)
 	}
 	return nil
@@ -383,14 +392,33 @@ func pctList(args []string) error {
 	return nil
 }
 
+// pctConfig is vm_config as pct prints it: the current config with the
+// pending changes applied (--current 1: without them), or a snapshot's
+// section (--snapshot NAME, load_snapshot_config).
 func pctConfig(args []string) error {
-	vmid, _, err := parseVMIDCmd("config", "lxc-config", args, 1)
+	vmid, c, err := parseVMIDCmd("config", "lxc-config", args, 1)
 	if err != nil {
 		return err
 	}
-	conf, err := loadConf(vmid)
+	snap := c.opts["snapshot"]
+	current, _ := pveschema.ParseBoolean(c.opts["current"])
+	if snap != "" && current == "1" {
+		return paramError(pveschema.Errors{
+			"snapshot": "cannot use 'snapshot' parameter with 'current'",
+			"current":  "cannot use 'snapshot' parameter with 'current'",
+		}, pctUsage["config"])
+	}
+	full, err := loadConf(vmid)
 	if err != nil {
 		return err
+	}
+	conf := full.currentView(current == "1")
+	if snap != "" {
+		s, ok := full.Snapshots[snap]
+		if !ok {
+			return fail("snapshot '%s' does not exist", snap)
+		}
+		conf = s
 	}
 	var b strings.Builder
 	keys := make([]string, 0, len(conf.Keys)+1)
@@ -468,12 +496,32 @@ func pctSet(args []string) error {
 			return err
 		}
 	}
+	running := isRunning(vmid)
 	for _, d := range deletes {
-		switch d {
-		case "rootfs":
+		switch {
+		case d == "rootfs":
 			return fail("unable to delete required option '%s'", d)
-		case "description":
+		case d == "description":
 			conf.Description = ""
+		case isIndexed(d, "mp"):
+			// vmconfig_apply_pending: a volume mount point's volume
+			// becomes unusedN.
+			if vol := volumeOf(d, conf.Keys[d]); !strings.HasPrefix(vol, "/") && vol != "" {
+				if err := addUnused(conf, vol); err != nil {
+					return err
+				}
+			}
+		case isIndexed(d, "unused"):
+			// ... and an unusedN volume is freed, if nothing uses it.
+			if vol := conf.Keys[d]; vol != "" && !volumeInUse(conf, vol) {
+				msgs, err := deleteMountpointVolume(vmid, vol)
+				for _, m := range msgs {
+					fmt.Println(m)
+				}
+				if err != nil {
+					return fail("%v", err)
+				}
+			}
 		}
 		delete(conf.Keys, d)
 	}
@@ -481,23 +529,42 @@ func pctSet(args []string) error {
 		conf.Description = d
 		delete(params, "description")
 	}
-	disk := nextDiskIndex(vmid, conf)
-	for k, v := range params {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := params[k]
 		switch {
-		case k == "rootfs":
-			if allocRE.MatchString(strings.SplitN(v, ",", 2)[0]) {
+		case k == "rootfs" || isIndexed(k, "mp"):
+			if err := checkSetVolume(k, v); err != nil {
+				return err
+			}
+			if k == "rootfs" && allocRE.MatchString(volumeOf(k, v)) {
 				return fail("unable to modify read-only option: 'rootfs'")
 			}
-		case strings.HasPrefix(k, "mp") && pveschema.IndexedNameRE.MatchString(k):
-			nv, err := allocVolume(vmid, k, v, &disk, false)
-			if err == nil {
-				err = chownNewVolume(vmid, conf, nv) // as create_disks (userns.go)
+			_, exists := conf.Keys[k]
+			if running && (k == "rootfs" || exists) {
+				// vmconfig_hotplug_pending: rootfs is not hot-pluggable
+				// and an existing mpN is not replaced ("don't try to
+				// hotplug over existing mp"): pending until the next
+				// start (or stop: the poststop hook).
+				setPending(conf, k, v)
+				delete(params, k)
+				continue
 			}
+			if k == "rootfs" {
+				// vmconfig_apply_pending has no rootfs branch: the key is
+				// replaced, the old volume is NOT made unusedN.
+				continue
+			}
+			nv, err := applyMountpoint(vmid, conf, k, v)
 			if err != nil {
 				return err
 			}
 			params[k] = nv
-		case strings.HasPrefix(k, "net") && pveschema.IndexedNameRE.MatchString(k):
+		case isIndexed(k, "net"):
 			nv, err := checkNet(k, v)
 			if err != nil {
 				return err
@@ -514,18 +581,146 @@ func pctSet(args []string) error {
 	return writeConf(vmid, conf)
 }
 
-func nextDiskIndex(vmid int, c *ctConf) int {
-	max := -1
-	re := regexp.MustCompile(fmt.Sprintf(`vm-%d-disk-(\d+)`, vmid))
-	for _, v := range c.Keys {
-		if m := re.FindStringSubmatch(v); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			if n > max {
-				max = n
+func isIndexed(k, prefix string) bool {
+	m := pveschema.IndexedNameRE.FindStringSubmatch(k)
+	return len(m) > 1 && m[1] == prefix
+}
+
+// checkSetVolume is update_pct_config's check of a rootfs/mpN volume (also
+// STORAGE:SIZE): its storage must exist and allow rootdir content. As
+// root@pam, check_ct_modify_config_perm checks nothing else, so a volume
+// that does not exist is accepted here and fails at start (activate).
+func checkSetVolume(key, value string) error {
+	vol := volumeOf(key, value)
+	if strings.HasPrefix(vol, "/") {
+		return nil
+	}
+	sid, _, ok := splitVolID(vol)
+	if !ok {
+		return fail("unable to parse volume ID '%s'", vol)
+	}
+	all, err := storages()
+	if err != nil {
+		return err
+	}
+	for _, s := range all {
+		if s.Storage == sid {
+			if !s.hasContent("rootdir") {
+				return fail("storage '%s' does not allow content type 'rootdir' (Container)", sid)
+			}
+			return nil
+		}
+	}
+	return fail("storage '%s' does not exist", sid)
+}
+
+// applyMountpoint is apply_pending_mountpoint on a stopped CT: a
+// STORAGE:SIZE volume is allocated (create_disks, owned by the CT's
+// root), and a replaced volume becomes unusedN. (Its is_volume_in_use
+// check compares with the whole old mp string, so it never holds; a volume
+// the config uses again is dropped from unusedN when written.)
+func applyMountpoint(vmid int, conf *ctConf, key, value string) (string, error) {
+	nv, isNew, err := allocVolume(vmid, key, value)
+	if err == nil && isNew {
+		err = chownNewVolume(vmid, conf, nv) // as create_disks (userns.go)
+	}
+	if err != nil {
+		return "", err
+	}
+	if old, ok := conf.Keys[key]; ok {
+		if vol := volumeOf(key, old); !strings.HasPrefix(vol, "/") {
+			if err := addUnused(conf, vol); err != nil {
+				return "", err
 			}
 		}
 	}
-	return max + 1
+	return nv, nil
+}
+
+// setPending puts a change into the [pve:pending] section.
+func setPending(conf *ctConf, key, value string) {
+	if conf.Pending == nil {
+		conf.Pending = newConf()
+	}
+	conf.Pending.Keys[key] = value
+}
+
+// applyPending is vmconfig_apply_pending of what the double puts into
+// the pending section (rootfs, existing mpN on a running CT), as vm_start
+// runs it.
+func applyPending(vmid int, conf *ctConf) {
+	p := conf.Pending
+	conf.Pending = nil
+	if p == nil {
+		return
+	}
+	for _, k := range pendingDeletes(p) {
+		delete(conf.Keys, k)
+	}
+	keys := make([]string, 0, len(p.Keys))
+	for k := range p.Keys {
+		if k != "delete" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := p.Keys[k]
+		if isIndexed(k, "mp") {
+			nv, err := applyMountpoint(vmid, conf, k, v)
+			if err != nil {
+				// add_apply_error: warned, the change stays pending.
+				fmt.Fprintf(os.Stderr, "unable to apply pending change %s : %v\n", k, err)
+				setPending(conf, k, v)
+				continue
+			}
+			v = nv
+		}
+		conf.Keys[k] = v
+	}
+}
+
+// addUnused is AbstractConfig add_unused_volume: the lowest free unusedN,
+// nothing if the volume is listed already.
+func addUnused(conf *ctConf, vol string) error {
+	free := -1
+	for i := 255; i >= 0; i-- { // __config_max_unused_disks: 256
+		k := fmt.Sprintf("unused%d", i)
+		if v, ok := conf.Keys[k]; ok {
+			if v == vol {
+				return nil
+			}
+		} else {
+			free = i
+		}
+	}
+	if free < 0 {
+		return fail("Too many unused volumes - please delete them first.")
+	}
+	conf.Keys[fmt.Sprintf("unused%d", free)] = vol
+	return nil
+}
+
+// volumeInUse is Config.pm is_volume_in_use($conf, $volid, 1, 1): a
+// rootfs/mpN of the current config, a snapshot or the pending changes.
+func volumeInUse(conf *ctConf, vol string) bool {
+	in := func(keys map[string]string) bool {
+		for _, k := range volumeKeys(keys) {
+			if volumeOf(k, keys[k]) == vol {
+				return true
+			}
+		}
+		return false
+	}
+	if in(conf.Keys) {
+		return true
+	}
+	for _, s := range conf.Snapshots {
+		if in(s.Keys) {
+			return true
+		}
+	}
+	return conf.Pending != nil && in(conf.Pending.Keys)
 }
 
 // ---------------------------------------------------------------- exec/enter

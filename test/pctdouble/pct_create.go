@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/proxcage/proxcage/test/pveschema"
@@ -71,6 +72,7 @@ func pctCreate(args []string) error {
 	if err != nil {
 		return err
 	}
+	var allocated []string
 	conf, err := func() (*ctConf, error) {
 		owner, node, err := vmidOwner(vmid)
 		if err != nil {
@@ -91,8 +93,9 @@ func pctCreate(args []string) error {
 			return nil, fail("%s %d already exists on node '%s'", owner, vmid, node)
 		}
 		conf := newConf()
-		if err := prepareCreate(vmid, params, conf); err != nil {
-			return nil, err
+		var err2 error
+		if allocated, err2 = prepareCreate(vmid, params, conf); err2 != nil {
+			return nil, err2
 		}
 		conf.Keys["lock"] = "create"
 		if err := writeConf(vmid, conf); err != nil {
@@ -105,10 +108,15 @@ func pctCreate(args []string) error {
 		return err
 	}
 
-	// The worker: from here on failures remove the config again.
+	// The worker: from here on failures remove the config again, and the
+	// volumes the create allocated (create_vm: destroy_disks($vollist)).
 	if err := createWorker(vmid, ostemplate, conf); err != nil {
 		if unlock, lerr := lockState(); lerr == nil {
-			removeCT(vmid, conf, true)
+			for _, v := range allocated {
+				_, _ = vdiskFree(v)
+			}
+			_ = os.RemoveAll(filepath.Join(lxcPath(), strconv.Itoa(vmid)))
+			_ = os.Remove(confPath(vmid))
 			unlock()
 		}
 		return fail("unable to create CT %d - %s", vmid, strings.TrimRight(err.Error(), "\n"))
@@ -130,33 +138,39 @@ func pctCreate(args []string) error {
 }
 
 // prepareCreate checks storages, bridges and mount points, allocates the
-// volumes and fills conf. It runs under the state lock.
-func prepareCreate(vmid int, params map[string]string, conf *ctConf) error {
+// volumes and fills conf; it returns the volids it allocated. It runs
+// under the state lock.
+func prepareCreate(vmid int, params map[string]string, conf *ctConf) ([]string, error) {
 	if err := checkCreateStorages(params); err != nil {
-		return err
+		return nil, err
 	}
 	if d, ok := params["description"]; ok {
 		conf.Description = d
 		delete(params, "description")
 	}
-	disk := 0
-	// rootfs first (vm-<vmid>-disk-0), then mount points in index order.
-	rootfs, err := allocVolume(vmid, "rootfs", params["rootfs"], &disk, true)
-	if err != nil {
-		return err
+	// rootfs first, then mount points in index order (create_disks); a
+	// failure frees what was allocated, as create_disks does.
+	var allocated []string
+	undo := func(err error) ([]string, error) {
+		for _, v := range allocated {
+			_, _ = vdiskFree(v)
+		}
+		return nil, err
 	}
-	params["rootfs"] = rootfs
-	for _, k := range sortedIndexed(params, "mp") {
-		v, err := allocVolume(vmid, k, params[k], &disk, false)
+	for _, k := range append([]string{"rootfs"}, sortedIndexed(params, "mp")...) {
+		v, isNew, err := allocVolume(vmid, k, params[k])
 		if err != nil {
-			return err
+			return undo(err)
+		}
+		if isNew {
+			allocated = append(allocated, volumeOf(k, v))
 		}
 		params[k] = v
 	}
 	for _, k := range sortedIndexed(params, "net") {
 		v, err := checkNet(k, params[k])
 		if err != nil {
-			return err
+			return undo(err)
 		}
 		params[k] = v
 	}
@@ -166,7 +180,7 @@ func prepareCreate(vmid int, params map[string]string, conf *ctConf) error {
 		}
 		conf.Keys[k] = v
 	}
-	return nil
+	return allocated, nil
 }
 
 func sortedIndexed(params map[string]string, prefix string) []string {
@@ -187,9 +201,12 @@ func sortedIndexed(params map[string]string, prefix string) []string {
 var allocRE = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(\d+(?:\.\d+)?)$`)
 
 // allocVolume handles rootfs/mpN volumes: "STORAGE:SIZE" allocates a new
-// volume vm-<vmid>-disk-N (rootdir content required); an absolute path is a
-// bind mount (must exist); anything else must be an existing volume.
-func allocVolume(vmid int, key, value string, disk *int, isRoot bool) (string, error) {
+// volume vm-<vmid>-disk-N (rootdir content required; N the lowest free on
+// that storage, as vdisk_alloc); an absolute path is a bind mount (checked
+// when mounted); anything else must be a volume on a storage with rootdir
+// content. It returns the new value and whether it allocated.
+func allocVolume(vmid int, key, value string) (string, bool, error) {
+	isRoot := key == "rootfs"
 	format := method("lxc-create").Properties["rootfs"].PropertyFormat
 	if !isRoot {
 		format = method("lxc-create").Properties["mp[n]"].PropertyFormat
@@ -198,35 +215,31 @@ func allocVolume(vmid int, key, value string, disk *int, isRoot bool) (string, e
 	vol := mp["volume"]
 	if m := allocRE.FindStringSubmatch(vol); m != nil {
 		if _, err := storageWithContent(m[1], "rootdir"); err != nil {
-			return "", err
+			return "", false, err
 		}
 		gib, _ := strconv.ParseFloat(m[2], 64)
-		name := fmt.Sprintf("vm-%d-disk-%d", vmid, *disk)
-		*disk++
+		name, err := allocDisk(m[1], vmid)
+		if err != nil {
+			return "", false, err
+		}
 		mp["volume"] = m[1] + ":" + name
 		mp["size"] = formatDiskSize(int64(gib * (1 << 30)))
-		if !isRoot {
-			dir := statePath("volumes", m[1], name)
-			_ = os.RemoveAll(dir)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return "", fail("pctdouble: %v", err)
-			}
-		}
-	} else if strings.HasPrefix(vol, "/") {
-		if isRoot {
-			return "", fail("rootfs as a bind mount is not supported by pctdouble")
-		}
-		// Checked when the worker mounts it (mountAll), as PVE does.
-	} else {
-		sid, _, ok := strings.Cut(vol, ":")
-		if !ok {
-			return "", fail("unable to parse volume ID '%s'", vol)
-		}
-		if _, err := storageWithContent(sid, "rootdir"); err != nil {
-			return "", err
-		}
+		return pveschema.PrintPropertyString(format, mp), true, nil
 	}
-	return pveschema.PrintPropertyString(format, mp), nil
+	if strings.HasPrefix(vol, "/") {
+		if isRoot {
+			return "", false, fail("rootfs as a bind mount is not supported by pctdouble")
+		}
+		return pveschema.PrintPropertyString(format, mp), false, nil // checked when mounted (mountAll)
+	}
+	sid, _, ok := splitVolID(vol)
+	if !ok {
+		return "", false, fail("unable to parse volume ID '%s'", vol)
+	}
+	if _, err := storageWithContent(sid, "rootdir"); err != nil {
+		return "", false, err
+	}
+	return pveschema.PrintPropertyString(format, mp), false, nil
 }
 
 // formatDiskSize is PVE::JSONSchema::format_size.
@@ -292,8 +305,10 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 	if err := mountAll(vmid, conf); err != nil {
 		return err
 	}
-	root := rootfsPath(vmid)
-	_ = os.RemoveAll(root)
+	root, err := rootfsDir(conf)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
@@ -302,16 +317,27 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 	if err := chownNewVolumes(vmid, conf); err != nil {
 		return err
 	}
+	// mount_all made each mount point's directory in the rootfs (owned by
+	// the mapped root) and mounted the volume there; the double extracts
+	// into the rootfs and moves each volume's subtree over afterwards.
+	if err := makeMountDirs(root, conf); err != nil {
+		return err
+	}
 	if err := extractTemplate(archive, root, conf); err != nil {
 		return err
 	}
+	oci := false
 	if fileExists(filepath.Join(root, "oci-layout")) && fileExists(filepath.Join(root, "index.json")) {
+		oci = true
 		if err := flattenOCI(vmid, root, conf); err != nil {
 			return err
 		}
 		if err := shiftOwners(root, conf); err != nil {
 			return err
 		}
+	}
+	if err := moveIntoVolumes(root, conf, oci); err != nil {
+		return err
 	}
 	fmt.Printf("Detected container architecture: %s\n", conf.Keys["arch"])
 	if _, ok := conf.Keys["entrypoint"]; !ok {
@@ -435,30 +461,184 @@ func checkMountSource(vmid int, src, dst string) error {
 	return nil
 }
 
-// removeCT deletes a CT's config, rootfs, volumes and LXC dir (state lock
-// held by the caller). It returns the lvm-style removal lines PVE prints.
-// Removal is best effort: what it leaves is what the tests' "nothing
-// left" checks look for.
-func removeCT(vmid int, c *ctConf, quiet bool) []string {
+// removeCT is destroy_lxc_container (pve-container 6.1.10 src/PVE/LXC.pm;
+// state lock held by the caller): each volume of rootfs, mpN, unusedN and
+// the pending section, once, through delete_mountpoint_volume (freed only
+// if the CT owns it, else the "isn't the owner!" warning); with
+// purgeUnreferenced also every other vm-VMID- volume on the storages
+// (vdisk_list); then the LXC dir and the config. It returns the lines
+// lvremove prints. Volume snapshots go with their volume (vdisk_free).
+func removeCT(vmid int, c *ctConf, purgeUnreferenced bool) []string {
 	var msgs []string
-	for k, v := range c.Keys {
-		if k != "rootfs" && !strings.HasPrefix(k, "mp") && !strings.HasPrefix(k, "unused") {
-			continue
-		}
-		vol := strings.SplitN(v, ",", 2)[0]
-		vol = strings.TrimPrefix(vol, "volume=")
-		sid, name, ok := strings.Cut(vol, ":")
-		if !ok || strings.HasPrefix(vol, "/") || !strings.HasPrefix(name, fmt.Sprintf("vm-%d-", vmid)) {
-			continue
-		}
-		_ = os.RemoveAll(statePath("volumes", sid, name))
-		if s, err := findStorage(sid); err == nil && (s.Type == "lvmthin" || s.Type == "lvm") {
-			msgs = append(msgs, fmt.Sprintf("  Logical volume %q successfully removed.", name))
+	seen := map[string]bool{}
+	remove := func(keys map[string]string) {
+		for _, k := range append(volumeKeys(keys), unusedKeys(keys)...) {
+			vol := volumeOf(k, keys[k])
+			if seen[vol] {
+				continue
+			}
+			seen[vol] = true
+			m, err := deleteMountpointVolume(vmid, vol)
+			msgs = append(msgs, m...)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err.Error())
+			}
 		}
 	}
-	_ = os.RemoveAll(rootfsPath(vmid))
+	remove(c.Keys)
+	if c.Pending != nil {
+		remove(c.Pending.Keys)
+	}
+	if purgeUnreferenced {
+		for _, vol := range listOwnedVolumes(vmid) {
+			m, err := vdiskFree(vol)
+			msgs = append(msgs, m...)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err.Error()) // warn $@ if $@
+			}
+		}
+	}
 	_ = os.RemoveAll(filepath.Join(lxcPath(), strconv.Itoa(vmid)))
 	_ = os.Remove(confPath(vmid))
-	sort.Strings(msgs)
 	return msgs
+}
+
+// deleteMountpointVolume is LXC.pm delete_mountpoint_volume: paths are
+// left alone; a volume is freed only if its name says this CT owns it.
+func deleteMountpointVolume(vmid int, vol string) ([]string, error) {
+	if strings.HasPrefix(vol, "/") {
+		return nil, nil
+	}
+	sid, name, ok := splitVolID(vol)
+	if !ok {
+		return nil, fmt.Errorf("unable to parse volume ID '%s'", vol)
+	}
+	if volumeOwner(name) != vmid {
+		fmt.Fprintf(os.Stderr, "ignore deletion of '%s', CT %d isn't the owner!\n", vol, vmid)
+		return nil, nil
+	}
+	return vdiskFree(sid + ":" + name)
+}
+
+// mountVolumes are the mpN mount points backed by a storage volume, sorted
+// by mount path as PVE's foreach_mountpoint mounts them.
+func mountVolumes(conf *ctConf) []map[string]string {
+	var res []map[string]string
+	for _, k := range sortedIndexed(conf.Keys, "mp") {
+		mp := mpProps(k, conf.Keys[k])
+		if _, _, ok := splitVolID(mp["volume"]); ok && mp["mp"] != "" {
+			mp["key"] = k
+			res = append(res, mp)
+		}
+	}
+	sort.SliceStable(res, func(i, j int) bool { return filepath.Clean(res[i]["mp"]) < filepath.Clean(res[j]["mp"]) })
+	return res
+}
+
+// makeMountDirs is mount_all's __mount_prepare_rootdir for each volume
+// mount point: the path inside the rootfs, each missing component made
+// 0755 and owned by the CT's mapped root (walk_tree_nofollow with mkdir).
+// As on PVE, tar --skip-old-files then leaves these directories' owner and
+// mode alone.
+func makeMountDirs(root string, conf *ctConf) error {
+	_, uid, gid, err := parseIDMaps(conf)
+	if err != nil {
+		return err
+	}
+	for _, mp := range mountVolumes(conf) {
+		if _, err := mkdirNoFollow(root, mp["mp"], uid, gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirNoFollow is walk_tree_nofollow(..., mkdir=1, root_uid, root_gid):
+// it walks path below root without following symlinks, making what is
+// missing (0755, chowned), and returns the directory.
+func mkdirNoFollow(root, path string, uid, gid int) (string, error) {
+	cur := root
+	for _, part := range strings.Split(filepath.Clean("/"+path), "/") {
+		if part == "" {
+			continue
+		}
+		next := filepath.Join(cur, part)
+		st, err := os.Lstat(next)
+		if os.IsNotExist(err) {
+			if err := os.Mkdir(next, 0o755); err != nil {
+				return "", err
+			}
+			if err := os.Chown(next, uid, gid); err != nil {
+				return "", err
+			}
+		} else if err != nil {
+			return "", err
+		} else if !st.IsDir() {
+			return "", fmt.Errorf("cannot open directory %s: Not a directory", next) // walk_tree_nofollow's "cannot open directory $dir: $!"
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// moveIntoVolumes gives each volume mount point what the extraction wrote
+// under its path, as if the volume had been mounted there (deepest path
+// first, so a nested volume's files do not end up in the outer one). An
+// entry the volume already has is kept (tar --skip-old-files). For an OCI
+// archive, which the double flattens elsewhere, the volume's root also
+// takes the image directory's owner and mode (guess: proxmox-oci's tar
+// unpacking is not traced), and the directory left in the rootfs is made
+// again as mount_all makes it.
+func moveIntoVolumes(root string, conf *ctConf, oci bool) error {
+	mps := mountVolumes(conf)
+	_, uid, gid, err := parseIDMaps(conf)
+	if err != nil {
+		return err
+	}
+	for i := len(mps) - 1; i >= 0; i-- {
+		sid, name, _ := splitVolID(mps[i]["volume"])
+		dst := volumeDir(sid, name)
+		src := filepath.Join(root, filepath.Clean("/"+mps[i]["mp"]))
+		st, err := os.Lstat(src)
+		if err != nil || !st.IsDir() {
+			continue // the image has nothing (or a non-directory) there
+		}
+		ents, err := os.ReadDir(src)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			to := filepath.Join(dst, e.Name())
+			if _, err := os.Lstat(to); err == nil {
+				continue
+			}
+			if err := os.Rename(filepath.Join(src, e.Name()), to); err != nil {
+				return err
+			}
+		}
+		if oci {
+			if err := copyOwnerMode(src, dst); err != nil {
+				return err
+			}
+			if err := os.Chown(src, uid, gid); err != nil {
+				return err
+			}
+			if err := os.Chmod(src, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copyOwnerMode gives dst the owner, group and mode of src.
+func copyOwnerMode(src, dst string) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(src, &st); err != nil {
+		return err
+	}
+	if err := os.Chown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	return syscall.Chmod(dst, st.Mode&0o7777) // after chown, which clears setuid/setgid
 }

@@ -291,8 +291,8 @@ unprivileged: 1
 	if got := e.ok("pct", "config", "100"); got != wantConfig {
 		t.Fatalf("pct config:\n%s\nwant:\n%s", got, wantConfig)
 	}
-	if !fileExists(filepath.Join(e.dir, "rootfs/100/bin/busybox")) {
-		t.Fatal("template not extracted into rootfs/100")
+	if !fileExists(filepath.Join(e.dir, "volumes/local-lvm/vm-100-disk-0/bin/busybox")) {
+		t.Fatal("template not extracted into the rootfs volume volumes/local-lvm/vm-100-disk-0")
 	}
 	e.create(101) // no hostname: the name column shows CT101
 	want := listHeader + listRow("100", "stopped", "", "web1") + listRow("101", "stopped", "", "CT101")
@@ -332,7 +332,7 @@ func TestStartExecStopDestroy(t *testing.T) {
 		t.Fatalf("lxc-info -p -H: %v %d", err, pid)
 	}
 	in, err1 := os.Stat(fmt.Sprintf("/proc/%d/root/etc/pctdouble-marker", pid))
-	out, err2 := os.Stat(filepath.Join(e.dir, "rootfs/120/etc/pctdouble-marker"))
+	out, err2 := os.Stat(filepath.Join(e.dir, "volumes/local-lvm/vm-120-disk-0/etc/pctdouble-marker"))
 	if err1 != nil || err2 != nil || !os.SameFile(in, out) {
 		t.Fatalf("/proc/%d/root is not the CT rootfs: %v %v", pid, err1, err2)
 	}
@@ -368,7 +368,7 @@ func TestStartExecStopDestroy(t *testing.T) {
 	if got := e.ok("pct", "list"); got != "" {
 		t.Fatalf("pct list after destroy: %q", got)
 	}
-	for _, p := range []string{"lxc/120.conf", "rootfs/120", "lxcpath/120"} {
+	for _, p := range []string{"lxc/120.conf", "volumes/local-lvm/vm-120-disk-0", "lxcpath/120"} {
 		if fileExists(filepath.Join(e.dir, p)) {
 			t.Errorf("%s left behind", p)
 		}
@@ -531,7 +531,7 @@ func TestParameterValidation(t *testing.T) {
 		e.fails(c.want, "pct", append([]string{"create"}, c.args...)...)
 	}
 	// Nothing may be left behind by failed creates.
-	if ids := ctIDsIn(e.dir); len(ids) != 0 || fileExists(filepath.Join(e.dir, "rootfs/100")) {
+	if ids := ctIDsIn(e.dir); len(ids) != 0 || fileExists(filepath.Join(e.dir, "volumes/local-lvm/vm-100-disk-0")) {
 		t.Fatalf("failed creates left state: %v", ids)
 	}
 	// Other commands validate too.
@@ -619,7 +619,7 @@ func TestApplicationContainerEnv(t *testing.T) {
 		t.Fatalf("pct config does not print the env joined with NUL (parse_pct_config):\n%q", got)
 	}
 	e.ok("pct", "start", "160")
-	path := filepath.Join(e.dir, "rootfs/160/tmp/x")
+	path := filepath.Join(e.dir, "volumes/local-lvm/vm-160-disk-0/tmp/x")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		b, err := os.ReadFile(path)
@@ -662,7 +662,7 @@ func TestApplicationContainerEnv(t *testing.T) {
 	e.ok("pct", "start", "161")
 	deadline = time.Now().Add(5 * time.Second)
 	for {
-		b, _ := os.ReadFile(filepath.Join(e.dir, "rootfs/161/cwd"))
+		b, _ := os.ReadFile(filepath.Join(e.dir, "volumes/local-lvm/vm-161-disk-0/cwd"))
 		if string(b) == "/tmp\n" {
 			break
 		}

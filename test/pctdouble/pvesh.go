@@ -151,7 +151,7 @@ func pveshGet(path string, opts map[string]string) (any, error) {
 	case "/status/current":
 		return ctStatus(vmid, conf), nil
 	case "/config":
-		return configJSON(conf), nil
+		return configJSON(conf.currentView(false)), nil
 	}
 	return nil, noHandler(path)
 }

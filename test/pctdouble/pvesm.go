@@ -17,6 +17,8 @@ func pvesmMain(args []string) error {
 		return pvesmPath(args[1:])
 	case "status":
 		return pvesmStatus(args[1:])
+	case "free":
+		return pvesmFree(args[1:])
 	}
 	return fail("ERROR: unknown command 'pvesm %s'\nUSAGE: pvesm <COMMAND> [ARGS] [OPTIONS]", args[0])
 }
@@ -108,5 +110,60 @@ func pvesmStatus(args []string) error {
 		}
 		fmt.Printf("%-*s %10s %10s %15d %15d %15d %7.2f%%\n", maxlen, s.Storage, s.Type, "active", total/1024, used/1024, avail/1024, per)
 	}
+	return nil
+}
+
+// pvesmFree is `pvesm free <volume> [--storage S]`: pve-storage 9.1.7
+// API2/Storage/Content.pm delete ($real_volume_id, then a worker that runs
+// vdisk_free and prints "Removed volume"). Nothing checks whether a CT
+// still uses the volume. A volume that is not there is no error on
+// LVM-thin (LvmThinPlugin.pm free_image removes only what lvs lists); the
+// double treats every storage so (guess for the others).
+func pvesmFree(args []string) error {
+	const usage = "pvesm free <volume> [OPTIONS]"
+	c, err := parseCLI(args, func(string) bool { return false })
+	if err != nil {
+		return fail("%s\n%s", err.Error(), usage)
+	}
+	if len(c.pos) != 1 {
+		return fail("400 %s arguments\n%s", map[bool]string{true: "not enough", false: "too many"}[len(c.pos) < 1], usage)
+	}
+	for k := range c.opts {
+		if k != "storage" && k != "delay" {
+			return paramError(pveschema.Errors{k: pveschema.AdditionalPropMsg}, usage)
+		}
+	}
+	volid, storeid := c.pos[0], c.opts["storage"]
+	if strings.Contains(volid, ":") {
+		sid, _, ok := splitVolID(volid)
+		switch {
+		case !ok || pveschema.CheckNamedFormat("pve-storage-id", sid) != "":
+			return paramError(pveschema.Errors{"volume": fmt.Sprintf("unable to parse volume ID '%s'", volid)}, usage)
+		case storeid != "" && sid != storeid:
+			return paramError(pveschema.Errors{"volume": fmt.Sprintf("storage ID mismatch (%s != %s)", sid, storeid)}, usage)
+		}
+	} else {
+		if storeid == "" {
+			return paramError(pveschema.Errors{"volume": "no storage specified - incomplete volume ID"}, usage)
+		}
+		volid = storeid + ":" + volid
+	}
+	unlock, err := lockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sid, _, _ := splitVolID(volid)
+	if _, err := storageType(sid); err != nil { // Storage.pm path -> storage_config
+		return err
+	}
+	msgs, err := vdiskFree(volid)
+	for _, m := range msgs {
+		fmt.Println(m)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Removed volume '%s'\n", volid)
 	return nil
 }

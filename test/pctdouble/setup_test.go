@@ -135,7 +135,7 @@ func TestEntrypointSplitAsLXC(t *testing.T) {
 	want := `<it><\''s'><a b>`
 	var got []byte
 	for range 50 {
-		if b, err := os.ReadFile(filepath.Join(e.dir, "rootfs/100/out")); err == nil && len(b) > 0 {
+		if b, err := os.ReadFile(filepath.Join(e.dir, "volumes/local-lvm/vm-100-disk-0/out")); err == nil && len(b) > 0 {
 			got = b
 			break
 		}

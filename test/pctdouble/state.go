@@ -22,8 +22,8 @@ import (
 // Layout of $PCTDOUBLE_DIR (see README.md):
 //
 //	lxc/<vmid>.conf                     PVE-style CT config (like /etc/pve/lxc)
-//	rootfs/<vmid>/                      the CT's root filesystem
-//	volumes/<storage>/vm-<vmid>-disk-N  allocated mount point volumes
+//	volumes/<storage>/vm-<vmid>-disk-N  allocated volumes: rootfs and mpN (volume.go)
+//	volumes/<storage>/.snap/<vol>/<snap> their snapshots
 //	lxcpath/<vmid>/config               generated LXC config (like /var/lib/lxc)
 //	storage/<storage>/template/cache/   templates (volid <storage>:vztmpl/<file>)
 //	vms.json, storages.json, bridges, node, version, faults   (optional inputs)
@@ -40,7 +40,7 @@ func initState() error {
 		return fail("pctdouble: %v", err)
 	}
 	stateDir = abs
-	for _, d := range []string{"lxc", "rootfs", "lxcpath"} {
+	for _, d := range []string{"lxc", "volumes", "lxcpath"} {
 		if err := os.MkdirAll(filepath.Join(stateDir, d), 0o755); err != nil {
 			return fail("pctdouble: %v", err)
 		}
@@ -52,9 +52,8 @@ func statePath(parts ...string) string {
 	return filepath.Join(append([]string{stateDir}, parts...)...)
 }
 
-func confPath(vmid int) string   { return statePath("lxc", fmt.Sprintf("%d.conf", vmid)) }
-func rootfsPath(vmid int) string { return statePath("rootfs", strconv.Itoa(vmid)) }
-func lxcPath() string            { return statePath("lxcpath") }
+func confPath(vmid int) string { return statePath("lxc", fmt.Sprintf("%d.conf", vmid)) }
+func lxcPath() string          { return statePath("lxcpath") }
 
 // lockState takes the global state lock (flock on $PCTDOUBLE_DIR/.lock) and
 // returns the function that releases it. Every read-modify-write of the
@@ -262,18 +261,23 @@ func vmidOwner(vmid int) (string, string, error) {
 }
 
 // ---------------------------------------------------------------------------
-// The CT config file, in pct's format (PVE::LXC::Config write_pct_config):
-// the description as '#'-comment lines at the top (each line passed through
-// encode_text), then sorted "key: value" lines, then the env as one
-// "lxc.environment.runtime: K=V" line per variable, then the raw "lxc.*"
-// lines in their original order. Snapshot sections ("[name]") are not
-// supported.
+// The CT config file, in pct's format (PVE::LXC::Config parse_pct_config /
+// write_pct_config): per section, the description as '#'-comment lines at
+// the top (each line passed through encode_text), then sorted "key: value"
+// lines, then the env as one "lxc.environment.runtime: K=V" line per
+// variable, then the raw "lxc.*" lines in their original order. The current
+// config comes first, then "[pve:pending]" (changes waiting for the next
+// start), then one "[NAME]" section per snapshot, sorted.
 
 type ctConf struct {
 	Description string
 	Keys        map[string]string
 	Raw         [][2]string // lxc.* entries
 	digest      string
+	// Pending is the [pve:pending] section (nil: none); Snapshots the
+	// [NAME] sections. Both only on the top-level config.
+	Pending   *ctConf
+	Snapshots map[string]*ctConf
 }
 
 // envKey is the config key of one env variable (Config.pm).
@@ -282,18 +286,37 @@ const envKey = "lxc.environment.runtime"
 func newConf() *ctConf { return &ctConf{Keys: map[string]string{}} }
 
 var (
-	confKeyRE = regexp.MustCompile(`^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$`)
-	confRawRE = regexp.MustCompile(`^(lxc\.[a-zA-Z0-9_\-.]+)(?::|\s*=)\s*(.*?)\s*$`)
+	confKeyRE     = regexp.MustCompile(`^([a-z][a-z_\-]*\d*):\s*(.*?)\s*$`)
+	confRawRE     = regexp.MustCompile(`^(lxc\.[a-zA-Z0-9_\-.]+)(?::|\s*=)\s*(.*?)\s*$`)
+	confPendingRE = regexp.MustCompile(`(?i)^\[pve:pending\]\s*$`)
+	confSectionRE = regexp.MustCompile(`(?i)^\[([a-z][a-z0-9_\-]+)\]\s*$`)
 )
 
 func parseConf(data []byte) *ctConf {
 	c := newConf()
+	c.Snapshots = map[string]*ctConf{}
 	sum := sha1.Sum(data)
 	c.digest = hex.EncodeToString(sum[:])
+	cur := c
 	var desc []string
+	// parse_pct_config: a section's description is the comment lines
+	// (and description: lines) up to the next section header.
+	flush := func() {
+		cur.Description = strings.Join(desc, "\n")
+		desc = nil
+	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "[") {
-			break // snapshot / pending sections
+		if confPendingRE.MatchString(line) {
+			flush()
+			cur = newConf()
+			c.Pending = cur
+			continue
+		}
+		if m := confSectionRE.FindStringSubmatch(line); m != nil {
+			flush()
+			cur = newConf()
+			c.Snapshots[m[1]] = cur
+			continue
 		}
 		if strings.HasPrefix(line, "#") {
 			desc = append(desc, decodeText(line[1:]))
@@ -305,25 +328,65 @@ func parseConf(data []byte) *ctConf {
 		if m := confRawRE.FindStringSubmatch(line); m != nil {
 			if m[1] == envKey {
 				// parse_pct_config: the env is these lines joined with NUL.
-				if e, ok := c.Keys["env"]; ok {
-					c.Keys["env"] = e + "\x00" + m[2]
+				if e, ok := cur.Keys["env"]; ok {
+					cur.Keys["env"] = e + "\x00" + m[2]
 				} else {
-					c.Keys["env"] = m[2]
+					cur.Keys["env"] = m[2]
 				}
 				continue
 			}
-			c.Raw = append(c.Raw, [2]string{m[1], m[2]})
+			cur.Raw = append(cur.Raw, [2]string{m[1], m[2]})
 			continue
 		}
 		if m := confKeyRE.FindStringSubmatch(line); m != nil {
-			c.Keys[m[1]] = m[2]
+			if m[1] == "description" {
+				desc = append(desc, decodeText(m[2]))
+				continue
+			}
+			cur.Keys[m[1]] = m[2]
 		}
 	}
-	c.Description = strings.Join(desc, "\n")
+	flush()
+	delete(c.Keys, "snapstate") // parse_pct_config: "just to be sure"
 	return c
 }
 
+// bytes is write_pct_config. Like it, it first drops the unusedN entries
+// whose volume the current config uses again.
 func (c *ctConf) bytes() []byte {
+	c.dropUsedUnused()
+	b := c.sectionBytes()
+	if c.Pending != nil && (len(c.Pending.Keys) > 0 || len(c.Pending.Raw) > 0 || c.Pending.Description != "") {
+		b = append(b, "\n[pve:pending]\n"...)
+		b = append(b, c.Pending.sectionBytes()...)
+	}
+	names := make([]string, 0, len(c.Snapshots))
+	for n := range c.Snapshots {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b = append(b, "\n["+n+"]\n"...)
+		b = append(b, c.Snapshots[n].sectionBytes()...)
+	}
+	return b
+}
+
+// dropUsedUnused: write_pct_config removes 'unusedX' settings if the
+// volume is still used (get_vm_volumes: rootfs and mpN volumes).
+func (c *ctConf) dropUsedUnused() {
+	used := map[string]bool{}
+	for _, k := range volumeKeys(c.Keys) {
+		used[volumeOf(k, c.Keys[k])] = true
+	}
+	for _, k := range unusedKeys(c.Keys) {
+		if used[c.Keys[k]] {
+			delete(c.Keys, k)
+		}
+	}
+}
+
+func (c *ctConf) sectionBytes() []byte {
 	var b bytes.Buffer
 	if c.Description != "" {
 		for _, l := range strings.Split(c.Description, "\n") {
@@ -350,6 +413,37 @@ func (c *ctConf) bytes() []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// currentView is load_current_config($vmid, $current): the current
+// section, with the pending changes applied unless current is set, and
+// without snapshots.
+func (c *ctConf) currentView(current bool) *ctConf {
+	v := &ctConf{Description: c.Description, Keys: map[string]string{}, Raw: c.Raw, digest: c.digest}
+	for k, val := range c.Keys {
+		v.Keys[k] = val
+	}
+	if c.Pending != nil && !current {
+		for k, val := range c.Pending.Keys {
+			if k != "delete" {
+				v.Keys[k] = val
+			}
+		}
+		for _, k := range pendingDeletes(c.Pending) {
+			delete(v.Keys, k)
+		}
+	}
+	return v
+}
+
+// pendingDeletes is parse_pending_delete: the keys of "delete:", a '!'
+// prefix (force) dropped.
+func pendingDeletes(p *ctConf) []string {
+	var res []string
+	for _, k := range strings.FieldsFunc(p.Keys["delete"], func(r rune) bool { return r == ',' || r == ';' || r == ' ' }) {
+		res = append(res, strings.TrimPrefix(k, "!"))
+	}
+	return res
 }
 
 // noConfErr is pct's text for a missing CT.

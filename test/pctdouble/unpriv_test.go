@@ -53,7 +53,7 @@ func TestUnprivilegedCT(t *testing.T) {
 	if err := syscall.Stat("/proc/"+pid, &st); err != nil || st.Uid != 100000 {
 		t.Fatalf("init (pid %s) runs as host uid %d (%v), want 100000", pid, st.Uid, err)
 	}
-	if err := syscall.Stat(filepath.Join(e.dir, "rootfs/180/etc/os-release"), &st); err != nil || st.Uid != 100000 || st.Gid != 100000 {
+	if err := syscall.Stat(filepath.Join(e.dir, "volumes/local-lvm/vm-180-disk-0/etc/os-release"), &st); err != nil || st.Uid != 100000 || st.Gid != 100000 {
 		t.Fatalf("rootfs file owned by %d:%d (%v), want 100000:100000 (extracted in the user namespace)", st.Uid, st.Gid, err)
 	}
 	// The bind-mounted host dir (owned by host root) is nobody's in the CT.
@@ -99,7 +99,7 @@ func TestTemplateOwnerOutsideIDMap(t *testing.T) {
 	r := e.run("pct", "create", "181", "local:vztmpl/big.tar.zst", "--rootfs", "local-lvm:1")
 	// cmd2string quotes every word holding "=" (String::ShellQuote: each
 	// word is quoted on its own, so each is in command position).
-	wantCmd := "lxc-usernsexec -m u:0:100000:65536 -m g:0:100000:65536 -- tar xpf - --zstd --totals --one-file-system -p --sparse --numeric-owner --acls --xattrs '--xattrs-include=user.*' '--xattrs-include=security.capability' '--warning=no-file-ignored' '--warning=no-xattr-write' -C " + e.dir + "/rootfs/181 --skip-old-files --anchored --exclude './dev/*'"
+	wantCmd := "lxc-usernsexec -m u:0:100000:65536 -m g:0:100000:65536 -- tar xpf - --zstd --totals --one-file-system -p --sparse --numeric-owner --acls --xattrs '--xattrs-include=user.*' '--xattrs-include=security.capability' '--warning=no-file-ignored' '--warning=no-xattr-write' -C " + e.dir + "/volumes/local-lvm/vm-181-disk-0 --skip-old-files --anchored --exclude './dev/*'"
 	for _, want := range []string{
 		"tar: ./etc/big: Cannot change ownership to uid 70000, gid 0: Invalid argument\n",
 		"unable to create CT 181 - command '" + wantCmd + "' failed: exit code 2\n",
@@ -108,13 +108,13 @@ func TestTemplateOwnerOutsideIDMap(t *testing.T) {
 			t.Fatalf("want exit 255 and %q in stderr, got exit %d:\n%s", want, r.code, r.stderr)
 		}
 	}
-	if fileExists(filepath.Join(e.dir, "lxc/181.conf")) || fileExists(filepath.Join(e.dir, "rootfs/181")) {
+	if fileExists(filepath.Join(e.dir, "lxc/181.conf")) || fileExists(filepath.Join(e.dir, "volumes/local-lvm/vm-181-disk-0")) {
 		t.Fatal("a failed create left its config or rootfs")
 	}
 	// Privileged, the same template extracts (no map, host ids).
 	e.ok("pct", "create", "182", "local:vztmpl/big.tar.zst", "--rootfs", "local-lvm:1", "--unprivileged", "0")
 	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(e.dir, "rootfs/182/etc/big"), &st); err != nil || st.Uid != 70000 {
+	if err := syscall.Stat(filepath.Join(e.dir, "volumes/local-lvm/vm-182-disk-0/etc/big"), &st); err != nil || st.Uid != 70000 {
 		t.Fatalf("privileged extraction: uid %d (%v)", st.Uid, err)
 	}
 }
