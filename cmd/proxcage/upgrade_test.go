@@ -187,8 +187,11 @@ func TestUpgradeBadInput(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"upgrade"}, 2, "proxcage: upgrade: only --check is built yet"},
-		{[]string{"upgrade", "img"}, 2, "proxcage: upgrade: only --check is built yet"},
+		{[]string{"upgrade"}, 2, "proxcage: upgrade: name one container (or --check for a report on many)"},
+		{[]string{"upgrade", "a", "b"}, 2, "proxcage: upgrade: name one container"},
+		{[]string{"upgrade", "nosuch"}, 3, `container "nosuch" does not exist`},
+		{[]string{"upgrade", "--check", "--image", "x", "img"}, 2, "--image does not go with --check"},
+		{[]string{"upgrade", "--format", "json", "img"}, 2, "--format goes with --check"},
 		{[]string{"upgrade", "--check", "--format", "yaml"}, 2, `--format "yaml": want table or json`},
 		{[]string{"upgrade", "--check", "nosuch"}, 3, `container "nosuch" does not exist`},
 		{[]string{"upgrade", "--check", "img", "bundle"}, 2, `container "bundle" was not made from an image`},

@@ -195,6 +195,13 @@ var Annotations = []Annotation{
 			"cluster; otherwise proxcage picks a free one."},
 	{Name: "org.proxcage.rootfs-size", Read: true, Backend: "pve",
 		Doc: "The CT's root disk in GiB, a positive integer (default 8)."},
+	{Name: "org.proxcage.volume-size", Read: true, Backend: "pve",
+		Doc: "The size in GiB of each new volume of the CT (a positive integer, default 8): " +
+			"`-v NAME:/PATH` and the image's VOLUMEs become mount point volumes on `[pve] rootfs_storage`."},
+	{Name: "org.proxcage.volumes", Read: true,
+		Doc: "Set on the bundle of a container made with `--image`: its volumes, JSON " +
+			"(`[{\"name\",\"path\",\"ro\",\"anonymous\"}]`). native and lxc bind `DATA/volumes/NAME/_data`; " +
+			"pve makes a mount point volume of each. A bundle may set it too."},
 	{Name: "org.proxcage.privileged", Read: true, Backend: "pve",
 		Doc: "`true` for a privileged CT; refused unless `[pve] allow_privileged = true`."},
 	{Name: "org.proxcage.features", Read: true, Backend: "pve",
@@ -215,6 +222,9 @@ var Annotations = []Annotation{
 	{Name: "org.proxcage.image.digest",
 		Doc: "Set on the bundle of a container made with `--image`: the image's manifest digest. " +
 			"The image counts as in use (`rmi` refuses it) until `delete` removes the container."},
+	{Name: "org.proxcage.image.overrides",
+		Doc: "Set on the bundle of a container made with `--image`: the command-line overrides " +
+			"(command, `-e`, `-w`, `-u`, `-t`, `--annotation`), JSON, which `upgrade` applies over the next image's config."},
 	{Name: "org.proxcage.version", Doc: "Set in `proxcage features`: this build's version."},
 	{Name: "org.proxcage.commit", Doc: "Set in `proxcage features`: this build's commit."},
 	{Name: "org.proxcage.backends", Doc: "Set in `proxcage features`: the backends this build has."},

@@ -100,6 +100,14 @@ func testUpgrade(t *testing.T, e *env) {
 	if st := e.state("up1"); st.Pid != after.Pid {
 		t.Fatal("bad input restarted the container")
 	}
+	b := e.bundle("plain", []string{"sleep", "1000"}, nil)
+	e.ok("create", "--bundle", b, "plain1")
+	r = e.run("upgrade", "-q", "plain1")
+	if r.code != 2 || !strings.Contains(r.stderr, `container "plain1" was not made from an image`) {
+		t.Fatalf("upgrade of a bundle container: exit %d %q", r.code, r.stderr)
+	}
+	oneLine(t, "upgrade bundle container", r.stderr)
+	e.ok("delete", "plain1")
 	e.ok("delete", "--force", "--volumes", "up1")
 	e.assertRootEmpty()
 }

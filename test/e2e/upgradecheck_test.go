@@ -276,7 +276,7 @@ func TestUpgradeCheckBadInput(t *testing.T) {
 		{[]string{"upgrade", "--check", "nosuch"}, 3, `container "nosuch" does not exist`},
 		{[]string{"upgrade", "--check", "img", "bun"}, 2, `container "bun" was not made from an image`},
 		{[]string{"upgrade", "--check", "--format", "yaml"}, 2, `--format "yaml": want table or json`},
-		{[]string{"upgrade", "img"}, 2, "upgrade: only --check is built yet"},
+		{[]string{"upgrade", "img", "other"}, 2, "upgrade: name one container"},
 	} {
 		r := e.run(c.args...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) || r.stdout != "" {

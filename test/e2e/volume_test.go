@@ -182,9 +182,8 @@ func TestVolumesBadInput(t *testing.T) {
 }
 
 // On pve a volume is a mount point volume of the CT on rootfs_storage,
-// made by the create call (so the image's files land in it) with
-// keepattrs (its root keeps the image directory's owner); PVE frees it
-// with the CT, so delete refuses without --volumes.
+// made by the create call (so the image's files land in it); PVE frees
+// it with the CT, so delete refuses without --volumes.
 func TestVolumesPVE(t *testing.T) {
 	p := newPVEEnv(t)
 	p.needDouble()
@@ -195,7 +194,7 @@ func TestVolumesPVE(t *testing.T) {
 	st := p.waitStatus("ct-vol", specs.StateRunning)
 	vmid := vmidOf(t, st)
 	conf := p.pct("config", strconv.Itoa(vmid))
-	want := fmt.Sprintf("mp0: local-lvm:vm-%d-disk-1,mp=/srv/data,backup=1,keepattrs=1,size=8G\n", vmid)
+	want := fmt.Sprintf("mp0: local-lvm:vm-%d-disk-1,mp=/srv/data,backup=1,size=8G\n", vmid)
 	if !strings.Contains(conf, want) {
 		t.Fatalf("CT config lacks %q:\n%s", want, conf)
 	}

@@ -690,7 +690,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		}
 		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
 			Msg:  fmt.Sprintf("CT %d holds the volumes %s, and PVE frees a CT's volumes with it", p.VMID, strings.Join(names, ", ")),
-			Hint: fmt.Sprintf("`proxcage delete --volumes %s` removes the CT and its data; `proxcage upgrade %s` moves it to a new image with the data kept", c.ID, c.ID)}
+			Hint: fmt.Sprintf("`proxcage delete --volumes %s` removes the CT and its data; to keep the data, move the volume to another CT first (pct move-volume) or back it up (vzdump)", c.ID)}
 	}
 	if err := b.delete(ctx, c, p, force); err != nil {
 		return err

@@ -126,7 +126,6 @@ var (
 	containerEmptyEnv = Version{6, 0, 17} // 9a5f5ce: env values may be empty
 	containerTabs     = Version{6, 0, 18} // 59335b7: tabs in env and entrypoint
 	containerUser     = Version{6, 1, 0}  // "oci create: honor user defined in OCI image config"
-	containerKeepAttr = Version{6, 1, 2}  // "make mount point attribute preservation configurable and opt-in"
 )
 
 func (n Node) container() Version {
@@ -440,9 +439,11 @@ func (t *translator) mounts() error {
 // at create, PVE allocates and formats each with the CT's root as owner
 // and mounts it before it extracts the image, so the image's files at
 // the path land in it (pve-container 6.1.10 API2/LXC.pm create_vm:
-// create_disks, then mount_all before restore_oci_archive); keepattrs
-// gives its root the owner and mode of the image's directory at every
-// mount; backup=1 puts it in vzdump's backups.
+// create_disks, then mount_all before restore_oci_archive); backup=1
+// puts it in vzdump's backups. Not keepattrs=1: mount_all makes the
+// directory under the mount as the CT's root, 0755, before extraction,
+// and keepattrs would copy that (not the image's directory) onto the
+// volume root at every start (lxc-pve-prestart-hook).
 func (t *translator) volumes(n int) error {
 	vols, err := volume.Decode(t.ann)
 	if err != nil || len(vols) == 0 {
@@ -454,15 +455,8 @@ func (t *translator) volumes(n int) error {
 			return fmt.Errorf("annotation %s=%q: want a size in GiB (a positive integer)", AnnotationVolumeSize, v)
 		}
 	}
-	keepAttrs := t.node.containerAtLeast(containerKeepAttr)
-	if !keepAttrs {
-		t.note("volumes: pve-container %s has no keepattrs (%s+): a volume's root is the CT root's, not the image directory's owner", t.node.container(), containerKeepAttr)
-	}
 	for _, v := range vols {
 		val := fmt.Sprintf("%s:%d,mp=%s,backup=1", t.set.RootfsStorage, size, v.Path)
-		if keepAttrs {
-			val += ",keepattrs=1"
-		}
 		if v.ReadOnly {
 			val += ",ro=1"
 		}
