@@ -26,6 +26,7 @@ type upgradeFlags struct {
 	timeout  time.Duration
 	stop     time.Duration
 	quiet    bool
+	resume   bool
 }
 
 func (a *app) upgradeCommand() *cobra.Command {
@@ -42,8 +43,16 @@ new image's config, and started. It must then pass the health check
 (--health-cmd, else the image's HEALTHCHECK, else: still running 2 s after the
 start); if it does not start or fails the check, it is removed and the old
 container is made again from the old image (kept in the store by digest) and
-started: the exit status is non-zero and the old digest runs. Built for the
-native and lxc backends; on pve it is refused (not built yet).
+started: the exit status is non-zero and the old digest runs.
+
+On pve (transport "pct", on the CT's node) the CT itself is kept: VMID, NICs
+and MACs, mount points and their data, tags, description. The new image is
+made into a scratch CT, the CT is snapshotted where its storage can be
+(lvmthin, zfspool, btrfs, rbd; not with a bind mount), stopped, and its
+rootfs and image lines (entrypoint, env, lxc.init.*) are swapped with the
+scratch CT's; then it is started and checked. On failure the snapshot (or,
+without one, the saved config) puts it back. After a crash, --resume puts it
+back as it was (or finishes the clean-up of an upgrade that had passed).
 
 With --check, ask the registry of every container made from an image (those
 named, else all of them; containers made from a bundle are skipped) what the
@@ -76,7 +85,7 @@ exist or names a container made from a bundle.`,
 			if !f.check {
 				return a.runUpgrade(cmd, args, f)
 			}
-			for _, flag := range []string{"image", "health-cmd", "health-timeout", "time"} {
+			for _, flag := range []string{"image", "health-cmd", "health-timeout", "time", "resume"} {
 				if cmd.Flags().Changed(flag) {
 					return errdefs.New(errdefs.ErrInvalidArgument, "upgrade: --%s does not go with --check", flag)
 				}
@@ -92,6 +101,7 @@ exist or names a container made from a bundle.`,
 	fl.DurationVar(&f.timeout, "health-timeout", 30*time.Second, "how long the health check may take to pass")
 	fl.DurationVarP(&f.stop, "time", "t", 10*time.Second, "how long the old container gets to stop after SIGTERM before SIGKILL")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress lines or pull bars")
+	fl.BoolVar(&f.resume, "resume", false, "finish an upgrade that was interrupted (pve): the container as it was before it")
 	fl.StringVarP(&f.format, "format", "f", "table", "with --check: table or json")
 	fl.StringVar(&f.platform, "platform", "", "os/arch[/variant] to check for (default: that of the image each container runs)")
 	fl.StringVar(&f.creds, "creds", "", "USER:PASSWORD for the registries (or $PROXCAGE_REGISTRY_CREDS)")
@@ -111,7 +121,7 @@ func (a *app) runUpgrade(cmd *cobra.Command, ids []string, f upgradeFlags) error
 	if err != nil {
 		return err
 	}
-	req := runtime.UpgradeRequest{ID: ids[0], Ref: f.image, Pull: a.pullOptions(f.platform, f.creds, f.quiet), Timeout: f.timeout, Stop: f.stop}
+	req := runtime.UpgradeRequest{ID: ids[0], Ref: f.image, Pull: a.pullOptions(f.platform, f.creds, f.quiet), Timeout: f.timeout, Stop: f.stop, Resume: f.resume}
 	if f.health != "" {
 		req.Health = []string{"/bin/sh", "-c", f.health}
 	}
@@ -121,6 +131,10 @@ func (a *app) runUpgrade(cmd *cobra.Command, ids []string, f upgradeFlags) error
 	res, err := rt.Upgrade(cmd.Context(), req)
 	if err != nil {
 		return errdefs.Context(err, "upgrade", ids[0])
+	}
+	if f.resume {
+		_, err := fmt.Fprintf(a.stdout, "%s: the interrupted upgrade is undone\n", res.ID)
+		return err
 	}
 	if !res.Changed {
 		_, err := fmt.Fprintf(a.stdout, "%s: up to date (%s %s)\n", res.ID, res.Image, shortSHA(res.To))

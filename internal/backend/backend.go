@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -361,4 +362,25 @@ type TemplateManager interface {
 // anything was.
 type Reclaimer interface {
 	ReclaimByID(ctx context.Context, id string) (found bool, err error)
+}
+
+// Upgrader is a backend that upgrades a container in place (pve: the
+// CT keeps its VMID, NICs and volumes), where the runtime would make it
+// again otherwise.
+type Upgrader interface {
+	Upgrade(ctx context.Context, c *Container, next UpgradeTarget) error
+	// ResumeUpgrade finishes an upgrade a crash left; false when there
+	// was none.
+	ResumeUpgrade(ctx context.Context, c *Container) (bool, error)
+}
+
+// UpgradeTarget is what a container is upgraded to.
+type UpgradeTarget struct {
+	Image  *ImageSource
+	Spec   *specs.Spec // the new bundle's
+	Rootfs string      // the new image's rootfs (read only)
+	// Stop is the grace the old process gets after SIGTERM.
+	Stop time.Duration
+	// Check says whether the started container works (nil: it runs).
+	Check func(ctx context.Context) error
 }

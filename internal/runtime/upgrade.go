@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,11 +16,13 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
 	"github.com/proxcage/proxcage/internal/image"
 	"github.com/proxcage/proxcage/internal/imagespec"
 	"github.com/proxcage/proxcage/internal/spec"
+	"github.com/proxcage/proxcage/internal/store"
 	"github.com/proxcage/proxcage/internal/volume"
 )
 
@@ -36,6 +42,9 @@ type UpgradeRequest struct {
 	Stop time.Duration
 	// Progress gets one line per step.
 	Progress func(format string, a ...any)
+	// Resume finishes an upgrade a crash left (pve): the container as it
+	// was before it.
+	Resume bool
 }
 
 // UpgradeResult says what an upgrade did.
@@ -91,9 +100,23 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 	if err != nil {
 		return res, err
 	}
-	if rr, ok := be.(backend.RootfsReader); ok && rr.ReadsRootfsOnly() {
-		return res, errdefs.WithHint(backend.Unsupported(be, "upgrade"),
-			"on pve, make the new CT with `proxcage run -d --image REF` and move the data (pct move-volume) until upgrade is built there")
+	up, inPlace := be.(backend.Upgrader)
+	if req.Resume {
+		if !inPlace {
+			return res, errdefs.New(errdefs.ErrInvalidArgument, "upgrade --resume: the %s backend's upgrade has nothing to resume (it makes the container again in one go)", rec.Backend)
+		}
+		err := r.locked(req.ID, func(rec *store.Record, _ backend.Backend, c *backend.Container, h *store.Handle) error {
+			found, err := up.ResumeUpgrade(ctx, c)
+			rec.Private = c.Private
+			if serr := h.Save(rec); err == nil {
+				err = serr
+			}
+			if err == nil && !found {
+				err = errdefs.New(errdefs.ErrFailedPrecondition, "container %q has no unfinished upgrade", req.ID)
+			}
+			return err
+		})
+		return res, err
 	}
 	b, err := spec.Load(rec.Bundle)
 	if err != nil {
@@ -126,6 +149,9 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 		health = healthCommand(img.Config.Config.Healthcheck)
 	}
 
+	if inPlace {
+		return r.upgradeInPlace(ctx, req, up, st, img, old, res)
+	}
 	wasRunning := rec.Status == "running"
 	if cur, err := r.State(ctx, req.ID); err == nil {
 		wasRunning = cur.Status == specs.StateRunning
@@ -258,4 +284,101 @@ func healthCommand(h *v1.HealthConfig) []string {
 		return []string{"/bin/sh", "-c", strings.Join(h.Test[1:], " ")}
 	}
 	return nil
+}
+
+// upgradeInPlace is the upgrade of a backend that keeps the container
+// (pve: the CT keeps its VMID, NICs and volumes, and only the rootfs and
+// the image's lines of its config change). The container stays locked
+// throughout; the health check reads and execs without the lock.
+func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up backend.Upgrader, st *image.Store, img *image.Image, old recorded, res UpgradeResult) (UpgradeResult, error) {
+	say := req.Progress
+	if say == nil {
+		say = func(string, ...any) {}
+	}
+	rootfs, _, err := st.Rootfs(ctx, img, r.applyLayer)
+	if err != nil {
+		return res, err
+	}
+	o := old.overrides
+	if o.Hostname == "" {
+		o.Hostname = hostnameFor(req.ID)
+	}
+	next, err := imagespec.Generate(imagespec.Image{Name: res.Image, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
+	if err != nil {
+		return res, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", res.Image)
+	}
+	ov, _ := json.Marshal(old.overrides)
+	next.Annotations[AnnotationImageOverrides] = string(ov)
+	if len(old.volumes) > 0 {
+		next.Annotations[volume.Annotation] = volume.Encode(old.volumes)
+	}
+	if img.Config != nil {
+		for p := range img.Config.Config.Volumes {
+			if !slices.ContainsFunc(old.volumes, func(v volume.Mount) bool { return v.Path == path.Clean(p) }) {
+				r.Log.Warn("the new image's VOLUME is no volume of the upgraded container (its files stay in the rootfs); a new container gets it", "id", req.ID, "path", p)
+			}
+		}
+	}
+	next.Root.Path = rootfs
+	src, err := imageArchive(st, img, rootfs, old.overrides)
+	if err != nil {
+		return res, err
+	}
+	// The scratch CT: the new image alone, without NIC, volumes or a
+	// VMID of the operator's.
+	scratch := *next
+	scratch.Annotations = maps.Clone(next.Annotations)
+	for k := range scratch.Annotations {
+		if strings.HasPrefix(k, "org.proxcage.net") || k == volume.Annotation || k == "org.proxcage.vmid" {
+			delete(scratch.Annotations, k)
+		}
+	}
+	scratch.Annotations["org.proxcage.net"] = "none"
+	scratch.Hostname = hostnameFor(req.ID + "-upgrade")
+	health := req.Health
+	if len(health) == 0 && img.Config != nil {
+		health = healthCommand(img.Config.Config.Healthcheck)
+	}
+	if req.Stop <= 0 {
+		req.Stop = 10 * time.Second
+	}
+	target := backend.UpgradeTarget{Image: src, Spec: &scratch, Rootfs: rootfs, Stop: req.Stop,
+		Check: func(ctx context.Context) error {
+			say("started; checking its health")
+			return r.checkHealth(ctx, req.ID, health, req.Timeout, req.Settle, say)
+		}}
+	err = r.locked(req.ID, func(rec *store.Record, _ backend.Backend, c *backend.Container, h *store.Handle) error {
+		say("upgrading %s to %s (%s)", req.ID, res.Image, res.To)
+		uerr := up.Upgrade(ctx, c, target)
+		rec.Private = c.Private
+		if uerr != nil {
+			if serr := h.Save(rec); serr != nil {
+				r.Log.Warn("save the state after a failed upgrade", "id", req.ID, "err", serr)
+			}
+			return uerr
+		}
+		// The bundle says the new image now; the store, who uses which.
+		data, err := json.MarshalIndent(next, "", "  ")
+		if err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
+		}
+		if err := atomicfile.Write(filepath.Join(rec.Bundle, "config.json"), data, atomicfile.Options{Perm: 0o600}); err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "write config.json")
+		}
+		if err := st.Use(img.Digest, req.ID); err != nil {
+			return err
+		}
+		if h, err := v1.NewHash(old.digest); err == nil {
+			if err := st.Release(h, req.ID); err != nil {
+				r.Log.Warn("release the old image", "id", req.ID, "err", err)
+			}
+		}
+		rec.Rootfs, rec.Annotations = rootfs, next.Annotations
+		return h.Save(rec)
+	})
+	if err != nil {
+		return res, errdefs.Wrap(errdefs.Category(err), err, "upgrade to %s", img.Digest)
+	}
+	res.Changed = true
+	return res, nil
 }

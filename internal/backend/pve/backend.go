@@ -139,6 +139,11 @@ type private struct {
 	// Volumes are the CT's mount point volumes made for its volumes
 	// (translate.go volumes): PVE frees them with the CT.
 	Volumes []volume.Mount `json:"volumes,omitempty"`
+	// Upgrade is an upgrade in flight (upgrade.go); Rootfs is the CT's
+	// rootfs volume when an upgrade gave it one another VMID owns (the
+	// scratch CT's), which PVE's destroy leaves: Delete frees it.
+	Upgrade *upgradeJournal `json:"upgrade,omitempty"`
+	Rootfs  string          `json:"rootfs,omitempty"`
 }
 
 func loadPrivate(c *backend.Container) (private, error) {
@@ -692,8 +697,28 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 			Msg:  fmt.Sprintf("CT %d holds the volumes %s, and PVE frees a CT's volumes with it", p.VMID, strings.Join(names, ", ")),
 			Hint: fmt.Sprintf("`proxcage delete --volumes %s` removes the CT and its data; to keep the data, move the volume to another CT first (pct move-volume) or back it up (vzdump)", c.ID)}
 	}
+	if p.Upgrade != nil {
+		// A crashed upgrade: both CTs back as they were first, so that
+		// the destroy below frees what the CT owns.
+		pt, ok := b.tr.(*pctTransport)
+		if !ok {
+			return errdefs.New(errdefs.ErrInvalidArgument, "container %q has an unfinished upgrade: delete it where it ran, on the CT's node with transport \"pct\"", c.ID)
+		}
+		if err := b.undoUpgrade(ctx, pt, c, &p, p.Upgrade); err != nil {
+			return errdefs.Context(err, "undo the unfinished upgrade", "")
+		}
+	}
 	if err := b.delete(ctx, c, p, force); err != nil {
 		return err
+	}
+	if p.Rootfs != "" && !ownsVolume(p.VMID, p.Rootfs) {
+		// An upgrade's rootfs, named after the scratch CT: PVE's destroy
+		// left it ("isn't the owner").
+		if pt, ok := b.tr.(*pctTransport); ok {
+			if _, err := pt.tools.run(ctx, p.VMID, pt.tools.pvesm, "free", p.Rootfs); err != nil {
+				b.log.Warn("free the rootfs an upgrade made", "volume", p.Rootfs, "err", errdefs.OneLine(err))
+			}
+		}
 	}
 	if p.KeeperDir != "" {
 		// The CT is gone: its keeper ends (or, never started, is ended).
