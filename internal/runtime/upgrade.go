@@ -247,7 +247,6 @@ func (r *Runtime) checkHealth(ctx context.Context, id string, cmd []string, time
 	}
 	say("health check: %s", strings.Join(cmd, " "))
 	end := time.Now().Add(timeout)
-	last := -1
 	for {
 		st, err := r.State(ctx, id)
 		if err != nil {
@@ -260,12 +259,11 @@ func (r *Runtime) checkHealth(ctx context.Context, id string, cmd []string, time
 		if err == nil && status == 0 {
 			return nil
 		}
-		last = status
 		if time.Now().After(end) {
 			if err != nil {
 				return errdefs.Wrap(errdefs.ErrFailedPrecondition, err, "health check %q", strings.Join(cmd, " "))
 			}
-			return errdefs.New(errdefs.ErrFailedPrecondition, "health check %q failed for %s (last exit status %d)", strings.Join(cmd, " "), timeout, last)
+			return errdefs.New(errdefs.ErrFailedPrecondition, "health check %q failed for %s (last exit status %d)", strings.Join(cmd, " "), timeout, status)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

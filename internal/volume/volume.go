@@ -219,7 +219,7 @@ func (s Store) create(m Mount, seedRoot string) error {
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInternal, err, "volume %s", m.Name)
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	data := filepath.Join(tmp, "_data")
 	seeded := false
 	if seedRoot != "" {

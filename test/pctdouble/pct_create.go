@@ -564,16 +564,17 @@ func mkdirNoFollow(root, path string, uid, gid int) (string, error) {
 		}
 		next := filepath.Join(cur, part)
 		st, err := os.Lstat(next)
-		if os.IsNotExist(err) {
+		switch {
+		case os.IsNotExist(err):
 			if err := os.Mkdir(next, 0o755); err != nil {
 				return "", err
 			}
 			if err := os.Chown(next, uid, gid); err != nil {
 				return "", err
 			}
-		} else if err != nil {
+		case err != nil:
 			return "", err
-		} else if !st.IsDir() {
+		case !st.IsDir():
 			return "", fmt.Errorf("cannot open directory %s: Not a directory", next) // walk_tree_nofollow's "cannot open directory $dir: $!"
 		}
 		cur = next

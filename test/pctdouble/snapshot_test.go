@@ -62,7 +62,7 @@ func TestSnapshotRollbackDelete(t *testing.T) {
 		t.Fatal("volumes not restored exactly")
 	}
 	conf = e.read("lxc/300.conf")
-	if !strings.HasPrefix(conf, "#changed\n") || strings.Contains(conf[:strings.Index(conf, "[s1]")], "memory") || !strings.Contains(conf, "parent: s1\n") {
+	if !strings.HasPrefix(conf, "#changed\n") || strings.Contains(before(conf, "[s1]"), "memory") || !strings.Contains(conf, "parent: s1\n") {
 		t.Fatalf("config after rollback (description kept, memory back):\n%s", conf)
 	}
 	e.ok("pct", "rollback", "300", "s1", "--start", "1")
@@ -71,7 +71,7 @@ func TestSnapshotRollbackDelete(t *testing.T) {
 	}
 	e.ok("pct", "snapshot", "300", "s2") // of a running CT
 	conf = e.read("lxc/300.conf")
-	if !strings.Contains(conf, "\n[s2]\n") || !strings.Contains(conf[strings.Index(conf, "[s2]"):], "parent: s1\n") {
+	if !strings.Contains(conf, "\n[s2]\n") || !strings.Contains(after(conf, "[s2]"), "parent: s1\n") {
 		t.Fatalf("s2's parent:\n%s", conf)
 	}
 	// listsnapshot: a tree by parent, then current.
@@ -150,7 +150,7 @@ func TestSnapshotFeatureAndStorages(t *testing.T) {
 	e.ok("pct", "set", "314", "--mp0", "local-lvm:1,mp=/x")
 	e.ok("pct", "rollback", "314", "snap")
 	conf := e.read("lxc/314.conf")
-	if cur := conf[:strings.Index(conf, "[snap]")]; !strings.Contains(cur, "unused0: local-lvm:vm-314-disk-1\n") || strings.Contains(cur, "mp0") {
+	if cur := before(conf, "[snap]"); !strings.Contains(cur, "unused0: local-lvm:vm-314-disk-1\n") || strings.Contains(cur, "mp0") {
 		t.Fatalf("after rollback:\n%s", conf)
 	}
 	if !fileExists(e.volPath("vm-314-disk-1")) {
@@ -165,4 +165,14 @@ func TestSnapshotFeatureAndStorages(t *testing.T) {
 	if conf := e.read("lxc/314.conf"); !strings.Contains(conf, "unused1: local-lvm:vm-314-disk-0\n") || strings.Contains(conf, "[snap]") {
 		t.Fatalf("after delsnapshot:\n%s", conf)
 	}
+}
+
+// before and after split s at the first sep (all of s when it is absent).
+func before(s, sep string) string { b, _, _ := strings.Cut(s, sep); return b }
+
+func after(s, sep string) string {
+	if i := strings.Index(s, sep); i >= 0 {
+		return s[i:]
+	}
+	return s
 }

@@ -116,11 +116,9 @@ func (b *Backend) upgrade(ctx context.Context, pt *pctTransport, c *backend.Cont
 	}
 	// 1. The scratch CT: the new image as a stopped CT without NIC or
 	// volumes, made as any other (template, VMID, ownership, rollback).
-	sc, err := b.scratch(ctx, c, j, next)
-	if err != nil {
+	if err := b.scratch(ctx, c, j, next); err != nil {
 		return errdefs.Context(err, "make the new image's CT", "")
 	}
-	_ = sc
 	if err := save("snapshot"); err != nil {
 		return err
 	}
@@ -189,12 +187,12 @@ func (b *Backend) upgrade(ctx context.Context, pt *pctTransport, c *backend.Cont
 }
 
 // scratch makes the scratch CT through the backend's own create.
-func (b *Backend) scratch(ctx context.Context, c *backend.Container, j *upgradeJournal, next backend.UpgradeTarget) (*backend.Container, error) {
+func (b *Backend) scratch(ctx context.Context, c *backend.Container, j *upgradeJournal, next backend.UpgradeTarget) error {
 	dir, err := os.MkdirTemp("", "proxcage-upgrade-")
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "scratch state")
+		return errdefs.Wrap(errdefs.ErrInternal, err, "scratch state")
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	sc := &backend.Container{ID: j.ScratchID, Rootfs: next.Rootfs, Spec: next.Spec, StateDir: dir}
 	sc.Persist = func() error {
 		var sp private
@@ -213,10 +211,7 @@ func (b *Backend) scratch(ctx context.Context, c *backend.Container, j *upgradeJ
 	var sp private
 	_, _ = backend.LoadPrivate(sc, &sp)
 	j.Scratch = &sp
-	if err != nil {
-		return nil, err
-	}
-	return sc, nil
+	return err
 }
 
 // commitUpgrade removes what the upgrade no longer needs; a failure
