@@ -381,6 +381,12 @@ type UpgradeTarget struct {
 	Rootfs string      // the new image's rootfs (read only)
 	// Stop is the grace the old process gets after SIGTERM.
 	Stop time.Duration
-	// Check says whether the started container works (nil: it runs).
-	Check func(ctx context.Context) error
+	// Check says whether the started container works (nil: it runs);
+	// ExecCheck, that it runs a command in the container.
+	Check     func(ctx context.Context) error
+	ExecCheck bool
+	// InitChanged names the image settings whose values differ from the
+	// container's and that a CT keeps in raw config lines (User,
+	// WorkingDir, StopSignal).
+	InitChanged []string
 }

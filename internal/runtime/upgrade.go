@@ -150,7 +150,7 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 	}
 
 	if inPlace {
-		return r.upgradeInPlace(ctx, req, up, st, img, old, res)
+		return r.upgradeInPlace(ctx, req, up, st, img, old, b.Spec, res)
 	}
 	wasRunning := rec.Status == "running"
 	if cur, err := r.State(ctx, req.ID); err == nil {
@@ -288,7 +288,7 @@ func healthCommand(h *v1.HealthConfig) []string {
 // (pve: the CT keeps its VMID, NICs and volumes, and only the rootfs and
 // the image's lines of its config change). The container stays locked
 // throughout; the health check reads and execs without the lock.
-func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up backend.Upgrader, st *image.Store, img *image.Image, old recorded, res UpgradeResult) (UpgradeResult, error) {
+func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up backend.Upgrader, st *image.Store, img *image.Image, old recorded, cur *specs.Spec, res UpgradeResult) (UpgradeResult, error) {
 	say := req.Progress
 	if say == nil {
 		say = func(string, ...any) {}
@@ -341,6 +341,7 @@ func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up bac
 		req.Stop = 10 * time.Second
 	}
 	target := backend.UpgradeTarget{Image: src, Spec: &scratch, Rootfs: rootfs, Stop: req.Stop,
+		ExecCheck: len(health) > 0, InitChanged: initChanged(cur, next),
 		Check: func(ctx context.Context) error {
 			say("started; checking its health")
 			return r.checkHealth(ctx, req.ID, health, req.Timeout, req.Settle, say)
@@ -379,4 +380,25 @@ func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up bac
 	}
 	res.Changed = true
 	return res, nil
+}
+
+// initChanged names what differs between two specs among the settings a
+// CT keeps in raw lxc.init.*/lxc.signal.halt lines (user, working
+// directory, stop signal).
+func initChanged(a, b *specs.Spec) []string {
+	var out []string
+	if a.Process == nil || b.Process == nil {
+		return nil
+	}
+	ua, ub := a.Process.User, b.Process.User
+	if ua.UID != ub.UID || ua.GID != ub.GID || !slices.Equal(ua.AdditionalGids, ub.AdditionalGids) {
+		out = append(out, "the user")
+	}
+	if a.Process.Cwd != b.Process.Cwd {
+		out = append(out, "the working directory")
+	}
+	if a.Annotations[imagespec.AnnotationStopSignal] != b.Annotations[imagespec.AnnotationStopSignal] {
+		out = append(out, "the stop signal")
+	}
+	return out
 }

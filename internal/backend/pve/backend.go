@@ -183,9 +183,18 @@ func (b *Backend) explain(err error) error {
 }
 
 func (b *Backend) create(ctx context.Context, c *backend.Container, opts backend.CreateOpts) (err error) {
+	return b.createOn(ctx, c, opts, "")
+}
+
+// createOn is create on node ("": the one place picks; an upgrade's
+// scratch CT must be on its CT's node, where their volumes are).
+func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backend.CreateOpts, onNode string) (err error) {
 	node, guests, err := b.tr.place(ctx)
 	if err != nil {
 		return err
+	}
+	if onNode != "" && onNode != node {
+		node, guests = onNode, nil
 	}
 	// The CT's node's own versions: pve-container decides what an
 	// application container takes.
@@ -700,9 +709,9 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	if p.Upgrade != nil {
 		// A crashed upgrade: both CTs back as they were first, so that
 		// the destroy below frees what the CT owns.
-		pt, ok := b.tr.(*pctTransport)
-		if !ok {
-			return errdefs.New(errdefs.ErrInvalidArgument, "container %q has an unfinished upgrade: delete it where it ran, on the CT's node with transport \"pct\"", c.ID)
+		pt, err := b.upgradeOps()
+		if err != nil {
+			return err
 		}
 		if err := b.undoUpgrade(ctx, pt, c, &p, p.Upgrade); err != nil {
 			return errdefs.Context(err, "undo the unfinished upgrade", "")
@@ -714,8 +723,8 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	if p.Rootfs != "" && !ownsVolume(p.VMID, p.Rootfs) {
 		// An upgrade's rootfs, named after the scratch CT: PVE's destroy
 		// left it ("isn't the owner").
-		if pt, ok := b.tr.(*pctTransport); ok {
-			if _, err := pt.tools.run(ctx, p.VMID, pt.tools.pvesm, "free", p.Rootfs); err != nil {
+		if pt, err := b.upgradeOps(); err == nil {
+			if err := pt.free(ctx, p.Node, p.Rootfs); err != nil {
 				b.log.Warn("free the rootfs an upgrade made", "volume", p.Rootfs, "err", errdefs.OneLine(err))
 			}
 		}

@@ -46,11 +46,22 @@ const UpgradeSnapshot = "proxcage-upgrade"
 
 // Upgrade implements backend.Upgrader.
 func (b *Backend) Upgrade(ctx context.Context, c *backend.Container, next backend.UpgradeTarget) error {
-	pt, ok := b.tr.(*pctTransport)
-	if !ok {
-		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-			Msg:  "upgrade on pve needs [pve] transport = \"pct\": the new image's lxc.init.* and lxc.signal.halt lines move into the CT's config file, which the PVE API cannot write (its schema has no lxc key)",
-			Hint: "run `proxcage upgrade` on the CT's node with transport \"pct\""}
+	pt, err := b.upgradeOps()
+	if err != nil {
+		return err
+	}
+	if _, api := pt.(*apiUpgrade); api {
+		if len(next.InitChanged) > 0 {
+			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+				Msg: fmt.Sprintf("upgrade over the API: the new image changes %s, which PVE keeps in raw lxc.init.*/lxc.signal.halt lines of the CT config, and the API cannot write those (its config schema has no lxc key)",
+					strings.Join(next.InitChanged, ", ")),
+				Hint: "run `proxcage upgrade` on the CT's node with [pve] transport = \"pct\", or keep them as they were (-u, -w)"}
+		}
+		if next.Check != nil && next.ExecCheck {
+			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+				Msg:  "upgrade over the API: a health check runs in the CT (exec), which the API cannot reach",
+				Hint: "run `proxcage upgrade` on the CT's node (transport \"pct\"), or drop --health-cmd (the CT must then still run after its start)"}
+		}
 	}
 	p, err := loadPrivate(c)
 	if err != nil {
@@ -108,7 +119,7 @@ func persist(c *backend.Container, p private) error {
 	return nil
 }
 
-func (b *Backend) upgrade(ctx context.Context, pt *pctTransport, c *backend.Container, p *private, j *upgradeJournal, next backend.UpgradeTarget) error {
+func (b *Backend) upgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal, next backend.UpgradeTarget) error {
 	save := func(step string) error {
 		j.Step = step
 		p.Upgrade = j
@@ -123,7 +134,7 @@ func (b *Backend) upgrade(ctx context.Context, pt *pctTransport, c *backend.Cont
 		return err
 	}
 	// 2. A snapshot of the CT, where every volume's storage can.
-	snapErr := pt.pct(ctx, p.VMID, "snapshot", strconv.Itoa(p.VMID), UpgradeSnapshot, "--description", "proxcage upgrade to "+next.Image.Name+" "+next.Image.Digest)
+	snapErr := pt.snapshot(ctx, p.Node, p.VMID, UpgradeSnapshot, "proxcage upgrade to "+next.Image.Name+" "+next.Image.Digest)
 	switch {
 	case snapErr == nil:
 		j.Snapshot = UpgradeSnapshot
@@ -137,18 +148,14 @@ func (b *Backend) upgrade(ctx context.Context, pt *pctTransport, c *backend.Cont
 	}
 	// 3. Stop the CT, as `pct shutdown --forceStop` after the grace.
 	if j.WasRunning {
-		grace := int(next.Stop / time.Second)
-		if grace < 1 {
-			grace = 1
-		}
-		if err := pt.pct(ctx, p.VMID, "shutdown", strconv.Itoa(p.VMID), "--timeout", strconv.Itoa(grace), "--forceStop", "1"); err != nil {
+		if err := pt.shutdown(ctx, p.Node, p.VMID, next.Stop); err != nil {
 			if st, serr := b.tr.status(ctx, p.Node, p.VMID); serr != nil || st != "stopped" {
 				return errdefs.Context(err, "stop", "")
 			}
 		}
 	}
 	// 4. Swap, under both config locks.
-	oldConf, tmpConf, err := pt.files.readPair(ctx, p.VMID, j.Scratch.VMID)
+	oldConf, tmpConf, err := pt.read(ctx, p.Node, p.VMID, j.Scratch.VMID)
 	if err != nil {
 		return err
 	}
@@ -160,7 +167,7 @@ func (b *Backend) upgrade(ctx context.Context, pt *pctTransport, c *backend.Cont
 	if err != nil {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "swap the rootfs of CT %d: %v", p.VMID, err)
 	}
-	if err := pt.files.writePair(ctx, p.VMID, j.Scratch.VMID, newT, newS); err != nil {
+	if err := pt.write(ctx, p.Node, p.VMID, j.Scratch.VMID, oldConf, tmpConf, newT, newS); err != nil {
 		return err
 	}
 	if err := save("start"); err != nil {
@@ -207,7 +214,11 @@ func (b *Backend) scratch(ctx context.Context, c *backend.Container, j *upgradeJ
 		pp.Upgrade = j
 		return persist(c, pp)
 	}
-	err = b.create(ctx, sc, backend.CreateOpts{Image: next.Image})
+	node := ""
+	if p, err := loadPrivate(c); err == nil {
+		node = p.Node
+	}
+	err = b.createOn(ctx, sc, backend.CreateOpts{Image: next.Image}, node)
 	var sp private
 	_, _ = backend.LoadPrivate(sc, &sp)
 	j.Scratch = &sp
@@ -216,12 +227,12 @@ func (b *Backend) scratch(ctx context.Context, c *backend.Container, j *upgradeJ
 
 // commitUpgrade removes what the upgrade no longer needs; a failure
 // here leaves the upgrade standing (logged: `templates`/pct show it).
-func (b *Backend) commitUpgrade(ctx context.Context, pt *pctTransport, c *backend.Container, p *private, j *upgradeJournal) {
+func (b *Backend) commitUpgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal) {
 	oldRootfs := rootfsVolume(confValue(j.OldConf, "rootfs"))
 	// The snapshot first: it holds the old rootfs, which its removal
 	// makes unusedN of the CT (AbstractConfig.pm snapshot_delete).
 	if j.Snapshot != "" {
-		if err := pt.pct(ctx, p.VMID, "delsnapshot", strconv.Itoa(p.VMID), j.Snapshot); err != nil {
+		if err := pt.delsnapshot(ctx, p.Node, p.VMID, j.Snapshot); err != nil {
 			b.log.Warn("remove the upgrade's snapshot", "vmid", p.VMID, "err", errdefs.OneLine(err))
 		}
 	}
@@ -234,59 +245,50 @@ func (b *Backend) commitUpgrade(ctx context.Context, pt *pctTransport, c *backen
 		}
 	}
 	if ownsVolume(j.Scratch.VMID, oldRootfs) {
-		b.dropUnused(ctx, pt, p.VMID, oldRootfs)
+		b.dropUnused(ctx, pt, p.Node, p.VMID, oldRootfs)
 	} else {
-		b.freeUnused(ctx, pt, p.VMID, oldRootfs)
+		b.freeUnused(ctx, pt, p.Node, p.VMID, oldRootfs)
 	}
 	p.Rootfs = rootfsVolume(confValue(j.TmpConf, "rootfs"))
 }
 
 // dropUnused removes CT vmid's unusedN key of vol; PVE frees vol with
-// it only when the CT owns it.
-func (b *Backend) dropUnused(ctx context.Context, pt *pctTransport, vmid int, vol string) {
-	conf, err := pt.config(ctx, "", vmid)
+// it only when the CT owns it (pve-container LXC.pm
+// delete_mountpoint_volume, "isn't the owner!").
+func (b *Backend) dropUnused(ctx context.Context, pt upgradeOps, node string, vmid int, vol string) (dropped bool) {
+	conf, err := b.tr.config(ctx, node, vmid)
 	if err != nil {
-		return
+		return false
 	}
 	for k, v := range conf {
 		if strings.HasPrefix(k, "unused") && rootfsVolume(v) == vol {
-			if err := pt.pct(ctx, vmid, "set", strconv.Itoa(vmid), "--delete", k); err != nil {
+			if err := pt.deleteKey(ctx, node, vmid, k); err != nil {
 				b.log.Warn("drop the unused volume", "volume", vol, "err", errdefs.OneLine(err))
+				continue
 			}
+			dropped = true
 		}
 	}
+	return dropped
 }
 
 // freeUnused frees vol, which CT vmid no longer runs on: its unusedN key
-// goes (pct set --delete, which frees the volume only when the CT owns
-// it: pve-container LXC.pm delete_mountpoint_volume, "isn't the
-// owner!"), and pvesm free frees it otherwise.
-func (b *Backend) freeUnused(ctx context.Context, pt *pctTransport, vmid int, vol string) {
+// goes, and the volume itself where PVE left it.
+func (b *Backend) freeUnused(ctx context.Context, pt upgradeOps, node string, vmid int, vol string) {
 	if vol == "" {
 		return
 	}
-	conf, err := pt.config(ctx, "", vmid)
-	if err == nil {
-		for k, v := range conf {
-			if strings.HasPrefix(k, "unused") && rootfsVolume(v) == vol {
-				if err := pt.pct(ctx, vmid, "set", strconv.Itoa(vmid), "--delete", k); err != nil {
-					b.log.Warn("drop the unused volume", "volume", vol, "err", errdefs.OneLine(err))
-				}
-				if ownsVolume(vmid, vol) {
-					return
-				}
-				break
-			}
-		}
+	if b.dropUnused(ctx, pt, node, vmid, vol) && ownsVolume(vmid, vol) {
+		return // PVE freed it with the key
 	}
-	if _, err := pt.tools.run(ctx, vmid, pt.tools.pvesm, "free", vol); err != nil {
+	if err := pt.free(ctx, node, vol); err != nil {
 		b.log.Warn("free the volume", "volume", vol, "err", errdefs.OneLine(err))
 	}
 }
 
 // undoUpgrade puts the CT back as it was before the upgrade, from any
 // step the journal names, and removes the scratch CT and the snapshot.
-func (b *Backend) undoUpgrade(ctx context.Context, pt *pctTransport, c *backend.Container, p *private, j *upgradeJournal) error {
+func (b *Backend) undoUpgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal) error {
 	ctx = context.WithoutCancel(ctx)
 	swapped := j.Step == "swap" || j.Step == "start" || j.Step == "commit"
 	newRootfs := rootfsVolume(confValue(j.TmpConf, "rootfs"))
@@ -301,21 +303,23 @@ func (b *Backend) undoUpgrade(ctx context.Context, pt *pctTransport, c *backend.
 			// not in the snapshot, becomes unusedN (pve-container
 			// Config.pm __snapshot_rollback_get_unused): the key goes,
 			// the volume stays for the scratch CT's destroy below.
-			if err := pt.pct(ctx, p.VMID, "rollback", strconv.Itoa(p.VMID), j.Snapshot); err != nil {
+			if err := pt.rollback(ctx, p.Node, p.VMID, j.Snapshot); err != nil {
 				return errdefs.Context(err, "rollback", "")
 			}
-			b.dropUnused(ctx, pt, p.VMID, newRootfs)
-			cur, _, err := pt.files.readPair(ctx, p.VMID, j.Scratch.VMID)
-			if err != nil {
-				return err
-			}
-			j.OldConf = cur
+			b.dropUnused(ctx, pt, p.Node, p.VMID, newRootfs)
 		}
 		// Both configs as they were: the scratch CT's rootfs is its own
 		// again, so its destroy frees the new rootfs and never the
 		// CT's (which may carry the scratch VMID's name from an earlier
 		// upgrade: PVE frees by name).
-		if err := pt.files.writePair(ctx, p.VMID, j.Scratch.VMID, j.OldConf, j.TmpConf); err != nil {
+		curT, curS, err := pt.read(ctx, p.Node, p.VMID, j.Scratch.VMID)
+		if err != nil {
+			return err
+		}
+		if j.Snapshot != "" {
+			j.OldConf = curT // the rollback's: the CT as it was
+		}
+		if err := pt.write(ctx, p.Node, p.VMID, j.Scratch.VMID, curT, curS, j.OldConf, j.TmpConf); err != nil {
 			return err
 		}
 		j.Step = "stop"
@@ -329,7 +333,7 @@ func (b *Backend) undoUpgrade(ctx context.Context, pt *pctTransport, c *backend.
 		}
 	}
 	if j.Snapshot != "" {
-		if err := pt.pct(ctx, p.VMID, "delsnapshot", strconv.Itoa(p.VMID), j.Snapshot); err != nil {
+		if err := pt.delsnapshot(ctx, p.Node, p.VMID, j.Snapshot); err != nil {
 			b.log.Warn("remove the upgrade's snapshot", "vmid", p.VMID, "err", errdefs.OneLine(err))
 		}
 	}
@@ -351,9 +355,9 @@ func (b *Backend) ResumeUpgrade(ctx context.Context, c *backend.Container) (bool
 	if err != nil || p.Upgrade == nil {
 		return false, err
 	}
-	pt, ok := b.tr.(*pctTransport)
-	if !ok {
-		return true, errdefs.New(errdefs.ErrInvalidArgument, "an upgrade is resumed where it ran: on the CT's node with transport \"pct\"")
+	pt, err := b.upgradeOps()
+	if err != nil {
+		return true, err
 	}
 	if p.Upgrade.Step == "commit" {
 		// Started and healthy: only the clean-up was left.
@@ -432,4 +436,72 @@ func (f ctFiles) withPair(ctx context.Context, a, b int, fn func(pa, pb string) 
 		return fail(err)
 	}
 	return nil
+}
+
+// upgradeOps are the steps of an upgrade that differ between the
+// transports. Configs are read and written as pct's config file text
+// (the API's config rendered so, see apiUpgrade), so swapImage serves
+// both.
+type upgradeOps interface {
+	snapshot(ctx context.Context, node string, vmid int, name, description string) error
+	rollback(ctx context.Context, node string, vmid int, name string) error
+	delsnapshot(ctx context.Context, node string, vmid int, name string) error
+	shutdown(ctx context.Context, node string, vmid int, grace time.Duration) error
+	// read returns the configs of CT a and CT b; write changes them from
+	// (oldA, oldB) to (newA, newB).
+	read(ctx context.Context, node string, a, b int) (string, string, error)
+	write(ctx context.Context, node string, a, b int, oldA, oldB, newA, newB string) error
+	deleteKey(ctx context.Context, node string, vmid int, key string) error
+	free(ctx context.Context, node, volid string) error
+}
+
+func (b *Backend) upgradeOps() (upgradeOps, error) {
+	switch t := b.tr.(type) {
+	case *pctTransport:
+		return pctUpgrade{t}, nil
+	case *apiTransport:
+		return &apiUpgrade{t}, nil
+	}
+	return nil, errdefs.New(errdefs.ErrInternal, "upgrade: transport %s", b.tr.name())
+}
+
+// pctUpgrade: pct's snapshot commands, the node's config files under
+// pct's config locks (raw lxc.* lines included).
+type pctUpgrade struct{ t *pctTransport }
+
+func (u pctUpgrade) snapshot(ctx context.Context, _ string, vmid int, name, desc string) error {
+	return u.t.pct(ctx, vmid, "snapshot", strconv.Itoa(vmid), name, "--description", desc)
+}
+
+func (u pctUpgrade) rollback(ctx context.Context, _ string, vmid int, name string) error {
+	return u.t.pct(ctx, vmid, "rollback", strconv.Itoa(vmid), name)
+}
+
+func (u pctUpgrade) delsnapshot(ctx context.Context, _ string, vmid int, name string) error {
+	return u.t.pct(ctx, vmid, "delsnapshot", strconv.Itoa(vmid), name)
+}
+
+func (u pctUpgrade) shutdown(ctx context.Context, _ string, vmid int, grace time.Duration) error {
+	secs := int(grace / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return u.t.pct(ctx, vmid, "shutdown", strconv.Itoa(vmid), "--timeout", strconv.Itoa(secs), "--forceStop", "1")
+}
+
+func (u pctUpgrade) read(ctx context.Context, _ string, a, b int) (string, string, error) {
+	return u.t.files.readPair(ctx, a, b)
+}
+
+func (u pctUpgrade) write(ctx context.Context, _ string, a, b int, _, _, newA, newB string) error {
+	return u.t.files.writePair(ctx, a, b, newA, newB)
+}
+
+func (u pctUpgrade) deleteKey(ctx context.Context, _ string, vmid int, key string) error {
+	return u.t.pct(ctx, vmid, "set", strconv.Itoa(vmid), "--delete", key)
+}
+
+func (u pctUpgrade) free(ctx context.Context, _ string, volid string) error {
+	_, err := u.t.tools.run(ctx, 0, u.t.tools.pvesm, "free", volid)
+	return err
 }

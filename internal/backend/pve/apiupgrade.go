@@ -1,0 +1,133 @@
+package pve
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// apiUpgrade: the upgrade's steps over the REST API (pve-container
+// 6.1.10 API2/LXC/Snapshot.pm snapshot/rollback/delsnapshot, API2/LXC/
+// Config.pm update_vm, pve-storage API2/Storage/Content.pm delete). The
+// config swap is a PUT of the image keys the API has (rootfs,
+// entrypoint, env, cmode); the raw lxc.init.* lines it cannot write, so
+// the backend refuses an upgrade that would change them (InitChanged).
+type apiUpgrade struct{ t *apiTransport }
+
+func (u *apiUpgrade) snapshot(ctx context.Context, node string, vmid int, name, desc string) error {
+	return u.t.task(ctx, "snapshot CT", vmid, http.MethodPost, ctPath(node, vmid)+"/snapshot",
+		url.Values{"snapname": {name}, "description": {desc}}, 0, nil)
+}
+
+func (u *apiUpgrade) rollback(ctx context.Context, node string, vmid int, name string) error {
+	return u.t.task(ctx, "rollback CT", vmid, http.MethodPost, ctPath(node, vmid)+"/snapshot/"+url.PathEscape(name)+"/rollback", nil, 0, nil)
+}
+
+func (u *apiUpgrade) delsnapshot(ctx context.Context, node string, vmid int, name string) error {
+	return u.t.task(ctx, "delete snapshot", vmid, http.MethodDelete, ctPath(node, vmid)+"/snapshot/"+url.PathEscape(name), nil, 0,
+		func(err error) bool { return strings.Contains(err.Error(), "does not exist") })
+}
+
+func (u *apiUpgrade) shutdown(ctx context.Context, node string, vmid int, grace time.Duration) error {
+	secs := int(grace / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return u.t.task(ctx, "shutdown CT", vmid, http.MethodPost, ctPath(node, vmid)+"/status/shutdown",
+		url.Values{"timeout": {strconv.Itoa(secs)}, "forceStop": {"1"}}, 0, notRunning)
+}
+
+// read renders each CT's config as pct's file would hold its keys, one
+// "key: value" line each, sorted (no raw lxc lines: the API has none).
+func (u *apiUpgrade) read(ctx context.Context, node string, a, b int) (string, string, error) {
+	var out [2]string
+	for i, vmid := range []int{a, b} {
+		conf, err := u.t.config(ctx, node, vmid)
+		if err != nil {
+			return "", "", err
+		}
+		keys := make([]string, 0, len(conf))
+		for k := range conf {
+			if k != "digest" {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		var sb strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&sb, "%s: %s\n", k, conf[k])
+		}
+		out[i] = sb.String()
+	}
+	return out[0], out[1], nil
+}
+
+// write PUTs, per CT, the image keys that differ between its old and new
+// text: those set, and a delete= of those gone.
+func (u *apiUpgrade) write(ctx context.Context, node string, a, b int, oldA, oldB, newA, newB string) error {
+	for _, w := range []struct {
+		vmid     int
+		old, new string
+	}{{a, oldA, newA}, {b, oldB, newB}} {
+		params := imageKeyChanges(w.old, w.new)
+		if len(params) == 0 {
+			continue
+		}
+		if err := u.t.c.call(ctx, "change the CT config", w.vmid, http.MethodPut, ctPath(node, w.vmid)+"/config", params, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// imageKeyChanges are the PUT parameters that turn the image keys of
+// old into new's.
+func imageKeyChanges(old, new string) url.Values {
+	o, n := keyValues(old), keyValues(new)
+	params := url.Values{}
+	var del []string
+	for _, k := range imageKeys {
+		ov, inOld := o[k]
+		nv, inNew := n[k]
+		switch {
+		case inNew && nv != ov:
+			params.Set(k, nv)
+		case inOld && !inNew && k != "rootfs":
+			del = append(del, k)
+		}
+	}
+	if len(del) > 0 {
+		params.Set("delete", strings.Join(del, ","))
+	}
+	return params
+}
+
+func keyValues(conf string) map[string]string {
+	head, _ := mainSection(conf)
+	out := map[string]string{}
+	for _, l := range head {
+		if k, v, ok := strings.Cut(l, ": "); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (u *apiUpgrade) deleteKey(ctx context.Context, node string, vmid int, key string) error {
+	return u.t.c.call(ctx, "change the CT config", vmid, http.MethodPut, ctPath(node, vmid)+"/config", url.Values{"delete": {key}}, nil)
+}
+
+func (u *apiUpgrade) free(ctx context.Context, node, volid string) error {
+	storage, _, _ := strings.Cut(volid, ":")
+	parts := strings.Split(volid, "/")
+	for i := range parts {
+		parts[i] = url.PathEscape(parts[i])
+	}
+	path := nodePath(node) + "/storage/" + url.PathEscape(storage) + "/content/" + strings.Join(parts, "/")
+	return u.t.task(ctx, "free volume", 0, http.MethodDelete, path, nil, 0, func(error) bool { return false })
+}
