@@ -168,6 +168,21 @@ func (p *pveEnv) systemBundle(name string, mutate func(*specs.Spec)) string {
 	return b
 }
 
+// ctRootfs is the directory of CT vmid's rootfs volume on the double
+// (volumes/STORAGE/NAME, from its config's rootfs line).
+func (p *pveEnv) ctRootfs(vmid int) string {
+	p.t.Helper()
+	for _, l := range strings.Split(p.pct("config", strconv.Itoa(vmid)), "\n") {
+		if v, ok := strings.CutPrefix(l, "rootfs: "); ok {
+			vol, _, _ := strings.Cut(v, ",")
+			sid, name, _ := strings.Cut(vol, ":")
+			return filepath.Join(p.state, "volumes", sid, name)
+		}
+	}
+	p.t.Fatalf("CT %d has no rootfs", vmid)
+	return ""
+}
+
 func vmidOf(t *testing.T, st specs.State) int {
 	t.Helper()
 	n, err := strconv.Atoi(st.Annotations["org.proxcage.pve.vmid"])
@@ -245,7 +260,7 @@ func TestPVEApplicationContainer(t *testing.T) {
 	if !strings.Contains(conf, "entrypoint: sh -c") || !strings.Contains(conf, "host-managed=1") {
 		t.Fatalf("not an application CT:\n%s", conf)
 	}
-	out := filepath.Join(p.state, "rootfs", strconv.Itoa(vmid), "tmp", "out")
+	out := filepath.Join(p.ctRootfs(vmid), "tmp", "out")
 	var data []byte
 	for range 100 {
 		if data, _ = os.ReadFile(out); len(data) > 0 {
@@ -680,7 +695,7 @@ func TestPVEDebianMinbase(t *testing.T) {
 		}
 		if !p.real {
 			// Unprivileged: on disk the CT's ids are shifted into its map.
-			compareRootfs(t, rootfs, filepath.Join(p.state, "rootfs", st.Annotations["org.proxcage.pve.vmid"]), unprivilegedShift)
+			compareRootfs(t, rootfs, p.ctRootfs(vmidOf(t, st)), unprivilegedShift)
 		}
 		p.ok("kill", c.id, "KILL")
 		p.waitStatus(c.id, specs.StateStopped)

@@ -89,7 +89,7 @@ func TestPVEUnprivilegedCTRunsInTheIDMap(t *testing.T) {
 		!strings.Contains(string(lxc), "lxc.idmap = u 0 100000 65536\nlxc.idmap = g 0 100000 65536\n") {
 		t.Fatalf("LXC config lacks PVE's id map (%v):\n%s", err, lxc)
 	}
-	if err := syscall.Stat(filepath.Join(p.state, "rootfs", strconv.Itoa(vmid), "sbin", "init"), &s); err != nil || s.Uid != unprivilegedShift {
+	if err := syscall.Stat(filepath.Join(p.ctRootfs(vmid), "sbin", "init"), &s); err != nil || s.Uid != unprivilegedShift {
 		t.Fatalf("rootfs owned by %d (%v)", s.Uid, err)
 	}
 	p.ok("delete", "--force", "unpriv")
