@@ -332,8 +332,9 @@ func (b *Backend) undoUpgrade(ctx context.Context, pt upgradeOps, c *backend.Con
 			}
 		}
 	}
-	if j.Snapshot != "" {
-		if err := pt.delsnapshot(ctx, p.Node, p.VMID, j.Snapshot); err != nil {
+	if j.Snapshot != "" || j.Step == "snapshot" {
+		// Also when a crash came between the snapshot and its record.
+		if err := pt.delsnapshot(ctx, p.Node, p.VMID, UpgradeSnapshot); err != nil && !strings.Contains(err.Error(), "does not exist") {
 			b.log.Warn("remove the upgrade's snapshot", "vmid", p.VMID, "err", errdefs.OneLine(err))
 		}
 	}
