@@ -28,7 +28,7 @@ func init() {
 
 // snapNameRE is pve-common 9.2.1 JSONSchema.pm $CONFIGID_RE, as
 // pve_verify_configid anchors it (at least two characters, any case;
-// test/pveschema's pve-configid differs, for config keys).
+// test/pveschema's pve-configid now uses the same pattern).
 var snapNameRE = regexp.MustCompile(`(?i)^[a-z][a-z0-9_-]+$`)
 
 // parseSnapCmd parses "<vmid> <snapname> [OPTIONS]" and checks snapname

@@ -70,6 +70,13 @@ var sets = map[string][]method{
 		{"", "GET", "/nodes/{node}/storage/{storage}/content"},
 		{"", "POST", "/nodes/{node}/storage/{storage}/upload"},
 		{"", "DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"},
+		{"", "GET", "/nodes/{node}/lxc/{vmid}/snapshot"},
+		{"", "POST", "/nodes/{node}/lxc/{vmid}/snapshot"},
+		{"", "GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}"},
+		{"", "DELETE", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}"},
+		{"", "POST", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback"},
+		{"", "GET", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config"},
+		{"", "PUT", "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config"},
 	},
 }
 

@@ -417,7 +417,7 @@ var (
 	storageIDRE = regexp.MustCompile(`^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$`)
 	tagRE       = regexp.MustCompile(`^(?i:[a-z0-9_][a-z0-9_\-+.]*)$`)
 	macRE       = regexp.MustCompile(`^(?i:[a-f0-9][02468ace](?::[a-f0-9]{2}){5})$`)
-	configIDRE  = regexp.MustCompile(`^[a-z][a-z0-9_\-]*\d*$`)
+	configIDRE  = regexp.MustCompile(`^(?i:[a-z][a-z0-9_-]+)$`) // JSONSchema.pm $CONFIGID_RE, anchored as pve_verify_configid
 	volumeIDRE  = regexp.MustCompile(`^(?i:[a-z][a-z0-9\-_.]*[a-z0-9]):.+$`)
 	diskSizeRE  = regexp.MustCompile(`^\d+(?:\.\d+)?[KMGT]?$`)
 	poolIDRE    = regexp.MustCompile(`^[A-Za-z0-9_\-]+$`)

@@ -31,6 +31,13 @@ func (s *Server) buildRoutes() []route {
 		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/stop", h: s.ctAction("vzstop")},
 		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/status/shutdown", h: s.ctAction("vzshutdown")},
 		{method: "DELETE", tmpl: "/nodes/{node}/lxc/{vmid}", h: s.ctAction("vzdestroy")},
+		{method: "GET", tmpl: "/nodes/{node}/lxc/{vmid}/snapshot", h: s.listSnapshots},
+		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/snapshot", h: s.createSnapshot},
+		{method: "GET", tmpl: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", h: s.snapshotCmdIdx},
+		{method: "DELETE", tmpl: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}", h: s.deleteSnapshot},
+		{method: "POST", tmpl: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback", h: s.rollbackSnapshot},
+		{method: "GET", tmpl: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", h: s.getSnapshotConfig},
+		{method: "PUT", tmpl: "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config", h: s.updateSnapshotConfig},
 		{method: "GET", tmpl: "/nodes/{node}/tasks", h: s.listTasks},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/status", h: s.taskStatus},
 		{method: "GET", tmpl: "/nodes/{node}/tasks/{upid}/log", h: s.taskLog},
@@ -268,8 +275,6 @@ var notConfig = map[string]bool{
 	"skiplock": true,
 }
 
-var allocRE = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9\-_.]*[a-zA-Z0-9]):(\d+(?:\.\d+)?)$`)
-
 // typed renders config values with their schema types (integers and
 // booleans as JSON numbers), as PVE does.
 func typed(key string, conf map[string]string) map[string]any {
@@ -286,19 +291,57 @@ func typed(key string, conf map[string]string) map[string]any {
 	return out
 }
 
+// getConfig is API2/LXC/Config.pm vm_config: the config with the pending
+// changes applied (load_current_config), current=1 without them,
+// snapshot=NAME that section (load_snapshot_config) with the config's
+// digest.
 func (s *Server) getConfig(c *call) (any, *apiError) {
+	if c.p["snapshot"] != "" && c.p["current"] == "1" {
+		msg := "cannot use 'snapshot' parameter with 'current'"
+		return nil, paramError(map[string]string{"snapshot": msg, "current": msg})
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x, err := s.ct(c)
 	if err != nil {
 		return nil, err
 	}
-	out := typed("POST /nodes/{node}/lxc", x.conf)
+	if name := c.p["snapshot"]; name != "" {
+		sn := x.snaps[name]
+		if sn == nil {
+			return nil, fail500("snapshot '%s' does not exist", name)
+		}
+		out := typedConf(sn)
+		out["digest"] = x.digest()
+		return out, nil
+	}
+	conf := x.conf
+	if c.p["current"] != "1" && len(x.pending) > 0 {
+		conf = map[string]string{}
+		for k, v := range x.conf {
+			conf[k] = v
+		}
+		for k, v := range x.pending {
+			conf[k] = v
+		}
+	}
+	out := typedConf(conf)
 	if x.lock != "" {
 		out["lock"] = x.lock
 	}
 	out["digest"] = x.digest()
 	return out, nil
+}
+
+// typedConf is a config section as parse_pct_config's check_type leaves
+// it: integers and booleans as JSON numbers, snaptime (an integer of the
+// config schema the API schema leaves out) too.
+func typedConf(conf map[string]string) map[string]any {
+	out := typed("POST /nodes/{node}/lxc", conf)
+	if t, ok := conf["snaptime"]; ok {
+		out["snaptime"] = json.Number(t)
+	}
+	return out
 }
 
 func (s *Server) putConfig(c *call) (any, *apiError) {
@@ -333,23 +376,88 @@ func (s *Server) putConfig(c *call) (any, *apiError) {
 		return nil, err
 	}
 	var del []string
-	for _, k := range strings.FieldsFunc(c.p["delete"], func(r rune) bool { return r == ',' || r == ';' || r == ' ' }) {
+	for _, k := range dels {
 		if _, set := c.p[k]; set {
-			return nil, paramError(map[string]string{k: "unable to delete parameter which is set"})
-		}
-		if k == "rootfs" {
-			return nil, paramError(map[string]string{"delete": "unable to delete required option 'rootfs'"})
+			return nil, paramError(map[string]string{"delete": fmt.Sprintf("you can't use '-%s' and -delete %s' at the same time", k, k)})
 		}
 		del = append(del, k)
 	}
+	// update_pct_config: deletes of required or read-only options, and
+	// each rootfs/mpN volume's storage known and taking rootdir content.
+	sort.Strings(del)
 	for _, k := range del {
-		delete(x.conf, k)
-	}
-	for k, v := range c.p {
-		if !notConfig[k] {
-			x.conf[k] = v
+		switch k {
+		case "memory", "rootfs", "ostype":
+			return nil, fail500("unable to delete required option '%s'", k)
+		case "unprivileged":
+			return nil, fail500("unable to delete read-only option: '%s'", k)
 		}
 	}
+	setKeys := sortedKeys(set)
+	for _, k := range setKeys {
+		if k != "rootfs" && !isIndexedKey(k, "mp") {
+			continue
+		}
+		if vol := volumeOf(k, set[k]); isVolume(vol) {
+			sid, _, _ := strings.Cut(vol, ":")
+			st := s.storageConfig(sid)
+			if st == nil {
+				return nil, fail500("storage '%s' does not exist", sid)
+			}
+			if !st.allows("rootdir") {
+				return nil, fail500("storage '%s' does not allow content type 'rootdir' (Container)", sid)
+			}
+		}
+	}
+	n := s.nodes[x.node]
+	running := x.status == "running"
+	// vmconfig_apply_pending (stopped) / vmconfig_hotplug_pending
+	// (running): deletes first, then the set keys, each sorted.
+	for _, k := range del {
+		switch {
+		case isIndexedKey(k, "mp"):
+			// The volume becomes unusedN (its is_volume_in_use check is
+			// given the whole mp string and never holds).
+			if vol := volumeOf(k, x.conf[k]); isVolume(vol) {
+				if msg := addUnused(x.conf, vol); msg != "" {
+					return nil, paramError(map[string]string{k: "unable to apply pending change " + k + " : " + msg})
+				}
+			}
+		case isIndexedKey(k, "unused"):
+			// Freed unless something still uses it, and only if the CT
+			// owns it (delete_mountpoint_volume; the warning goes to the
+			// daemon's log).
+			if vol, ok := x.conf[k]; ok && !x.volumeInUse(vol) {
+				deleteMountpointVolume(n, x.vmid, vol)
+			}
+		}
+		delete(x.conf, k)
+	}
+	for _, k := range setKeys {
+		v := set[k]
+		switch {
+		case k == "rootfs" && running:
+			// Not hot-pluggable ("skip"): pending until the next start.
+			s.setPending(x, k, v)
+			continue
+		case k == "rootfs":
+			// vmconfig_apply_pending has no rootfs branch: the key is
+			// replaced as given, the old volume is NOT made unusedN.
+		case isIndexedKey(k, "mp"):
+			if _, exists := x.conf[k]; running && exists {
+				// "don't try to hotplug over existing mp": pending.
+				s.setPending(x, k, v)
+				continue
+			}
+			nv, msg := s.applyMountpoint(n, x, k, v)
+			if msg != "" {
+				return nil, paramError(map[string]string{k: "unable to apply pending change " + k + " : " + msg})
+			}
+			v = nv
+		}
+		x.conf[k] = v
+	}
+	dropUsedUnused(x.conf)
 	if t, ok := x.conf["tags"]; ok {
 		x.conf["tags"] = pveschema.UniqueTags(t) // as PVE stores them
 	}
@@ -429,25 +537,25 @@ func (s *Server) ctAction(typ string) handlerFunc {
 				if x.status == "running" {
 					return w, fmt.Sprintf("CT %d already running", vmid)
 				}
+				s.applyPending(x) // LXC.pm vm_start: vmconfig_apply_pending
 				x.status, x.started = "running", s.now()
 			case "vzstop", "vzshutdown":
 				if x.status != "running" {
 					return w, fmt.Sprintf("CT %d not running", vmid)
 				}
 				x.status = "stopped"
+				s.applyPending(x) // lxc-pve-poststop-hook: vmconfig_apply_pending
 			case "vzdestroy":
 				if x.status == "running" && !force {
 					return w, fmt.Sprintf("unable to destroy CT %d - container is running", vmid)
 				}
-				delete(s.cts, vmid)
-				for _, st := range s.nodes[x.node].storages {
-					for id, v := range st.vols {
-						if v.vmid == vmid {
-							delete(st.vols, id)
-						}
-					}
+				if x.status == "running" {
+					w = append(w, fmt.Sprintf("forced to stop CT %d before destroying!", vmid))
+					x.status = "stopped"
 				}
-				w = append(w, fmt.Sprintf("Logical volume \"vm-%d-disk-0\" successfully removed.", vmid))
+				delete(s.cts, vmid)
+				// destroy_lxc_container: the volumes the CT owns by name.
+				w = append(w, destroyVolumes(s.nodes[x.node], x, c.p["destroy-unreferenced-disks"] == "1")...)
 				if c.p["purge"] == "1" {
 					w = append(w, fmt.Sprintf("purging CT %d from related configurations..", vmid))
 				}
@@ -593,8 +701,9 @@ func (s *Server) storageContent(c *call) (any, *apiError) {
 // DELETE /nodes/{node}/storage/{storage}/content/{volume}: an imgdel task
 // that frees the volume (pve-storage 9.1.7 src/PVE/API2/Storage/Content.pm
 // 'delete' and $real_volume_id; Storage.pm vdisk_free; Plugin.pm
-// free_image, which only warns when the file is gone). The simulator
-// frees templates; a CT's own volumes go with the CT.
+// free_image, which only warns when the file is gone; LvmThinPlugin.pm
+// free_image, for which a missing volume is no error). Templates and CT
+// volumes alike; no check that a CT still uses it (there is none).
 func (s *Server) deleteVolume(c *call) (any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -618,19 +727,24 @@ func (s *Server) deleteVolume(c *call) (any, *apiError) {
 	if st == nil {
 		return nil, fail500("storage '%s' does not exist", sid)
 	}
-	if v := st.vols[volid]; v != nil && v.content != "vztmpl" {
-		return nil, fail500("pvesim frees only templates, not %s", volid)
+	// The task id: "OWNER@STORAGE" for a volume a VMID owns.
+	id := sid
+	if owner := volumeOwner(volid); owner != 0 {
+		id = fmt.Sprintf("%d@%s", owner, sid)
 	}
-	return s.startTask(n.name, "imgdel", sid, c.id.user, func(fail string) ([]string, string) {
+	return s.startTask(n.name, "imgdel", id, c.id.user, func(fail string) ([]string, string) {
 		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
 			return nil, fail
 		}
-		if st.vols[volid] == nil {
+		cur := st.vols[volid]
+		if cur == nil && strings.Contains(volid, ":vztmpl/") {
 			_, name, _ := strings.Cut(volid, "/")
 			return []string{"disk image '/var/lib/vz/template/cache/" + name + "' does not exist", "Removed volume '" + volid + "'"}, "WARNINGS: 1"
 		}
-		delete(st.vols, volid)
-		return append([]string{"Removed volume '" + volid + "'"}, warnLines(fail)...), fail
+		// vdisk_free; a missing LVM-thin volume is no error (free_image
+		// removes it only "if exists").
+		lines := vdiskFree(n, volid)
+		return append(append(lines, "Removed volume '"+volid+"'"), warnLines(fail)...), fail
 	}), nil
 }
 

@@ -42,26 +42,43 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 	if !s.storageKnown(tsid) {
 		return nil, fail500("storage '%s' does not exist", tsid)
 	}
-	// rootfs: "STORAGE:SIZE" allocates a volume; without rootfs, the
-	// "storage" parameter (default local) gets 4 GiB.
-	rootfs := c.p["rootfs"]
-	if rootfs == "" {
-		rs := c.p["storage"]
-		if rs == "" {
-			rs = "local"
-		}
-		rootfs = rs + ":4"
+	// The mount points (create_vm's $mp_param): rootfs and mpN, a bare
+	// size meaning the "storage" parameter (default local); without rootfs
+	// and mpN, rootfs is that storage with 4 GiB. Each volume's storage must
+	// be enabled, on this node and take rootdir content.
+	defStorage := c.p["storage"]
+	if defStorage == "" {
+		defStorage = "local"
 	}
-	alloc := allocRE.FindStringSubmatch(strings.TrimPrefix(rootfs, "volume="))
-	if mountType(rootfs) == "volume" {
-		rsid, _, _ := strings.Cut(strings.TrimPrefix(rootfs, "volume="), ":")
-		rst, err := s.storageCheckEnabled(rsid, n.name)
-		if err != nil {
-			return nil, err
+	mpKeys := volumeKeys(c.p)
+	if len(mpKeys) > 0 && mpKeys[0] != "rootfs" {
+		return nil, fail500("mount points configured, but 'rootfs' not set - aborting")
+	}
+	if len(mpKeys) == 0 {
+		c.p["rootfs"] = defStorage + ":4"
+		mpKeys = []string{"rootfs"}
+	}
+	for _, k := range mpKeys {
+		props := mpProps(k, c.p[k])
+		if bareSizeRE.MatchString(props["volume"]) {
+			props["volume"] = defStorage + ":" + props["volume"]
+			c.p[k] = pveschema.PrintPropertyString(mpFormat(k), props)
 		}
-		if !rst.allows("rootdir") {
-			return nil, paramError(map[string]string{"storage": fmt.Sprintf("storage '%s' does not support container directories", rsid)})
+		if vol := props["volume"]; isVolume(vol) {
+			sid, _, _ := strings.Cut(vol, ":")
+			st, err := s.storageCheckEnabled(sid, n.name)
+			if err != nil {
+				return nil, err
+			}
+			if !st.allows("rootdir") {
+				return nil, paramError(map[string]string{"storage": fmt.Sprintf("storage '%s' does not support container directories", sid)})
+			}
 		}
+	}
+	// unusedN: "ignoring 'unusedN', cannot create/restore with unused
+	// volume" (a warning of the API daemon, not the client's).
+	for _, k := range indexedKeys(c.p, "unused") {
+		delete(c.p, k)
 	}
 	conf := map[string]string{}
 	for k, v := range c.p {
@@ -122,22 +139,25 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 			return lines, exit
 		}
 		emsg := fmt.Sprintf("unable to create CT %d - ", vmid)
-		// create_disks: vdisk_alloc under the storage's lock, a cluster
-		// lock (cfs_lock_storage) for a shared storage.
-		if alloc != nil {
-			if cfsTimeout {
-				lines = append(lines, fmt.Sprintf("trying to acquire cfs lock 'storage-%s' ...", alloc[1]))
-				return undo(emsg + fmt.Sprintf("cfs-lock 'storage-%s' error: got lock request timeout", alloc[1]))
+		// create_disks: rootfs, then mpN in index order, each STORAGE:SIZE
+		// a new volume (vdisk_alloc under the storage's lock, a cluster
+		// lock, cfs_lock_storage, for a shared storage), stored with its
+		// size (print_ct_mountpoint, without mp for rootfs).
+		for _, k := range mpKeys {
+			props := mpProps(k, conf[k])
+			m := newDiskRE.FindStringSubmatch(props["volume"])
+			if m == nil {
+				continue
 			}
-			rst := n.storages[alloc[1]]
-			v := &volume{volid: fmt.Sprintf("%s:vm-%d-disk-0", alloc[1], vmid), content: "rootdir", format: "raw",
-				size: parseSize(alloc[2]), ctime: s.now().Unix(), vmid: vmid}
+			if cfsTimeout {
+				lines = append(lines, fmt.Sprintf("trying to acquire cfs lock 'storage-%s' ...", m[1]))
+				return undo(emsg + fmt.Sprintf("cfs-lock 'storage-%s' error: got lock request timeout", m[1]))
+			}
+			v, out := s.allocDisk(n.storages[m[1]], vmid, newDiskSize(m[2]))
 			newVols = append(newVols, v)
-			rst.vols[v.volid] = v
-			conf["rootfs"] = fmt.Sprintf("%s,size=%sG", v.volid, alloc[2])
-			lines = append(lines, fmt.Sprintf("  Logical volume \"vm-%d-disk-0\" created.", vmid))
-		} else {
-			conf["rootfs"] = rootfs
+			lines = append(lines, out...)
+			props["volume"], props["size"] = v.volid, formatDiskSize(v.size)
+			conf[k] = pveschema.PrintPropertyString(mpFormat(k), props)
 		}
 		// restore_archive: storage_check_enabled, then activate_volume.
 		tst, terr := s.storageCheckEnabled(tsid, n.name)

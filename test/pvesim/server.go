@@ -61,6 +61,10 @@ type Options struct {
 	// NoStorage maps a node to storage ids it lacks (default: every node
 	// has local (backup,iso,vztmpl) and local-lvm (images,rootdir)).
 	NoStorage map[string][]string
+	// Storages are more storages every node has (minus NoStorage), e.g.
+	// {ID: "tank", Type: "zfspool", Content: "images,rootdir"}: the type
+	// decides the snapshot feature (lvmthin, zfspool, btrfs, rbd).
+	Storages []StorageSpec
 
 	// QemuVMs are fake VMs that occupy VMIDs and appear in resources.
 	QemuVMs []QemuVM
@@ -70,6 +74,12 @@ type Options struct {
 
 	// Logf, if set, receives one line per request.
 	Logf func(format string, args ...any)
+}
+
+// StorageSpec is one storage.cfg entry (Total in bytes, default 100 GiB).
+type StorageSpec struct {
+	ID, Type, Content string
+	Total             int64
 }
 
 // QemuVM is a fake QEMU guest (only listed; never managed).
@@ -175,6 +185,13 @@ func New(opts Options) *Server {
 		}
 		nd.storages["local"] = &storage{id: "local", typ: "dir", content: "backup,iso,vztmpl", total: 100 << 30, vols: map[string]*volume{}}
 		nd.storages["local-lvm"] = &storage{id: "local-lvm", typ: "lvmthin", content: "images,rootdir", total: 200 << 30, vols: map[string]*volume{}}
+		for _, sp := range opts.Storages {
+			total := sp.Total
+			if total == 0 {
+				total = 100 << 30
+			}
+			nd.storages[sp.ID] = &storage{id: sp.ID, typ: sp.Type, content: sp.Content, total: total, vols: map[string]*volume{}}
+		}
 		for _, sid := range opts.NoStorage[n] {
 			delete(nd.storages, sid)
 		}

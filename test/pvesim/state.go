@@ -47,6 +47,7 @@ type volume struct {
 	volid, content, format string
 	size, ctime            int64
 	vmid                   int
+	snaps                  []string // its snapshots, oldest first
 }
 
 // ct is a simulated container: a config and a status.
@@ -57,6 +58,11 @@ type ct struct {
 	lock    string
 	status  string // running | stopped
 	started time.Time
+	// pending is the [pve:pending] section (changes a running CT gets at
+	// its next start or stop); snaps the [NAME] snapshot sections, each a
+	// copy of the config plus description, snaptime, parent, snapstate.
+	pending map[string]string
+	snaps   map[string]map[string]string
 }
 
 func (c *ct) maxmem() int64 {
@@ -102,19 +108,31 @@ func parseSize(s string) int64 {
 	return int64(f * float64(mult))
 }
 
-// digest is the SHA-1 of the config file text, as PVE reports it.
+// digest is the SHA-1 of the config file text, as PVE reports it: the
+// keys, the pending section, the snapshot sections (write_pct_config).
 func (c *ct) digest() string {
-	keys := make([]string, 0, len(c.conf))
-	for k := range c.conf {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	h := sha1.New()
-	if c.lock != "" {
-		_, _ = fmt.Fprintf(h, "lock: %s\n", c.lock) // a hash's Write never fails
+	section := func(conf map[string]string, lock string) {
+		keys := make([]string, 0, len(conf))
+		for k := range conf {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if lock != "" {
+			_, _ = fmt.Fprintf(h, "lock: %s\n", lock) // a hash's Write never fails
+		}
+		for _, k := range keys {
+			_, _ = fmt.Fprintf(h, "%s: %s\n", k, conf[k])
+		}
 	}
-	for _, k := range keys {
-		_, _ = fmt.Fprintf(h, "%s: %s\n", k, c.conf[k])
+	section(c.conf, c.lock)
+	if len(c.pending) > 0 {
+		_, _ = fmt.Fprint(h, "\n[pve:pending]\n")
+		section(c.pending, "")
+	}
+	for _, name := range sortedKeys(c.snaps) {
+		_, _ = fmt.Fprintf(h, "\n[%s]\n", name)
+		section(c.snaps[name], "")
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
