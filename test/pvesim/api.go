@@ -782,6 +782,14 @@ func (s *Server) upload(c *call) (any, *apiError) {
 	sum := sha256.New()
 	size, _ := io.Copy(sum, f)
 	f.Close()
+	var oci *ociProcess
+	var ociErr error
+	if strings.HasSuffix(name, ".tar") {
+		if f, err := fh.Open(); err == nil {
+			oci, ociErr = readOCIProcess(f)
+			f.Close()
+		}
+	}
 	got := hex.EncodeToString(sum.Sum(nil))
 	want, algo := c.p["checksum"], c.p["checksum-algorithm"]
 	if algo != "" && algo != "sha256" {
@@ -807,7 +815,7 @@ func (s *Server) upload(c *call) (any, *apiError) {
 		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
 			return lines, fail
 		}
-		st.vols[volid] = &volume{volid: volid, content: content, format: volFormat(name), size: size, ctime: s.now().Unix()}
+		st.vols[volid] = &volume{volid: volid, content: content, format: volFormat(name), size: size, ctime: s.now().Unix(), oci: oci, ociErr: ociErr}
 		return append(append(lines, "finished file import successfully"), warnLines(fail)...), fail
 	}), nil
 }

@@ -168,10 +168,19 @@ func (s *Server) createCT(c *call) (any, *apiError) {
 		if vol == nil || vol.content != "vztmpl" {
 			return undo(emsg + fmt.Sprintf("volume '%s' does not exist", tpl))
 		}
-		lines = append(lines,
-			fmt.Sprintf("extracting archive '%s'", tplPath),
-			fmt.Sprintf("Total bytes read: %d (%dMiB, 100MiB/s)", vol.size, vol.size>>20),
-			"Detected container architecture: "+conf["arch"])
+		switch {
+		case vol.ociErr != nil:
+			lines = append(lines, "Detected OCI archive")
+			return undo(emsg + vol.ociErr.Error())
+		case vol.oci != nil:
+			// restore_oci_archive, after the create parameters (oci.go).
+			lines = append(lines, applyOCI(conf, vol.oci)...)
+		default:
+			lines = append(lines,
+				fmt.Sprintf("extracting archive '%s'", tplPath),
+				fmt.Sprintf("Total bytes read: %d (%dMiB, 100MiB/s)", vol.size, vol.size>>20),
+				"Detected container architecture: "+conf["arch"])
+		}
 		if fail != "" && !strings.HasPrefix(fail, "WARNINGS: ") {
 			return undo(fail)
 		}

@@ -48,6 +48,10 @@ type volume struct {
 	size, ctime            int64
 	vmid                   int
 	snaps                  []string // its snapshots, oldest first
+	// oci is an OCI archive template's image config (oci.go); ociErr
+	// what parsing it said, for the create that uses it.
+	oci    *ociProcess
+	ociErr error
 }
 
 // ct is a simulated container: a config and a status.
