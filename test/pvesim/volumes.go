@@ -62,7 +62,7 @@ func isVolume(vol string) bool { return vol != "" && !strings.HasPrefix(vol, "/"
 func indexedKeys(conf map[string]string, prefix string) []string {
 	var keys []string
 	for k := range conf {
-		if m := pveschema.IndexedNameRE.FindStringSubmatch(k); m != nil && m[1] == prefix {
+		if m := pveschema.IndexedNameRE.FindStringSubmatch(k); len(m) > 1 && m[1] == prefix {
 			keys = append(keys, k)
 		}
 	}
@@ -165,7 +165,7 @@ func vdiskFree(n *node, volid string) []string {
 		for _, sn := range v.snaps {
 			lines = append(lines, fmt.Sprintf("  Logical volume \"snap_%s_%s\" successfully removed.", name, sn))
 		}
-		lines = append(lines, fmt.Sprintf("  Logical volume \"%s\" successfully removed.", name))
+		lines = append(lines, "  Logical volume \""+name+"\" successfully removed.")
 	}
 	delete(st.vols, volid)
 	return lines
@@ -275,7 +275,7 @@ var bareSizeRE = regexp.MustCompile(`^\d+(?:\.\d+)?$`)
 
 func isIndexedKey(k, prefix string) bool {
 	m := pveschema.IndexedNameRE.FindStringSubmatch(k)
-	return m != nil && m[1] == prefix
+	return len(m) > 1 && m[1] == prefix
 }
 
 // storageConfig is storage.cfg's entry of sid (some node has it), or nil.
