@@ -121,6 +121,7 @@ bench: build
 	./bench/image.sh $(CURDIR)/$(BIN) $${PROXCAGE_CACHE:-$$HOME/.cache/proxcage}/debian-minbase
 	./bench/engines.sh $(CURDIR)/$(BIN)
 	./bench/lxc.sh $(CURDIR)/$(BIN)
+	./bench/upgrade.sh $(CURDIR)/$(BIN)
 
 # The pages carry the version `proxcage version` prints: the same LDFLAGS.
 man: go-check

@@ -27,6 +27,7 @@ type upgradeFlags struct {
 	stop     time.Duration
 	quiet    bool
 	resume   bool
+	noHealth bool
 }
 
 func (a *app) upgradeCommand() *cobra.Command {
@@ -53,6 +54,8 @@ rootfs and image lines (entrypoint, env, lxc.init.*) are swapped with the
 scratch CT's; then it is started and checked. On failure the snapshot (or,
 without one, the saved config) puts it back. After a crash, --resume puts it
 back as it was (or finishes the clean-up of an upgrade that had passed).
+Over the API the same, refused when it would need what the API lacks (raw
+lxc.init.* lines, exec for a health check).
 
 With --check, ask the registry of every container made from an image (those
 named, else all of them; containers made from a bundle are skipped) what the
@@ -85,7 +88,7 @@ exist or names a container made from a bundle.`,
 			if !f.check {
 				return a.runUpgrade(cmd, args, f)
 			}
-			for _, flag := range []string{"image", "health-cmd", "health-timeout", "time", "resume"} {
+			for _, flag := range []string{"image", "health-cmd", "health-timeout", "time", "resume", "no-health-check"} {
 				if cmd.Flags().Changed(flag) {
 					return errdefs.New(errdefs.ErrInvalidArgument, "upgrade: --%s does not go with --check", flag)
 				}
@@ -101,6 +104,7 @@ exist or names a container made from a bundle.`,
 	fl.DurationVar(&f.timeout, "health-timeout", 30*time.Second, "how long the health check may take to pass")
 	fl.DurationVarP(&f.stop, "time", "t", 10*time.Second, "how long the old container gets to stop after SIGTERM before SIGKILL")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress lines or pull bars")
+	fl.BoolVar(&f.noHealth, "no-health-check", false, "do not run the image's HEALTHCHECK: the new container must still run 2 s after its start")
 	fl.BoolVar(&f.resume, "resume", false, "finish an upgrade that was interrupted (pve): the container as it was before it")
 	fl.StringVarP(&f.format, "format", "f", "table", "with --check: table or json")
 	fl.StringVar(&f.platform, "platform", "", "os/arch[/variant] to check for (default: that of the image each container runs)")
@@ -121,8 +125,11 @@ func (a *app) runUpgrade(cmd *cobra.Command, ids []string, f upgradeFlags) error
 	if err != nil {
 		return err
 	}
-	req := runtime.UpgradeRequest{ID: ids[0], Ref: f.image, Pull: a.pullOptions(f.platform, f.creds, f.quiet), Timeout: f.timeout, Stop: f.stop, Resume: f.resume}
+	req := runtime.UpgradeRequest{ID: ids[0], Ref: f.image, Pull: a.pullOptions(f.platform, f.creds, f.quiet), Timeout: f.timeout, Stop: f.stop, Resume: f.resume, NoHealth: f.noHealth}
 	if f.health != "" {
+		if f.noHealth {
+			return errdefs.New(errdefs.ErrInvalidArgument, "upgrade: --health-cmd and --no-health-check exclude each other")
+		}
 		req.Health = []string{"/bin/sh", "-c", f.health}
 	}
 	if !f.quiet {
@@ -133,7 +140,7 @@ func (a *app) runUpgrade(cmd *cobra.Command, ids []string, f upgradeFlags) error
 		return errdefs.Context(err, "upgrade", ids[0])
 	}
 	if f.resume {
-		_, err := fmt.Fprintf(a.stdout, "%s: the interrupted upgrade is undone\n", res.ID)
+		_, err := fmt.Fprintf(a.stdout, "%s: the interrupted upgrade is finished\n", res.ID)
 		return err
 	}
 	if !res.Changed {

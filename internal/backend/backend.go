@@ -369,9 +369,10 @@ type Reclaimer interface {
 // again otherwise.
 type Upgrader interface {
 	Upgrade(ctx context.Context, c *Container, next UpgradeTarget) error
-	// ResumeUpgrade finishes an upgrade a crash left; false when there
-	// was none.
-	ResumeUpgrade(ctx context.Context, c *Container) (bool, error)
+	// ResumeUpgrade finishes an upgrade a crash left: found is false when
+	// there was none; forward says the new image stands (only the
+	// clean-up was left), else the container is as before.
+	ResumeUpgrade(ctx context.Context, c *Container) (found, forward bool, err error)
 }
 
 // UpgradeTarget is what a container is upgraded to.

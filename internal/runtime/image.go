@@ -321,7 +321,11 @@ func (r *Runtime) attachVolumes(id string, s *specs.Spec, vols []volume.Mount, i
 func (r *Runtime) dropVolumes(id string, made []string) {
 	vs := r.Volumes()
 	for _, name := range made {
-		if _, err := vs.Detach(name, id, true); err != nil {
+		if _, err := vs.Detach(name, id, false); err != nil {
+			r.Log.Warn("remove the volume a failed create made", "id", id, "volume", name, "err", errdefs.OneLine(err))
+		}
+		// Unless another container took it up meanwhile.
+		if err := vs.Remove(name); err != nil && errdefs.Category(err) != errdefs.ErrNotFound && errdefs.Category(err) != errdefs.ErrFailedPrecondition {
 			r.Log.Warn("remove the volume a failed create made", "id", id, "volume", name, "err", errdefs.OneLine(err))
 		}
 	}

@@ -457,6 +457,9 @@ func (r *Runtime) delete(ctx context.Context, id string, force, volumes bool) er
 // ExecRequest is exec's command line, applied over the container's own
 // process (like runc exec) unless a process file replaces it.
 type ExecRequest struct {
+	// Base replaces the bundle's process as the one the flags apply to
+	// (upgrade's health check: the new image's, before the bundle says so).
+	Base        *specs.Process
 	ProcessFile string
 	Args        []string
 	Env         []string
@@ -486,6 +489,9 @@ func (r *Runtime) execProcess(rec *store.Record, req ExecRequest) (*specs.Proces
 	}
 	if len(req.Args) == 0 {
 		return nil, errdefs.New(errdefs.ErrInvalidArgument, "exec needs a command or --process")
+	}
+	if req.Base != nil {
+		return BuildExecProcess(req.Base, req)
 	}
 	b, err := spec.Load(rec.Bundle)
 	if err != nil {

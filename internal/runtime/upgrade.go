@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -42,9 +43,11 @@ type UpgradeRequest struct {
 	Stop time.Duration
 	// Progress gets one line per step.
 	Progress func(format string, a ...any)
-	// Resume finishes an upgrade a crash left (pve): the container as it
-	// was before it.
+	// Resume finishes an upgrade a crash left (pve).
 	Resume bool
+	// NoHealth skips the image's HEALTHCHECK (the container must then
+	// still run after Settle).
+	NoHealth bool
 }
 
 // UpgradeResult says what an upgrade did.
@@ -106,8 +109,13 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 			return res, errdefs.New(errdefs.ErrInvalidArgument, "upgrade --resume: the %s backend's upgrade has nothing to resume (it makes the container again in one go)", rec.Backend)
 		}
 		err := r.locked(req.ID, func(rec *store.Record, _ backend.Backend, c *backend.Container, h *store.Handle) error {
-			found, err := up.ResumeUpgrade(ctx, c)
+			found, forward, err := up.ResumeUpgrade(ctx, c)
 			rec.Private = c.Private
+			if err == nil && found {
+				// The bundle says what the CT runs: the new image's spec,
+				// kept beside it until then, or the old one.
+				err = r.settleBundle(rec, forward)
+			}
 			if serr := h.Save(rec); err == nil {
 				err = serr
 			}
@@ -158,6 +166,21 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 	}
 	carry := ImageRequest{Pull: req.Pull, Overrides: old.overrides, Volumes: old.volumes}
 
+	// The volumes keep a user while the container is made again, so no
+	// `volumes rm` or other container's delete --volumes takes them then.
+	vs, keeper := r.Volumes(), req.ID+".upgrading"
+	for _, v := range old.volumes {
+		if _, err := vs.Attach(v, keeper, ""); err != nil {
+			return res, err
+		}
+	}
+	defer func() {
+		for _, v := range old.volumes {
+			if _, err := vs.Detach(v.Name, keeper, false); err != nil {
+				r.Log.Warn("release the upgrade's hold on a volume", "volume", v.Name, "err", err)
+			}
+		}
+	}()
 	say("stopping %s", req.ID)
 	if req.Stop <= 0 {
 		req.Stop = 10 * time.Second
@@ -172,7 +195,10 @@ func (r *Runtime) Upgrade(ctx context.Context, req UpgradeRequest) (UpgradeResul
 	if err == nil {
 		say("starting %s", req.ID)
 		if err = r.Start(ctx, req.ID); err == nil {
-			err = r.checkHealth(ctx, req.ID, health, req.Timeout, req.Settle, say)
+			if req.NoHealth {
+				health = nil
+			}
+			err = r.checkHealth(ctx, req.ID, nil, health, req.Timeout, req.Settle, say)
 		}
 	}
 	if err == nil {
@@ -227,7 +253,7 @@ func (r *Runtime) waitStopped(ctx context.Context, id string, d time.Duration) b
 
 // checkHealth runs the health command in the container until it exits 0
 // (or timeout); without one, the container must still run after settle.
-func (r *Runtime) checkHealth(ctx context.Context, id string, cmd []string, timeout, settle time.Duration, say func(string, ...any)) error {
+func (r *Runtime) checkHealth(ctx context.Context, id string, base *specs.Process, cmd []string, timeout, settle time.Duration, say func(string, ...any)) error {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
@@ -255,7 +281,7 @@ func (r *Runtime) checkHealth(ctx context.Context, id string, cmd []string, time
 		if st.Status != specs.StateRunning {
 			return errdefs.New(errdefs.ErrFailedPrecondition, "the new container is %s", st.Status)
 		}
-		status, err := r.Exec(ctx, id, ExecRequest{Args: cmd})
+		status, err := r.Exec(ctx, id, ExecRequest{Base: base, Args: cmd})
 		if err == nil && status == 0 {
 			return nil
 		}
@@ -340,41 +366,50 @@ func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up bac
 	if req.Stop <= 0 {
 		req.Stop = 10 * time.Second
 	}
+	if req.NoHealth {
+		health = nil
+	}
 	target := backend.UpgradeTarget{Image: src, Spec: &scratch, Rootfs: rootfs, Stop: req.Stop,
 		ExecCheck: len(health) > 0, InitChanged: initChanged(cur, next),
 		Check: func(ctx context.Context) error {
 			say("started; checking its health")
-			return r.checkHealth(ctx, req.ID, health, req.Timeout, req.Settle, say)
+			return r.checkHealth(ctx, req.ID, next.Process, health, req.Timeout, req.Settle, say)
 		}}
 	err = r.locked(req.ID, func(rec *store.Record, _ backend.Backend, c *backend.Container, h *store.Handle) error {
+		// Another upgrade may have run while this one waited for the lock.
+		if d := rec.Annotations[imagespec.AnnotationImageDigest]; d != old.digest {
+			if d == res.To {
+				return errUpToDate
+			}
+			return errdefs.New(errdefs.ErrFailedPrecondition, "container %q changed image (to %s) while this upgrade waited: run it again", req.ID, d)
+		}
+		// The new spec waits beside the bundle's: a crash after the swap
+		// leaves it for a forward --resume.
+		data, err := json.MarshalIndent(next, "", "  ")
+		if err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
+		}
+		if err := atomicfile.Write(filepath.Join(rec.Bundle, pendingSpec), data, atomicfile.Options{Perm: 0o600}); err != nil {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "write the new config.json")
+		}
 		say("upgrading %s to %s (%s)", req.ID, res.Image, res.To)
 		uerr := up.Upgrade(ctx, c, target)
 		rec.Private = c.Private
 		if uerr != nil {
+			_ = os.Remove(filepath.Join(rec.Bundle, pendingSpec))
 			if serr := h.Save(rec); serr != nil {
 				r.Log.Warn("save the state after a failed upgrade", "id", req.ID, "err", serr)
 			}
 			return uerr
 		}
-		// The bundle says the new image now; the store, who uses which.
-		data, err := json.MarshalIndent(next, "", "  ")
-		if err != nil {
-			return errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
-		}
-		if err := atomicfile.Write(filepath.Join(rec.Bundle, "config.json"), data, atomicfile.Options{Perm: 0o600}); err != nil {
-			return errdefs.Wrap(errdefs.ErrInternal, err, "write config.json")
-		}
-		if err := st.Use(img.Digest, req.ID); err != nil {
+		if err := r.settleBundle(rec, true); err != nil {
 			return err
 		}
-		if h, err := v1.NewHash(old.digest); err == nil {
-			if err := st.Release(h, req.ID); err != nil {
-				r.Log.Warn("release the old image", "id", req.ID, "err", err)
-			}
-		}
-		rec.Rootfs, rec.Annotations = rootfs, next.Annotations
 		return h.Save(rec)
 	})
+	if errors.Is(err, errUpToDate) {
+		return res, nil
+	}
 	if err != nil {
 		return res, errdefs.Wrap(errdefs.Category(err), err, "upgrade to %s", img.Digest)
 	}
@@ -401,4 +436,53 @@ func initChanged(a, b *specs.Spec) []string {
 		out = append(out, "the stop signal")
 	}
 	return out
+}
+
+// pendingSpec is the new image's config.json while an in-place upgrade
+// runs, beside the bundle's own.
+const pendingSpec = "config.json.upgrade"
+
+var errUpToDate = errors.New("up to date")
+
+// settleBundle makes the bundle say what the container runs after an
+// in-place upgrade (forward: the pending spec becomes config.json, the
+// record's annotations and rootfs follow, the image store learns who
+// uses which) or leaves it as it was (the pending spec goes).
+func (r *Runtime) settleBundle(rec *store.Record, forward bool) error {
+	pending := filepath.Join(rec.Bundle, pendingSpec)
+	if !forward {
+		if err := os.Remove(pending); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return errdefs.Wrap(errdefs.ErrInternal, err, "remove the new config.json")
+		}
+		return nil
+	}
+	data, err := os.ReadFile(pending)
+	if err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "read the new config.json")
+	}
+	var next specs.Spec
+	if err := json.Unmarshal(data, &next); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "read the new config.json")
+	}
+	oldDigest := rec.Annotations[imagespec.AnnotationImageDigest]
+	if err := os.Rename(pending, filepath.Join(rec.Bundle, "config.json")); err != nil {
+		return errdefs.Wrap(errdefs.ErrInternal, err, "write config.json")
+	}
+	if st, err := r.ImageStore(); err == nil {
+		if h, err := v1.NewHash(next.Annotations[imagespec.AnnotationImageDigest]); err == nil {
+			if err := st.Use(h, rec.ID); err != nil {
+				r.Log.Warn("record the new image's use", "id", rec.ID, "err", err)
+			}
+		}
+		if h, err := v1.NewHash(oldDigest); err == nil && oldDigest != next.Annotations[imagespec.AnnotationImageDigest] {
+			if err := st.Release(h, rec.ID); err != nil {
+				r.Log.Warn("release the old image", "id", rec.ID, "err", err)
+			}
+		}
+	}
+	if next.Root != nil {
+		rec.Rootfs = next.Root.Path
+	}
+	rec.Annotations = next.Annotations
+	return nil
 }

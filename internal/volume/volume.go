@@ -260,7 +260,13 @@ func (s Store) Detach(name, user string, remove bool) (bool, error) {
 	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	if err := os.Remove(filepath.Join(root, "users", user)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err := os.Remove(filepath.Join(root, "users", user))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Not a user of this volume (a container of another backend
+		// whose volume has the same name): it removes nothing.
+		return false, nil
+	}
+	if err != nil {
 		return false, errdefs.Wrap(errdefs.ErrInternal, err, "volume %s", name)
 	}
 	if !remove {

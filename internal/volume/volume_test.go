@@ -137,6 +137,11 @@ func TestAttachSeedsDetachRemoves(t *testing.T) {
 	if removed, err := s.Detach("d", "c2", false); err != nil || removed {
 		t.Fatalf("Detach keep: removed=%v %v", removed, err)
 	}
+	// Unused now, and still only a user can remove it: a container that
+	// never used it (a pve container's volume of that name) leaves it.
+	if removed, err := s.Detach("d", "stranger", true); err != nil || removed {
+		t.Fatalf("Detach by a non-user: removed=%v %v", removed, err)
+	}
 	list, err := s.List()
 	if err != nil || len(list) != 2 || list[0].Name != "d" || len(list[0].Users) != 0 {
 		t.Fatalf("List = %+v, %v", list, err)

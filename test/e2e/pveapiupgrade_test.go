@@ -54,7 +54,7 @@ func TestUpgradePVEAPI(t *testing.T) {
 	// A start that fails: the CT back as it was.
 	p.sim.FailNextTask("vzstart", "startup for container '"+strconv.Itoa(vmid)+"' failed")
 	r = p.runLogged("upgrade", "-q", "-t", "1s", "web", "--image", app2)
-	if r.code == 0 || !strings.Contains(r.stderr, "runs its old image again") {
+	if r.code == 0 || !strings.Contains(r.stderr, "is back on its old image") {
 		t.Fatalf("failed start: exit %d %q", r.code, r.stderr)
 	}
 	p.waitStatus("web", specs.StateRunning)

@@ -109,7 +109,7 @@ func TestUpgradePVE(t *testing.T) {
 
 	// A new image whose command is missing: the CT back on app:1.
 	r := p.run("upgrade", "-q", "-t", "1s", "web", "--image", broken)
-	if r.code == 0 || !strings.Contains(r.stderr, "failed, CT "+id+" runs its old image again") {
+	if r.code == 0 || !strings.Contains(r.stderr, "failed, CT "+id+" is back on its old image") {
 		t.Fatalf("broken upgrade: exit %d %q", r.code, r.stderr)
 	}
 	oneLine(t, "broken upgrade", r.stderr)
@@ -141,7 +141,7 @@ func TestUpgradePVE(t *testing.T) {
 
 	// A crash during the health check, then --resume: app:2 again.
 	crashUpgrade(t, p, "web", app1)
-	if out := p.ok("upgrade", "--resume", "web"); !strings.Contains(out, "undone") {
+	if out := p.ok("upgrade", "--resume", "web"); !strings.Contains(out, "finished") {
 		t.Fatalf("resume printed %q", out)
 	}
 	same("2\n2 me\n1000\nprecious\n")
@@ -212,7 +212,7 @@ func TestUpgradePVEWithoutSnapshots(t *testing.T) {
 	conf0 := p.pct("config", vmid)
 
 	r := p.run("upgrade", "-q", "-t", "1s", "dirct", "--image", broken)
-	if r.code == 0 || !strings.Contains(r.stderr, "runs its old image again") {
+	if r.code == 0 || !strings.Contains(r.stderr, "is back on its old image") {
 		t.Fatalf("broken upgrade: exit %d %q", r.code, r.stderr)
 	}
 	p.waitStatus("dirct", specs.StateRunning)

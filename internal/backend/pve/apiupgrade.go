@@ -42,47 +42,71 @@ func (u *apiUpgrade) shutdown(ctx context.Context, node string, vmid int, grace 
 		url.Values{"timeout": {strconv.Itoa(secs)}, "forceStop": {"1"}}, 0, notRunning)
 }
 
-// read renders each CT's config as pct's file would hold its keys, one
-// "key: value" line each, sorted (no raw lxc lines: the API has none).
-func (u *apiUpgrade) read(ctx context.Context, node string, a, b int) (string, string, error) {
-	var out [2]string
-	for i, vmid := range []int{a, b} {
-		conf, err := u.t.config(ctx, node, vmid)
-		if err != nil {
-			return "", "", err
-		}
-		keys := make([]string, 0, len(conf))
-		for k := range conf {
-			if k != "digest" {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		var sb strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&sb, "%s: %s\n", k, conf[k])
-		}
-		out[i] = sb.String()
+// render is a CT's config as pct's file would hold its keys, one
+// "key: value" line each, sorted (no raw lxc lines: the API has none),
+// and its digest.
+func (u *apiUpgrade) render(ctx context.Context, node string, vmid int) (string, string, error) {
+	conf, err := u.t.config(ctx, node, vmid)
+	if err != nil {
+		return "", "", err
 	}
-	return out[0], out[1], nil
+	keys := make([]string, 0, len(conf))
+	for k := range conf {
+		if k != "digest" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%s: %s\n", k, conf[k])
+	}
+	return sb.String(), conf["digest"], nil
 }
 
-// write PUTs, per CT, the image keys that differ between its old and new
-// text: those set, and a delete= of those gone.
-func (u *apiUpgrade) write(ctx context.Context, node string, a, b int, oldA, oldB, newA, newB string) error {
+func (u *apiUpgrade) readOne(ctx context.Context, node string, vmid int) (string, error) {
+	c, _, err := u.render(ctx, node, vmid)
+	return c, err
+}
+
+// swap PUTs, per CT, the image keys that differ between what it read
+// and fn's text (those set, a delete= of those gone), with the digest it
+// read: PVE refuses the PUT if the config changed meanwhile
+// (update_vm's digest check). The scratch CT first, as over pct.
+func (u *apiUpgrade) swap(ctx context.Context, node string, a, b int, fn func(ca, cb string) (string, string, error)) (string, string, error) {
+	ca, da, err := u.render(ctx, node, a)
+	if err != nil {
+		return "", "", err
+	}
+	var cb, db string
+	if b != 0 {
+		if cb, db, err = u.render(ctx, node, b); err != nil {
+			return "", "", err
+		}
+	}
+	na, nb, err := fn(ca, cb)
+	if err != nil {
+		return ca, cb, err
+	}
 	for _, w := range []struct {
-		vmid     int
-		old, new string
-	}{{a, oldA, newA}, {b, oldB, newB}} {
+		vmid             int
+		old, new, digest string
+	}{{b, cb, nb, db}, {a, ca, na, da}} {
+		if w.vmid == 0 {
+			continue
+		}
 		params := imageKeyChanges(w.old, w.new)
 		if len(params) == 0 {
 			continue
 		}
+		if w.digest != "" {
+			params.Set("digest", w.digest)
+		}
 		if err := u.t.c.call(ctx, "change the CT config", w.vmid, http.MethodPut, ctPath(node, w.vmid)+"/config", params, nil); err != nil {
-			return err
+			return ca, cb, err
 		}
 	}
-	return nil
+	return ca, cb, nil
 }
 
 // imageKeyChanges are the PUT parameters that turn the image keys of

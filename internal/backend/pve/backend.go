@@ -139,11 +139,10 @@ type private struct {
 	// Volumes are the CT's mount point volumes made for its volumes
 	// (translate.go volumes): PVE frees them with the CT.
 	Volumes []volume.Mount `json:"volumes,omitempty"`
-	// Upgrade is an upgrade in flight (upgrade.go); Rootfs is the CT's
-	// rootfs volume when an upgrade gave it one another VMID owns (the
-	// scratch CT's), which PVE's destroy leaves: Delete frees it.
-	Upgrade *upgradeJournal `json:"upgrade,omitempty"`
-	Rootfs  string          `json:"rootfs,omitempty"`
+	// Upgrade is an upgrade in flight (upgrade.go); Upgraded: one was
+	// made, so the CT's rootfs may carry another VMID's name.
+	Upgrade  *upgradeJournal `json:"upgrade,omitempty"`
+	Upgraded bool            `json:"upgraded,omitempty"`
 }
 
 func loadPrivate(c *backend.Container) (private, error) {
@@ -713,19 +712,33 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		if err != nil {
 			return err
 		}
-		if err := b.undoUpgrade(ctx, pt, c, &p, p.Upgrade); err != nil {
+		if err := b.undoUpgrade(ctx, pt, c, &p, p.Upgrade, true); err != nil {
 			return errdefs.Context(err, "undo the unfinished upgrade", "")
+		}
+	}
+	// An upgraded CT's rootfs carries the scratch CT's VMID in its name,
+	// so PVE's destroy leaves it ("isn't the owner"): read from the CT's
+	// own config (not the state, which /run loses) while the CT is ours,
+	// and freed once the destroy took the CT.
+	// Only for an upgraded CT: the extra read is not every delete's.
+	var foreignRootfs string
+	if p.VMID != 0 && p.Upgraded {
+		if conf, err := b.tr.config(ctx, p.Node, p.VMID); err == nil {
+			owner, ok := OCIIDFromDescription(conf["description"])
+			if v := rootfsVolume(conf["rootfs"]); ok && owner == c.ID && v != "" && !ownsVolume(p.VMID, v) && !strings.HasPrefix(v, "/") {
+				foreignRootfs = v
+			}
 		}
 	}
 	if err := b.delete(ctx, c, p, force); err != nil {
 		return err
 	}
-	if p.Rootfs != "" && !ownsVolume(p.VMID, p.Rootfs) {
-		// An upgrade's rootfs, named after the scratch CT: PVE's destroy
-		// left it ("isn't the owner").
-		if pt, err := b.upgradeOps(); err == nil {
-			if err := pt.free(ctx, p.Node, p.Rootfs); err != nil {
-				b.log.Warn("free the rootfs an upgrade made", "volume", p.Rootfs, "err", errdefs.OneLine(err))
+	if foreignRootfs != "" {
+		if st, err := b.tr.status(ctx, p.Node, p.VMID); err == nil {
+			b.log.Warn("the CT is still there: its rootfs is not freed", "vmid", p.VMID, "status", st)
+		} else if pt, err := b.upgradeOps(); err == nil {
+			if err := pt.free(ctx, p.Node, foreignRootfs); err != nil {
+				b.log.Warn("free the rootfs an upgrade made", "volume", foreignRootfs, "err", errdefs.OneLine(err))
 			}
 		}
 	}

@@ -30,19 +30,24 @@ import (
 // leaves what `upgrade --resume` (or `delete --force`) needs.
 
 // upgradeJournal is an upgrade in flight, in the container's private
-// state.
+// state. Steps, each recorded before it runs: scratch, stop, snapshot,
+// swap, start, commit; an undo records its own: unswapped, then the
+// scratch CT and the snapshot are cleared as they go.
 type upgradeJournal struct {
-	Step       string   `json:"step"` // scratch, snapshot, stopped, swapped, started
+	Step       string   `json:"step"`
 	ScratchID  string   `json:"scratchId"`
 	Scratch    *private `json:"scratch,omitempty"`
-	Snapshot   string   `json:"snapshot,omitempty"` // "" when the storage has none
-	OldConf    string   `json:"oldConf,omitempty"`  // the CT's config file before the swap
+	Snapshot   string   `json:"snapshot,omitempty"` // its name, recorded before it is taken
+	Snapped    bool     `json:"snapped,omitempty"`  // PVE said it was taken
+	OldConf    string   `json:"oldConf,omitempty"`  // the CT's config before the swap
 	TmpConf    string   `json:"tmpConf,omitempty"`  // the scratch CT's, before the swap
 	WasRunning bool     `json:"wasRunning"`
+	Started    bool     `json:"started"` // the container's Started before
 }
 
-// UpgradeSnapshot is the name of the snapshot an upgrade takes.
-const UpgradeSnapshot = "proxcage-upgrade"
+// UpgradeSnapshotPrefix names the snapshots upgrades take
+// (proxcage-upgrade-UNIXTIME: unique, so a leftover never blocks the next).
+const UpgradeSnapshotPrefix = "proxcage-upgrade-"
 
 // Upgrade implements backend.Upgrader.
 func (b *Backend) Upgrade(ctx context.Context, c *backend.Container, next backend.UpgradeTarget) error {
@@ -59,8 +64,8 @@ func (b *Backend) Upgrade(ctx context.Context, c *backend.Container, next backen
 		}
 		if next.Check != nil && next.ExecCheck {
 			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-				Msg:  "upgrade over the API: a health check runs in the CT (exec), which the API cannot reach",
-				Hint: "run `proxcage upgrade` on the CT's node (transport \"pct\"), or drop --health-cmd (the CT must then still run after its start)"}
+				Msg:  "upgrade over the API: the health check (--health-cmd, or the image's HEALTHCHECK) runs in the CT (exec), which the API cannot reach",
+				Hint: "run `proxcage upgrade` on the CT's node (transport \"pct\"), or pass --no-health-check (the CT must then still run after its start)"}
 		}
 	}
 	p, err := loadPrivate(c)
@@ -73,7 +78,7 @@ func (b *Backend) Upgrade(ctx context.Context, c *backend.Container, next backen
 	if p.Upgrade != nil {
 		return &errdefs.Error{Cat: errdefs.ErrFailedPrecondition,
 			Msg:  fmt.Sprintf("an upgrade of %s (CT %d) did not finish (at step %s)", c.ID, p.VMID, p.Upgrade.Step),
-			Hint: fmt.Sprintf("`proxcage upgrade --resume %s` puts the CT back as it was before it, or `proxcage delete --force --volumes %s` removes both CTs", c.ID, c.ID)}
+			Hint: fmt.Sprintf("`proxcage upgrade --resume %s` finishes it (back to the old image, or the clean-up of one that had passed), or `proxcage delete --force --volumes %s` removes both CTs", c.ID, c.ID)}
 	}
 	if p.KeeperDir != "" {
 		return errdefs.New(errdefs.ErrInvalidArgument, "container %q is driven by an engine (it has a keeper): upgrade it through the engine (a new container)", c.ID)
@@ -89,35 +94,23 @@ func (b *Backend) Upgrade(ctx context.Context, c *backend.Container, next backen
 	if err != nil {
 		return err
 	}
-	j := &upgradeJournal{Step: "scratch", ScratchID: c.ID + ".upgrade", WasRunning: st == "running"}
-	save := func() error {
-		p.Upgrade = j
-		return persist(c, p)
-	}
-	if err := save(); err != nil {
+	j := &upgradeJournal{Step: "scratch", ScratchID: c.ID + ".upgrade", WasRunning: st == "running", Started: p.Started}
+	p.Upgrade = j
+	if err := persist(c, p); err != nil {
 		return err
 	}
 	err = b.upgrade(ctx, pt, c, &p, j, next)
 	if err == nil {
-		p.Upgrade = nil
-		return persist(c, p)
+		return nil
 	}
-	if rerr := b.undoUpgrade(ctx, pt, c, &p, j); rerr != nil {
-		return errdefs.WithHint(err, fmt.Sprintf("and putting CT %d back failed (%s): `proxcage upgrade --resume %s` tries again", p.VMID, errdefs.OneLine(rerr), c.ID))
+	if rerr := b.undoUpgrade(ctx, pt, c, &p, j, false); rerr != nil {
+		return errdefs.Wrap(errdefs.Category(err), err, "failed, and putting CT %d back failed too (%s); `proxcage upgrade --resume %s` tries again", p.VMID, errdefs.OneLine(rerr), c.ID)
 	}
-	return errdefs.Wrap(errdefs.Category(err), err, "failed, CT %d runs its old image again", p.VMID)
+	return errdefs.Wrap(errdefs.Category(err), err, "failed, CT %d is back on its old image", p.VMID)
 }
 
-// persist saves p now: the runtime's Persist when there is one.
-func persist(c *backend.Container, p private) error {
-	if err := savePrivate(c, p); err != nil {
-		return err
-	}
-	if c.Persist != nil {
-		return c.Persist()
-	}
-	return nil
-}
+// persist saves p now: savePrivate, which calls the runtime's Persist.
+func persist(c *backend.Container, p private) error { return savePrivate(c, p) }
 
 func (b *Backend) upgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal, next backend.UpgradeTarget) error {
 	save := func(step string) error {
@@ -126,27 +119,16 @@ func (b *Backend) upgrade(ctx context.Context, pt upgradeOps, c *backend.Contain
 		return persist(c, *p)
 	}
 	// 1. The scratch CT: the new image as a stopped CT without NIC or
-	// volumes, made as any other (template, VMID, ownership, rollback).
+	// volumes, made as any other (template, VMID, ownership, rollback),
+	// on the CT's node.
 	if err := b.scratch(ctx, c, j, next); err != nil {
 		return errdefs.Context(err, "make the new image's CT", "")
-	}
-	if err := save("snapshot"); err != nil {
-		return err
-	}
-	// 2. A snapshot of the CT, where every volume's storage can.
-	snapErr := pt.snapshot(ctx, p.Node, p.VMID, UpgradeSnapshot, "proxcage upgrade to "+next.Image.Name+" "+next.Image.Digest)
-	switch {
-	case snapErr == nil:
-		j.Snapshot = UpgradeSnapshot
-	case strings.Contains(snapErr.Error(), "snapshot feature is not available"):
-		b.log.Warn("no snapshot: a volume's storage (or a bind mount) has none; the config is restored on failure, the data of the volumes is not", "id", c.ID, "vmid", p.VMID)
-	default:
-		return errdefs.Context(snapErr, "snapshot", "")
 	}
 	if err := save("stop"); err != nil {
 		return err
 	}
-	// 3. Stop the CT, as `pct shutdown --forceStop` after the grace.
+	// 2. Stop the CT (pct shutdown --forceStop after the grace): the
+	// snapshot then holds what the old process wrote last.
 	if j.WasRunning {
 		if err := pt.shutdown(ctx, p.Node, p.VMID, next.Stop); err != nil {
 			if st, serr := b.tr.status(ctx, p.Node, p.VMID); serr != nil || st != "stopped" {
@@ -154,22 +136,42 @@ func (b *Backend) upgrade(ctx context.Context, pt upgradeOps, c *backend.Contain
 			}
 		}
 	}
-	// 4. Swap, under both config locks.
-	oldConf, tmpConf, err := pt.read(ctx, p.Node, p.VMID, j.Scratch.VMID)
+	// 3. A snapshot, where every volume's storage can take one; its
+	// name is recorded first, so an undo after a crash finds it.
+	j.Snapshot = fmt.Sprintf("%s%d", UpgradeSnapshotPrefix, time.Now().Unix())
+	if err := save("snapshot"); err != nil {
+		return err
+	}
+	snapErr := pt.snapshot(ctx, p.Node, p.VMID, j.Snapshot, "proxcage upgrade to "+next.Image.Name+" "+next.Image.Digest)
+	switch {
+	case snapErr == nil:
+		j.Snapped = true
+	case strings.Contains(snapErr.Error(), "snapshot feature is not available"):
+		j.Snapshot = ""
+		b.log.Warn("no snapshot: a volume's storage (or a bind mount) has none; on failure the config is put back, the data of the volumes is not", "id", c.ID, "vmid", p.VMID)
+	default:
+		return errdefs.Context(snapErr, "snapshot", "")
+	}
+	if err := save("swap"); err != nil {
+		return err
+	}
+	// 4. The swap: one read-check-write under both config locks.
+	oldConf, tmpConf, err := pt.swap(ctx, p.Node, p.VMID, j.Scratch.VMID, func(target, scratch string) (string, string, error) {
+		j.OldConf, j.TmpConf = target, scratch
+		// Recorded before the write: an undo then knows both old texts.
+		if err := persist(c, *p); err != nil {
+			return "", "", err
+		}
+		nt, ns, err := swapImage(target, scratch)
+		if err != nil {
+			return "", "", errdefs.New(errdefs.ErrFailedPrecondition, "swap the rootfs of CT %d: %v", p.VMID, err)
+		}
+		return nt, ns, nil
+	})
 	if err != nil {
 		return err
 	}
 	j.OldConf, j.TmpConf = oldConf, tmpConf
-	if err := save("swap"); err != nil {
-		return err
-	}
-	newT, newS, err := swapImage(oldConf, tmpConf)
-	if err != nil {
-		return errdefs.New(errdefs.ErrFailedPrecondition, "swap the rootfs of CT %d: %v", p.VMID, err)
-	}
-	if err := pt.write(ctx, p.Node, p.VMID, j.Scratch.VMID, oldConf, tmpConf, newT, newS); err != nil {
-		return err
-	}
 	if err := save("start"); err != nil {
 		return err
 	}
@@ -183,14 +185,18 @@ func (b *Backend) upgrade(ctx context.Context, pt upgradeOps, c *backend.Contain
 			return err
 		}
 	}
+	p.Upgraded = true
 	if err := save("commit"); err != nil {
 		return err
 	}
-	// 6. Commit: the scratch CT goes (its rootfs is now the old one,
-	// which it does not own: PVE leaves it), then the snapshot, and the
-	// old rootfs, which the snapshot's removal makes unusedN.
-	b.commitUpgrade(ctx, pt, c, p, j)
-	return nil
+	// 6. Commit: what the upgrade no longer needs goes; a failure here
+	// leaves the journal at commit for --resume.
+	if err := b.commitUpgrade(ctx, pt, c, p, j); err != nil {
+		b.log.Warn("the upgrade stands, its clean-up did not finish: `proxcage upgrade --resume "+c.ID+"` finishes it", "err", errdefs.OneLine(err))
+		return nil
+	}
+	p.Upgrade = nil
+	return persist(c, *p)
 }
 
 // scratch makes the scratch CT through the backend's own create.
@@ -225,31 +231,80 @@ func (b *Backend) scratch(ctx context.Context, c *backend.Container, j *upgradeJ
 	return err
 }
 
-// commitUpgrade removes what the upgrade no longer needs; a failure
-// here leaves the upgrade standing (logged: `templates`/pct show it).
-func (b *Backend) commitUpgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal) {
+// scratchCT is the scratch CT as a container of the backend, for its
+// ownership check and destroy; nil when none was made.
+func (j *upgradeJournal) scratchCT() *backend.Container {
+	if j.Scratch == nil || j.Scratch.VMID == 0 {
+		return nil
+	}
+	sc := &backend.Container{ID: j.ScratchID}
+	if err := savePrivate(sc, *j.Scratch); err != nil {
+		return nil
+	}
+	return sc
+}
+
+// scratchOurs reports whether the scratch CT's VMID still holds the
+// scratch CT (not gone, not another's since: a VMID is reused).
+func (b *Backend) scratchOurs(ctx context.Context, p *private, j *upgradeJournal) (bool, error) {
+	if j.Scratch == nil || j.Scratch.VMID == 0 {
+		return false, nil
+	}
+	node := p.Node
+	own, err := b.inspect(ctx, j.ScratchID, &node, j.Scratch.VMID)
+	return own == ours, err
+}
+
+// commitUpgrade removes what the upgrade no longer needs, each part
+// recorded as done: the snapshot, then the scratch CT (its config names
+// the old rootfs now), then the old rootfs, unless anything still names
+// it.
+func (b *Backend) commitUpgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal) error {
 	oldRootfs := rootfsVolume(confValue(j.OldConf, "rootfs"))
-	// The snapshot first: it holds the old rootfs, which its removal
-	// makes unusedN of the CT (AbstractConfig.pm snapshot_delete).
-	if j.Snapshot != "" {
-		if err := pt.delsnapshot(ctx, p.Node, p.VMID, j.Snapshot); err != nil {
-			b.log.Warn("remove the upgrade's snapshot", "vmid", p.VMID, "err", errdefs.OneLine(err))
+	if j.Snapped {
+		// Its removal makes the old rootfs unusedN of the CT
+		// (AbstractConfig.pm snapshot_delete).
+		if err := pt.delsnapshot(ctx, p.Node, p.VMID, j.Snapshot); err != nil && !strings.Contains(err.Error(), "does not exist") {
+			return errdefs.Context(err, "remove the upgrade's snapshot", "")
+		}
+		j.Snapped, j.Snapshot = false, ""
+		if err := persist(c, *p); err != nil {
+			return err
 		}
 	}
-	// The scratch CT's config names the old rootfs now: its destroy
-	// frees it if the name is the scratch VMID's (an earlier upgrade's
-	// scratch CT had that VMID), else leaves it to freeUnused.
-	if j.Scratch != nil && j.Scratch.VMID != 0 {
-		if err := b.tr.destroy(ctx, p.Node, j.Scratch.VMID, true); err != nil {
-			b.log.Warn("remove the upgrade's scratch CT", "vmid", j.Scratch.VMID, "err", errdefs.OneLine(err))
+	if sc := j.scratchCT(); sc != nil {
+		// Delete checks that the VMID still holds the scratch CT.
+		if err := b.Delete(ctx, sc, true); err != nil {
+			return errdefs.Context(err, "remove the scratch CT", "")
+		}
+		j.Scratch = nil
+		if err := persist(c, *p); err != nil {
+			return err
 		}
 	}
-	if ownsVolume(j.Scratch.VMID, oldRootfs) {
-		b.dropUnused(ctx, pt, p.Node, p.VMID, oldRootfs)
-	} else {
+	if oldRootfs != "" && !b.volumeNamed(ctx, pt, p, oldRootfs) {
 		b.freeUnused(ctx, pt, p.Node, p.VMID, oldRootfs)
 	}
-	p.Rootfs = rootfsVolume(confValue(j.TmpConf, "rootfs"))
+	return nil
+}
+
+// volumeNamed reports whether vol is still named by the CT's config
+// (any section but as unusedN) or by a guest that owns its name.
+func (b *Backend) volumeNamed(ctx context.Context, pt upgradeOps, p *private, vol string) bool {
+	conf, err := pt.readOne(ctx, p.Node, p.VMID)
+	if err != nil {
+		return true // unsure: keep it
+	}
+	for _, l := range strings.Split(conf, "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || strings.HasPrefix(k, "unused") {
+			continue
+		}
+		if rootfsVolume(v) == vol {
+			return true
+		}
+	}
+	return false
 }
 
 // dropUnused removes CT vmid's unusedN key of vol; PVE frees vol with
@@ -287,58 +342,82 @@ func (b *Backend) freeUnused(ctx context.Context, pt upgradeOps, node string, vm
 }
 
 // undoUpgrade puts the CT back as it was before the upgrade, from any
-// step the journal names, and removes the scratch CT and the snapshot.
-func (b *Backend) undoUpgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal) error {
+// step the journal names, and removes the scratch CT and the snapshot,
+// recording each part as done (a failure, then --resume, goes on from
+// there). The scratch CT's VMID is touched only while it holds the
+// scratch CT. teardown (delete of a container with an unfinished
+// upgrade): no rollback, no start; both CTs are about to go.
+func (b *Backend) undoUpgrade(ctx context.Context, pt upgradeOps, c *backend.Container, p *private, j *upgradeJournal, teardown bool) error {
 	ctx = context.WithoutCancel(ctx)
-	swapped := j.Step == "swap" || j.Step == "start" || j.Step == "commit"
-	newRootfs := rootfsVolume(confValue(j.TmpConf, "rootfs"))
+	save := func(step string) error {
+		if step != "" {
+			j.Step = step
+		}
+		p.Upgrade = j
+		return persist(c, *p)
+	}
+	scratchOurs, err := b.scratchOurs(ctx, p, j)
+	if err != nil {
+		return errdefs.Context(err, "look at the scratch CT", "")
+	}
+	swapped := j.Step == "start" || j.Step == "commit" || j.Step == "swap" && j.OldConf != ""
 	if swapped {
 		if st, err := b.tr.status(ctx, p.Node, p.VMID); err == nil && st == "running" {
 			if err := b.tr.stop(ctx, p.Node, p.VMID); err != nil {
 				return errdefs.Context(err, "stop", "")
 			}
 		}
-		if j.Snapshot != "" {
-			// The config and every volume as they were; the new rootfs,
-			// not in the snapshot, becomes unusedN (pve-container
-			// Config.pm __snapshot_rollback_get_unused): the key goes,
-			// the volume stays for the scratch CT's destroy below.
+		newRootfs := rootfsVolume(confValue(j.TmpConf, "rootfs"))
+		// The data of the volumes back only when the new image ran.
+		rollback := j.Snapped && !teardown && (j.Step == "start" || j.Step == "commit")
+		if rollback {
+			// Config and volume data as at the snapshot; the new rootfs,
+			// not in it, becomes unusedN (Config.pm
+			// __snapshot_rollback_get_unused): the key goes, the volume
+			// stays for the scratch CT's destroy.
 			if err := pt.rollback(ctx, p.Node, p.VMID, j.Snapshot); err != nil {
 				return errdefs.Context(err, "rollback", "")
 			}
 			b.dropUnused(ctx, pt, p.Node, p.VMID, newRootfs)
 		}
-		// Both configs as they were: the scratch CT's rootfs is its own
-		// again, so its destroy frees the new rootfs and never the
-		// CT's (which may carry the scratch VMID's name from an earlier
-		// upgrade: PVE frees by name).
-		curT, curS, err := pt.read(ctx, p.Node, p.VMID, j.Scratch.VMID)
+		// The configs as they were: the scratch CT's rootfs is its own
+		// again, so its destroy frees the new rootfs and never the CT's
+		// (PVE frees by name, and the CT's rootfs may carry the scratch
+		// VMID's name from an earlier upgrade).
+		_, _, err := pt.swap(ctx, p.Node, p.VMID, vmidIf(scratchOurs, j), func(target, scratch string) (string, string, error) {
+			nt := j.OldConf
+			if rollback {
+				nt = target // the rollback's: the CT as it was
+			}
+			return nt, j.TmpConf, nil
+		})
 		if err != nil {
 			return err
 		}
-		if j.Snapshot != "" {
-			j.OldConf = curT // the rollback's: the CT as it was
-		}
-		if err := pt.write(ctx, p.Node, p.VMID, j.Scratch.VMID, curT, curS, j.OldConf, j.TmpConf); err != nil {
+		if err := save("unswapped"); err != nil {
 			return err
 		}
-		j.Step = "stop"
 	}
-	if j.Scratch != nil && j.Scratch.VMID != 0 {
-		sc := &backend.Container{ID: j.ScratchID}
-		if err := savePrivate(sc, *j.Scratch); err == nil {
-			if err := b.Delete(ctx, sc, true); err != nil {
-				return errdefs.Context(err, "remove the scratch CT", "")
-			}
+	if scratchOurs {
+		if err := b.Delete(ctx, j.scratchCT(), true); err != nil {
+			return errdefs.Context(err, "remove the scratch CT", "")
 		}
 	}
-	if j.Snapshot != "" || j.Step == "snapshot" {
-		// Also when a crash came between the snapshot and its record.
-		if err := pt.delsnapshot(ctx, p.Node, p.VMID, UpgradeSnapshot); err != nil && !strings.Contains(err.Error(), "does not exist") {
-			b.log.Warn("remove the upgrade's snapshot", "vmid", p.VMID, "err", errdefs.OneLine(err))
+	j.Scratch = nil
+	if err := save(""); err != nil {
+		return err
+	}
+	if j.Snapshot != "" && !teardown {
+		if err := pt.delsnapshot(ctx, p.Node, p.VMID, j.Snapshot); err != nil && !strings.Contains(err.Error(), "does not exist") {
+			return errdefs.Context(err, "remove the upgrade's snapshot", "")
 		}
 	}
-	if j.WasRunning {
+	j.Snapshot, j.Snapped = "", false
+	if err := save(""); err != nil {
+		return err
+	}
+	p.Started = j.Started
+	if j.WasRunning && !teardown {
 		if st, err := b.tr.status(ctx, p.Node, p.VMID); err == nil && st != "running" {
 			if err := b.tr.start(ctx, p.Node, p.VMID); err != nil {
 				return errdefs.Context(err, "start the CT again", "")
@@ -349,24 +428,36 @@ func (b *Backend) undoUpgrade(ctx context.Context, pt upgradeOps, c *backend.Con
 	return persist(c, *p)
 }
 
+// vmidIf is the scratch CT's VMID when it is still the scratch CT's,
+// else 0 (swap then leaves that VMID's config alone).
+func vmidIf(ok bool, j *upgradeJournal) int {
+	if ok {
+		return j.Scratch.VMID
+	}
+	return 0
+}
+
 // ResumeUpgrade implements backend.Upgrader: an upgrade a crash left is
-// finished backwards (the CT as it was before), whatever step it was at.
-func (b *Backend) ResumeUpgrade(ctx context.Context, c *backend.Container) (bool, error) {
+// finished, forward when the new image had passed its check (only the
+// clean-up was left), else backward (the CT as it was before).
+func (b *Backend) ResumeUpgrade(ctx context.Context, c *backend.Container) (found, forward bool, err error) {
 	p, err := loadPrivate(c)
 	if err != nil || p.Upgrade == nil {
-		return false, err
+		return false, false, err
 	}
 	pt, err := b.upgradeOps()
 	if err != nil {
-		return true, err
+		return true, false, err
 	}
-	if p.Upgrade.Step == "commit" {
-		// Started and healthy: only the clean-up was left.
-		b.commitUpgrade(ctx, pt, c, &p, p.Upgrade)
+	j := p.Upgrade
+	if j.Step == "commit" {
+		if err := b.commitUpgrade(ctx, pt, c, &p, j); err != nil {
+			return true, true, err
+		}
 		p.Upgrade = nil
-		return true, persist(c, p)
+		return true, true, persist(c, p)
 	}
-	return true, b.undoUpgrade(ctx, pt, c, &p, p.Upgrade)
+	return true, false, b.undoUpgrade(ctx, pt, c, &p, j, false)
 }
 
 // confValue is key's value in the main section of a config file.
@@ -380,63 +471,77 @@ func confValue(conf, key string) string {
 	return ""
 }
 
-// readPair reads two CT config files under both config locks (lower
-// VMID first, so two upgrades cannot deadlock).
-func (f ctFiles) readPair(ctx context.Context, a, b int) (string, string, error) {
-	var out [2]string
-	err := f.withPair(ctx, a, b, func(pa, pb string) error {
-		for i, p := range []string{pa, pb} {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			out[i] = string(data)
-		}
-		return nil
-	})
-	return out[0], out[1], err
-}
-
-// writePair writes two CT config files under both config locks, each
-// through a temp file renamed over it (PVE's file_set_contents).
-func (f ctFiles) writePair(ctx context.Context, a, b int, ca, cb string) error {
-	return f.withPair(ctx, a, b, func(pa, pb string) error {
-		for _, w := range []struct{ path, data string }{{pa, ca}, {pb, cb}} {
-			if err := atomicfile.Write(w.path, []byte(w.data), atomicfile.Options{Perm: 0o640}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func (f ctFiles) withPair(ctx context.Context, a, b int, fn func(pa, pb string) error) error {
-	first, second := a, b
-	if b < a {
-		first, second = b, a
-	}
+// swapPair reads the config files of CT a and CT b (b 0: a only) under
+// both config locks (lower VMID first, so two upgrades cannot deadlock),
+// lets fn make their new texts, and writes each that changed through a
+// temp file renamed over it (PVE's file_set_contents): the scratch CT's
+// first, so that no crash in between leaves both naming one rootfs with
+// the CT's written already. A lock line in either (vzdump's backup lock,
+// a migration) refuses the write.
+func (f ctFiles) swapPair(ctx context.Context, a, b int, fn func(ca, cb string) (string, string, error)) (string, string, error) {
 	fail := func(err error) error {
+		var e *errdefs.Error
+		if errors.As(err, &e) {
+			return err
+		}
 		te := classify("edit the CT configs of an upgrade", a, -1, err.Error())
 		return te.asError()
 	}
-	u1, err := f.lock(ctx, first)
-	if err != nil {
-		return fail(err)
-	}
-	defer u1()
-	u2, err := f.lock(ctx, second)
-	if err != nil {
-		return fail(err)
-	}
-	defer u2()
-	path := func(v int) string { return filepath.Join(f.configDir, strconv.Itoa(v)+".conf") }
-	if err := fn(path(a), path(b)); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return errdefs.New(errdefs.ErrNotFound, "a CT config of the upgrade is missing: %v", err)
+	vmids := []int{a}
+	if b != 0 {
+		vmids = append(vmids, b)
+		if b < a {
+			vmids = []int{b, a}
 		}
-		return fail(err)
 	}
-	return nil
+	var unlocks []func()
+	defer func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}()
+	for _, v := range vmids {
+		unlock, err := f.lock(ctx, v)
+		if err != nil {
+			return "", "", fail(err)
+		}
+		unlocks = append(unlocks, unlock)
+	}
+	path := func(v int) string { return filepath.Join(f.configDir, strconv.Itoa(v)+".conf") }
+	read := func(v int) (string, error) {
+		if v == 0 {
+			return "", nil
+		}
+		data, err := os.ReadFile(path(v))
+		if errors.Is(err, os.ErrNotExist) {
+			return "", errdefs.New(errdefs.ErrNotFound, "the config of CT %d is missing: %v", v, err)
+		}
+		return string(data), err
+	}
+	ca, err := read(a)
+	if err != nil {
+		return "", "", fail(err)
+	}
+	cb, err := read(b)
+	if err != nil {
+		return "", "", fail(err)
+	}
+	na, nb, err := fn(ca, cb)
+	if err != nil {
+		return ca, cb, err
+	}
+	for _, w := range []struct {
+		vmid     int
+		old, new string
+	}{{b, cb, nb}, {a, ca, na}} {
+		if w.vmid == 0 || w.new == w.old {
+			continue
+		}
+		if err := atomicfile.Write(path(w.vmid), []byte(w.new), atomicfile.Options{Perm: 0o640}); err != nil {
+			return ca, cb, fail(err)
+		}
+	}
+	return ca, cb, nil
 }
 
 // upgradeOps are the steps of an upgrade that differ between the
@@ -448,10 +553,13 @@ type upgradeOps interface {
 	rollback(ctx context.Context, node string, vmid int, name string) error
 	delsnapshot(ctx context.Context, node string, vmid int, name string) error
 	shutdown(ctx context.Context, node string, vmid int, grace time.Duration) error
-	// read returns the configs of CT a and CT b; write changes them from
-	// (oldA, oldB) to (newA, newB).
-	read(ctx context.Context, node string, a, b int) (string, string, error)
-	write(ctx context.Context, node string, a, b int, oldA, oldB, newA, newB string) error
+	// swap reads the configs of CT a and CT b (b 0: a only), lets fn
+	// make their new texts from them and writes those, as one step under
+	// both config locks (pct) or against the digests read (API); it
+	// returns what it read.
+	swap(ctx context.Context, node string, a, b int, fn func(ca, cb string) (string, string, error)) (string, string, error)
+	// readOne is CT vmid's whole config (pct: every section).
+	readOne(ctx context.Context, node string, vmid int) (string, error)
 	deleteKey(ctx context.Context, node string, vmid int, key string) error
 	free(ctx context.Context, node, volid string) error
 }
@@ -490,12 +598,14 @@ func (u pctUpgrade) shutdown(ctx context.Context, _ string, vmid int, grace time
 	return u.t.pct(ctx, vmid, "shutdown", strconv.Itoa(vmid), "--timeout", strconv.Itoa(secs), "--forceStop", "1")
 }
 
-func (u pctUpgrade) read(ctx context.Context, _ string, a, b int) (string, string, error) {
-	return u.t.files.readPair(ctx, a, b)
+func (u pctUpgrade) swap(ctx context.Context, _ string, a, b int, fn func(ca, cb string) (string, string, error)) (string, string, error) {
+	return u.t.files.swapPair(ctx, a, b, fn)
 }
 
-func (u pctUpgrade) write(ctx context.Context, _ string, a, b int, _, _, newA, newB string) error {
-	return u.t.files.writePair(ctx, a, b, newA, newB)
+func (u pctUpgrade) readOne(ctx context.Context, _ string, vmid int) (string, error) {
+	var out string
+	_, _, err := u.t.files.swapPair(ctx, vmid, 0, func(ca, _ string) (string, string, error) { out = ca; return ca, "", nil })
+	return out, err
 }
 
 func (u pctUpgrade) deleteKey(ctx context.Context, _ string, vmid int, key string) error {

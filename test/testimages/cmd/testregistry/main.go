@@ -33,6 +33,11 @@ func main() {
 		log.Fatal(err)
 	}
 	images["test/busybox:1"] = bb
+	for _, v := range []string{"1", "2"} {
+		if images["test/app:"+v], err = testimages.App(bb, v); err != nil {
+			log.Fatal(err)
+		}
+	}
 	if images["test/hostile:1"], err = testimages.Hostile(); err != nil {
 		log.Fatal(err)
 	}
