@@ -32,6 +32,7 @@ cleanup() {
 		for id in app rc; do $(cat "$W/$b.px") delete --force --volumes "$id" >/dev/null 2>&1; done
 	done
 	[ -n "${REG_PID:-}" ] && kill "$REG_PID" 2>/dev/null
+	[ -n "${HOLD_PID:-}" ] && kill "$HOLD_PID" 2>/dev/null && wait "$HOLD_PID" 2>/dev/null
 	rm -rf "$W"
 }
 trap cleanup EXIT
@@ -47,6 +48,15 @@ REG=$(grep 'test/app:1' "$W/refs" | sed 's|/test/app:1$||')
 
 bash "$REPO/test/pctdouble/install.sh" "$W/pvebin" >/dev/null
 mkdir -p "$W/pve"
+chmod 755 "$W"
+# Unprivileged CTs need root's subordinate ids, as on a PVE node: held
+# (added to /etc/subuid and /etc/subgid, removed after) as the client
+# scripts do.
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$W/subids-hold" ./test/subids/cmd/subids-hold)
+"$W/subids-hold" >"$W/subids.ready" &
+HOLD_PID=$!
+for _ in $(seq 100); do grep -q ready "$W/subids.ready" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$W/subids.ready" || { echo "subids-hold did not get root's subordinate ids" >&2; exit 1; }
 printf 'data_dir = "%s/native-data"\ndefault_backend = "native"\n' "$W" >"$W/native.toml"
 printf 'data_dir = "%s/pve-data"\ndefault_backend = "pve"\n[pve]\ntransport = "pct"\n[pve.tools]\nct_config_dir = "%s/pve/lxc"\nlock_dir = "%s/pve/lock"\n' "$W" "$W" "$W" >"$W/pve.toml"
 echo "$PROXCAGE --root $W/native-root --config $W/native.toml" >"$W/native.px"
