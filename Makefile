@@ -122,6 +122,7 @@ bench: build
 	./bench/engines.sh $(CURDIR)/$(BIN)
 	./bench/lxc.sh $(CURDIR)/$(BIN)
 	./bench/upgrade.sh $(CURDIR)/$(BIN)
+	./bench/spawns.sh $(CURDIR)/$(BIN)
 
 # The pages carry the version `proxcage version` prints: the same LDFLAGS.
 man: go-check

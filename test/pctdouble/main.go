@@ -55,6 +55,7 @@ func main() {
 	}
 	err := initState()
 	if err == nil {
+		recordCall(name, args)
 		err = applyFaults(name, args)
 	}
 	if err == nil {
@@ -76,4 +77,21 @@ func main() {
 		}
 		os.Exit(code)
 	}
+}
+
+// recordCall appends "TOOL SUBCOMMAND" to $PCTDOUBLE_DIR/calls: on a node
+// each such call is a process (for pct/pvesh/pvesm a Perl interpreter
+// that loads the PVE stack), which bench/spawns.sh counts per lifecycle
+// phase. One write with O_APPEND: parallel calls do not interleave.
+func recordCall(name string, args []string) {
+	line := name
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		line += " " + args[0]
+	}
+	f, err := os.OpenFile(statePath("calls"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	_, _ = f.WriteString(line + "\n")
+	_ = f.Close()
 }
