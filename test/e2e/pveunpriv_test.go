@@ -133,4 +133,19 @@ func TestPVEUnprivilegedBindMountOwners(t *testing.T) {
 	}
 	p.ok("exec", "b2", "touch", "/data/x")
 	p.ok("delete", "--force", "b2")
+	// World-writable and root's (as podman's shm tmpfs, mode 1777): the
+	// CT's root writes there as anyone may, so no warning. A warning here
+	// reached a podman run's output in CI.
+	if err := os.Chown(hostDir, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(hostDir, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	r = p.run("run", "-d", "--bundle", b, "b3")
+	if r.code != 0 || strings.Contains(r.stderr, "bind mount") {
+		t.Fatalf("run with a world-writable dir: exit %d: %s", r.code, r.stderr)
+	}
+	p.ok("exec", "b3", "touch", "/data/y")
+	p.ok("delete", "--force", "b3")
 }

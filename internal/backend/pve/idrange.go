@@ -68,9 +68,11 @@ func warnBindOwners(log *slog.Logger, s *specs.Spec) {
 			continue // not a directory: not an mpN bind (or refused elsewhere)
 		}
 		mapped := st.Uid >= unprivilegedRoot && st.Uid < unprivilegedRoot+unprivilegedIDs
+		// The CT's root writes where its host uid may: a world-writable
+		// directory (podman's shm tmpfs is 1777) whoever owns it.
 		writable := st.Mode&0o002 != 0 || (st.Uid == unprivilegedRoot && st.Mode&0o200 != 0) ||
 			(st.Gid == unprivilegedRoot && st.Mode&0o020 != 0)
-		if mapped && writable {
+		if writable {
 			continue
 		}
 		log.Warn(fmt.Sprintf("bind mount %s -> %s: the unprivileged CT sees host uid %d as %s and its root (host uid %d) cannot write there; chown it to %d:%d, mount it ro, or use a privileged CT",
