@@ -320,3 +320,26 @@ func TestPVEOCIControlCharacterRefusedBeforeCreate(t *testing.T) {
 	}
 	p.assertRootEmpty()
 }
+
+// TestPVEOCIImageQuotedArgsSurvive: a command whose words PVE's cmd2string
+// cannot carry (a quote) is set again after the create, because
+// restore_oci_archive replaces the create's entrypoint with the image
+// config's (pve-container 6.1.10 Create.pm). Before, the CT ran
+// ["/bin/sh", "-c", "exec /bin/sleep ", ...]: sleep without its operand.
+func TestPVEOCIImageQuotedArgsSurvive(t *testing.T) {
+	p := newPVEEnv(t)
+	withDataDir(t, p.env)
+	reg := serveTestImages(t)
+	p.ok("run", "-d", "-q", "--image", reg.Host+"/test/busybox:1", "ct-quote", "--", "/bin/sh", "-c", "exec /bin/sleep '100003'")
+	st := p.waitStatus("ct-quote", specs.StateRunning)
+	var cmdline []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, _, _, cmdline = procOf(t, st.Pid); strings.Join(cmdline, " ") == "/bin/sleep 100003" {
+			break
+		}
+	}
+	if strings.Join(cmdline, " ") != "/bin/sleep 100003" {
+		t.Fatalf("the CT's init runs %q, want /bin/sleep 100003 (sh -c \"exec /bin/sleep '100003'\")", cmdline)
+	}
+	p.ok("delete", "--force", "ct-quote")
+}

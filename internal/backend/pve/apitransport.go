@@ -474,6 +474,23 @@ type createPending struct {
 func (e *createPending) Error() string { return e.err.Error() }
 func (e *createPending) Unwrap() error { return e.err }
 
+// resetEntrypoint sets the plan's entrypoint again once the CT exists,
+// when the image's config replaced it (Plan.ResetEntrypoint). A PUT of the
+// config is synchronous and harmless to repeat; its failure is the
+// create's (the lifecycle removes the CT).
+func (t *apiTransport) resetEntrypoint(ctx context.Context, node string, vmid int, plan *Plan) error {
+	if !plan.ResetEntrypoint {
+		return nil
+	}
+	for _, o := range plan.Options {
+		if o.Key == "entrypoint" {
+			return t.c.call(ctx, "set the entrypoint", vmid, http.MethodPut,
+				fmt.Sprintf("%s/lxc/%d/config", nodePath(node), vmid), url.Values{"entrypoint": {o.Value}}, nil)
+		}
+	}
+	return nil
+}
+
 // createPosts bounds the POSTs of one create: a repeat happens only when
 // the read-back shows that PVE did nothing, or that a task of ours failed
 // on something transient (a cluster lock) and cleaned up after itself.
@@ -504,7 +521,7 @@ func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid 
 			postErr := err
 			var adopt bool
 			if upid, adopt, err = t.readBack(ctx, node, vmid, params.Get("description"), since, postErr); adopt {
-				return nil
+				return t.resetEntrypoint(ctx, node, vmid, plan)
 			}
 			if err == nil && upid == "" {
 				if attempt >= createPosts {
@@ -524,7 +541,7 @@ func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid 
 		var te *toolError
 		switch {
 		case err == nil:
-			return nil
+			return t.resetEntrypoint(ctx, node, vmid, plan)
 		case errors.As(err, &tr):
 			return &createPending{err: err, upid: upid}
 		case errdefs.Category(err) == errdefs.ErrNotFound && strings.Contains(err.Error(), ":vztmpl/") && !reuploaded:

@@ -156,6 +156,12 @@ type Plan struct {
 	// keeper's mount entry): the pct transport writes them as root on
 	// the node; the API has no parameter for them.
 	Raw []Option `json:",omitempty"`
+	// ResetEntrypoint: an OCI image's config replaces the entrypoint the
+	// create asked for (pve-container 6.1.10 Create.pm
+	// restore_oci_archive, after the create parameters), and its
+	// cmd2string cannot carry every word (a quote): the transports set
+	// the entrypoint again once the CT exists.
+	ResetEntrypoint bool `json:",omitempty"`
 }
 
 // KeeperProcess is what the wrapper inside the CT runs: no entrypoint
@@ -198,7 +204,7 @@ func Translate(id string, s *specs.Spec, set Settings, node Node) (*Plan, error)
 			return nil, err
 		}
 	}
-	return &Plan{Options: t.opts, Application: t.app, Notes: t.notes, Keeper: t.keeper, Raw: t.raw}, nil
+	return &Plan{Options: t.opts, Application: t.app, Notes: t.notes, Keeper: t.keeper, Raw: t.raw, ResetEntrypoint: t.resetEntrypoint}, nil
 }
 
 type translator struct {
@@ -212,7 +218,9 @@ type translator struct {
 	app    bool
 	priv   bool
 	keeper *KeeperProcess
-	raw    []Option
+	// resetEntrypoint: Plan.ResetEntrypoint
+	resetEntrypoint bool
+	raw             []Option
 }
 
 func (t *translator) add(k, v string) { t.opts = append(t.opts, Option{k, v}) }
@@ -653,6 +661,7 @@ func (t *translator) process() error {
 			return err
 		}
 		t.add("entrypoint", ep)
+		t.resetEntrypoint = t.set.Image != nil
 	}
 	t.app = true
 	if len(p.Env) > 0 && (t.set.Image == nil || !slices.Equal(p.Env, img.Env)) {

@@ -311,9 +311,9 @@ func (t *pctTransport) pct(ctx context.Context, vmid int, args ...string) error 
 func (t *pctTransport) create(ctx context.Context, _ string, vmid int, volid string, plan *Plan) error {
 	raw := plan.Raw
 	var set []Option
-	if plan.Keeper != nil {
+	if plan.Keeper != nil || plan.ResetEntrypoint {
 		// An OCI image's own entrypoint replaces the one asked for at
-		// create (Create.pm restore_oci_archive): the keeper's is set after.
+		// create (Create.pm restore_oci_archive): ours is set after.
 		for _, o := range plan.Options {
 			if o.Key == "entrypoint" {
 				set = append(set, o)
