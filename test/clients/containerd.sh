@@ -23,6 +23,7 @@ init_scratch
 backend_setup
 resolve_runtime "${1:-}"
 KEEPER_DIRS_BEFORE=$(ls /run/proxcage-keeper 2>/dev/null || true)
+KEEPER_PIDS_BEFORE=$(keeper_pids)
 
 NS=proxcage-test
 HOST_PATHS_RM="/run/containerd /opt/containerd"

@@ -49,6 +49,7 @@ RUNTIME_ARGS=
 resolve_runtime "${1:-}"
 [ -n "${RUNTIME_ENV:-}" ] && eval "export $RUNTIME_ENV"
 KEEPER_DIRS_BEFORE=$(ls /run/proxcage-keeper 2>/dev/null || true)
+KEEPER_PIDS_BEFORE=$(keeper_pids)
 
 read -r -a RT_ARGS <<<"$DOCKER_RT_ARGS"
 read -r -a RUN_ARGS <<<"${DOCKER_RUN_ARGS:-}"

@@ -177,12 +177,22 @@ backend_cleanup() {
 	return 0
 }
 
-# keepers_left: keeper processes (`proxcage keeper`, lxc-execute) whose
-# command line names this run's scratch, one per line.
+# keeper_pids: the pids of every keeper process on the host (`proxcage
+# keeper` for pve, lxc-execute for lxc), sorted. A script saves them as
+# KEEPER_PIDS_BEFORE before its first container.
+keeper_pids() {
+	pgrep -f 'proxcage keeper|lxc-execute' 2>/dev/null | sort || true
+}
+
+# keepers_left: keeper processes that were not there before this run
+# (KEEPER_PIDS_BEFORE), one per line with their command line. A pve
+# keeper's argv names only its /run/proxcage-keeper directory and an lxc
+# keeper's the engine's state dir, never this run's scratch, so leftovers
+# are found by pid, not by name (the clients run one at a time).
 keepers_left() {
 	local p
-	for p in $(pgrep -f 'proxcage keeper|lxc-execute' 2>/dev/null); do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$SCRATCH" && echo "$p $(tr '\0' ' ' <"/proc/$p/cmdline")"
+	for p in $(comm -13 <(printf '%s\n' "${KEEPER_PIDS_BEFORE:-}" | sort) <(keeper_pids)); do
+		[ -e "/proc/$p" ] && echo "$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
 	done
 	return 0
 }

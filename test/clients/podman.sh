@@ -68,6 +68,7 @@ if [ "${PODMAN_RUNTIME_JSON:-1}" = 1 ]; then
 fi
 make_busybox_tar "$SCRATCH/busybox.tar"
 KEEPER_DIRS_BEFORE=$(ls /run/proxcage-keeper 2>/dev/null || true)
+KEEPER_PIDS_BEFORE=$(keeper_pids)
 log "runtime: $REAL_RUNTIME  scratch: $SCRATCH  network: $NET"
 
 run_to out 120 "$PM" import "$SCRATCH/busybox.tar" "$IMG"
@@ -227,6 +228,27 @@ if [ "$out_rc" = 0 ]; then
 	check_eq "rm" "0/" "$out_rc/$st"
 else
 	not_ok "run -d sleep" "rc=$out_rc $out"
+fi
+
+# (c2) a detached container's output reaches podman logs (conmon reads
+# the pipes the runtime gave the process: on pve and lxc the keeper's)
+run_to out 120 "$PM" run -d --name "$DET-logs" "${NETARGS[@]}" "$IMG" sh -c 'echo started; echo to-stderr >&2; exec sleep 1000'
+if [ "$out_rc" = 0 ]; then
+	st=""
+	for _ in $(seq 50); do
+		run_to st 30 "$PM" logs "$DET-logs"
+		# two pipes: conmon may read them in either order
+		st=$(printf '%s\n' "$st" | sort)
+		[ "$st" = "started
+to-stderr" ] && break
+		sleep 0.1
+	done
+	check_eq "logs (stdout and stderr of a detached container)" "started
+to-stderr" "$st"
+	run_to out 60 "$PM" rm -f -t 0 "$DET-logs"
+	check_eq "rm -f of a running container" "0" "$out_rc"
+else
+	not_ok "run -d for logs" "rc=$out_rc $out"
 fi
 
 # (d) exit code propagation
