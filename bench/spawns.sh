@@ -32,6 +32,10 @@ for _ in $(seq 100); do grep -q ready "$W/subids.ready" 2>/dev/null && break; sl
 grep -q ready "$W/subids.ready" || { echo "subids-hold did not get root's subordinate ids" >&2; exit 1; }
 mkdir -p "$W/pve"
 printf 'default_backend = "pve"\n[pve]\ntransport = "pct"\n[pve.tools]\nct_config_dir = "%s/pve/lxc"\nlock_dir = "%s/pve/lock"\n' "$W" "$W" >"$W/config.toml"
+# The node's plain files (storage.cfg, dpkg's status): the pct transport
+# reads facts there, as on a node, instead of asking pvesm and pveversion.
+bash "$REPO/test/pctdouble/nodefiles.sh" "$W/pve"
+printf 'dpkg_status = "%s/pve/dpkg/status"\n' "$W" >>"$W/config.toml"
 PROXCAGE_BIN=$PROXCAGE "$REPO/scripts/mkbundle.sh" "$W/bundle" sleep 1000 >/dev/null
 P="env PATH=$W/bin:$PATH PCTDOUBLE_DIR=$W/pve $PROXCAGE --root $W/root --config $W/config.toml"
 CALLS=$W/pve/calls

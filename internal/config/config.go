@@ -97,6 +97,9 @@ type PVETools struct {
 	// pct transport writes a CT's env (pct's argv cannot carry it).
 	CTConfigDir string `toml:"ct_config_dir"`
 	LockDir     string `toml:"lock_dir"`
+	// DpkgStatus is dpkg's status file, where the pct transport reads the
+	// node's pve-manager and pve-container versions (pveversion's source).
+	DpkgStatus string `toml:"dpkg_status"`
 }
 
 // Default returns the built-in configuration.

@@ -157,9 +157,16 @@ var Keys = []Key{
 	{Name: "pve.tools.ct_config_dir", Type: "string", Format: "path", Unset: "`/etc/pve/lxc`",
 		Doc: "The node's CT config files (`VMID.conf`, pmxcfs). The pct transport writes a CT's " +
 			"`lxc.environment.runtime` lines here as root, under pct's config lock: pct's `--env` " +
-			"takes one variable only (an argv cannot hold the NULs that separate them)."},
+			"takes one variable only (an argv cannot hold the NULs that separate them). Its parent " +
+			"is pmxcfs' root (`/etc/pve`): the pct transport reads `storage.cfg` (the template " +
+			"storage's directory) and `datacenter.cfg` (next-id) there instead of asking pvesm and " +
+			"pvesh, and a CT's status from its config file and lxc-info instead of `pct status`."},
 	{Name: "pve.tools.lock_dir", Type: "string", Format: "path", Unset: "`/run/lock/lxc`",
 		Doc: "Where pct takes its config locks (`pve-config-VMID.lock`), held while the env is written."},
+	{Name: "pve.tools.dpkg_status", Type: "string", Format: "path", Unset: "`/var/lib/dpkg/status`",
+		Doc: "dpkg's status file: the pct transport reads the node's pve-manager and pve-container " +
+			"versions there (where `pveversion -v` takes them) and runs pveversion only when it " +
+			"lists neither."},
 }
 
 // Envs are the environment variables proxcage reads.

@@ -138,6 +138,7 @@ backend_setup() {
 		bash "$root/test/pctdouble/install.sh" "$d/bin" >/dev/null
 		(cd "$root" && CGO_ENABLED=0 "${GO:-$("$root/scripts/find-go.sh")}" build -o "$d/bin/subids-hold" ./test/subids/cmd/subids-hold)
 		mkdir -p "$d/pve"
+		bash "$root/test/pctdouble/nodefiles.sh" "$d/pve"
 		"$d/bin/subids-hold" >"$d/subids.ready" &
 		BACKEND_HOLD=$!
 		local i
@@ -153,6 +154,7 @@ bridge = "vmbr0"
 [pve.tools]
 ct_config_dir = "$d/pve/lxc"
 lock_dir = "$d/pve/lock"
+dpkg_status = "$d/pve/dpkg/status"
 EOF
 		RUNTIME_ENV="PATH='$d/bin':\$PATH PCTDOUBLE_DIR='$d/pve'"
 		;;

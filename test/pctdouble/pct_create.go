@@ -291,10 +291,11 @@ func createWorker(vmid int, ostemplate string, conf *ctConf) error {
 		}
 		return fmt.Errorf("unable to parse volume ID '%s'", ostemplate)
 	}
-	if _, err := findStorage(sid); err != nil { // Create.pm restore_archive: storage_check_enabled
+	st, err := findStorage(sid) // Create.pm restore_archive: storage_check_enabled
+	if err != nil {
 		return err
 	}
-	archive := statePath("storage", sid, "template", "cache", file)
+	archive := filepath.Join(st.templateDir(), file)
 	if _, err := os.Stat(archive); err != nil {
 		return fmt.Errorf("volume '%s' does not exist", ostemplate)
 	}

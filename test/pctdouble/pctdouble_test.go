@@ -893,3 +893,36 @@ func TestConfRoundTrip(t *testing.T) {
 		t.Fatalf("written:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestNextIDRangeFromDatacenterCfg: nextid stays in datacenter.cfg's
+// next-id range, upper exclusive (pve-manager 9.2.11 API2/Cluster.pm).
+func TestNextIDRangeFromDatacenterCfg(t *testing.T) {
+	e := newEnv(t)
+	e.write("datacenter.cfg", "keyboard: en-us\nnext-id: lower=200,upper=202\n")
+	if got := e.ok("pvesh", "get", "/cluster/nextid", "--output-format", "json"); got != "\"200\"\n" {
+		t.Fatalf("nextid: %q", got)
+	}
+	e.write("vms.json", `[{"vmid": 200, "name": "a"}, {"vmid": 201, "name": "b"}]`)
+	e.fails("unable to get any free VMID in range [200, 202]\n", "pvesh", "get", "/cluster/nextid", "--output-format", "json")
+}
+
+// TestNodeFilesAsInputs: storage.cfg replaces storages.json (a file
+// storage's templates under its path and content-dirs), dpkg/status gives
+// the versions pveversion prints.
+func TestNodeFilesAsInputs(t *testing.T) {
+	e := newEnv(t)
+	tpl := filepath.Join(e.dir, "tpl")
+	e.write("storage.cfg", "dir: local\n\tpath "+tpl+"\n\tcontent vztmpl\n\tcontent-dirs vztmpl=ct\n\nlvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir\n")
+	if got := e.ok("pvesm", "path", "local:vztmpl/a.tar.zst"); got != filepath.Join(tpl, "ct", "a.tar.zst")+"\n" {
+		t.Fatalf("pvesm path: %q", got)
+	}
+	e.fails("storage 'gone' does not exist\n", "pvesm", "path", "gone:vztmpl/a.tar.zst")
+	os.MkdirAll(filepath.Join(e.dir, "dpkg"), 0o755)
+	e.write("dpkg/status", "Package: pve-manager\nStatus: install ok installed\nVersion: 8.4.1\n\nPackage: pve-container\nStatus: install ok installed\nVersion: 6.0.18\n")
+	if got := e.ok("pveversion"); !strings.HasPrefix(got, "pve-manager/8.4.1/") {
+		t.Fatalf("pveversion: %q", got)
+	}
+	if got := e.ok("pveversion", "-v"); !strings.Contains(got, "\npve-container: 6.0.18\n") {
+		t.Fatalf("pveversion -v: %q", got)
+	}
+}

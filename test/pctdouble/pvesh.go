@@ -207,12 +207,16 @@ func clusterNextID(opts map[string]string) (any, error) {
 		}
 		return strconv.Itoa(id), nil
 	}
-	for id := 100; id <= 999999999; id++ {
+	// datacenter.cfg next-id, lower inclusive, upper exclusive, defaults
+	// 100 and 1000000 (pve-manager 9.2.11 API2/Cluster.pm nextid;
+	// pve-cluster 9.1.6 DataCenterConfig.pm next_id_format).
+	lower, upper := nextIDRange()
+	for id := lower; id < upper; id++ {
 		if _, taken := used[id]; !taken {
 			return strconv.Itoa(id), nil
 		}
 	}
-	return nil, fail("unable to get any free VMID in range [100, 999999999]")
+	return nil, fail("unable to get any free VMID in range [%d, %d]", lower, upper)
 }
 
 func clusterResources(typ string) (any, error) {
@@ -360,4 +364,26 @@ func pveversionMain(args []string) error {
 	fmt.Println("pve-cluster: 9.0.7")
 	_ = os.Stdout.Sync()
 	return nil
+}
+
+// nextIDRange reads next-id from the optional datacenter.cfg.
+func nextIDRange() (int, int) {
+	lower, upper := 100, 1000*1000
+	b, err := os.ReadFile(statePath("datacenter.cfg"))
+	if err != nil {
+		return lower, upper
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "next-id:"); ok {
+			for _, kv := range strings.Split(strings.TrimSpace(v), ",") {
+				k, n, _ := strings.Cut(kv, "=")
+				if i, err := strconv.Atoi(n); err == nil && k == "lower" {
+					lower = i
+				} else if err == nil && k == "upper" {
+					upper = i
+				}
+			}
+		}
+	}
+	return lower, upper
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/proxcage/proxcage/test/pveschema"
@@ -53,7 +54,7 @@ func pvesmPath(args []string) error {
 		if file == "" || strings.Contains(file, "/") {
 			return fail("unable to parse directory volume name '%s'", rest)
 		}
-		fmt.Println(statePath("storage", sid, "template", "cache", file))
+		fmt.Println(filepath.Join(s.templateDir(), file))
 		return nil
 	}
 	// Volumes of the double's CTs.

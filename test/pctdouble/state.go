@@ -96,12 +96,49 @@ func nodeName() string { return readTrimmed("node", "pve") }
 
 const defaultVersion = "pve-manager/9.1.1/ab12cd34 (running kernel: 6.8.12-4-pve)"
 
-func versionString() string { return readTrimmed("version", defaultVersion) }
+// versionString is pveversion's line: the file `version`, with the
+// pve-manager version dpkg/status lists when it does (below).
+func versionString() string {
+	v := readTrimmed("version", defaultVersion)
+	if pm := dpkgInstalled("pve-manager"); pm != "" {
+		v = versionRE.ReplaceAllString(v, "pve-manager/"+pm+"/$2")
+	}
+	return v
+}
 
 // containerVersion is the pve-container version `pveversion -v` lists
-// (file `pve-container`; default the release whose source the double
-// follows).
-func containerVersion() string { return readTrimmed("pve-container", "6.1.10") }
+// (dpkg/status, else the file `pve-container`; default the release whose
+// source the double follows).
+func containerVersion() string {
+	if v := dpkgInstalled("pve-container"); v != "" {
+		return v
+	}
+	return readTrimmed("pve-container", "6.1.10")
+}
+
+// dpkgInstalled is pkg's version in the optional dpkg/status (dpkg's
+// status file format), the node's installed packages: pveversion -v reads
+// them there (pve-manager 9.2.11 bin/pveversion -> PVE/API2/APT.pm
+// versions, AptPkg's CurrentVer), and so may proxcage ([pve.tools]
+// dpkg_status). "" when the file or the installed package is missing.
+func dpkgInstalled(pkg string) string {
+	b, err := os.ReadFile(statePath("dpkg", "status"))
+	if err != nil {
+		return ""
+	}
+	for _, stanza := range strings.Split(string(b), "\n\n") {
+		f := map[string]string{}
+		for _, l := range strings.Split(stanza, "\n") {
+			if k, v, ok := strings.Cut(l, ": "); ok {
+				f[k] = v
+			}
+		}
+		if f["Package"] == pkg && f["Status"] == "install ok installed" {
+			return f["Version"]
+		}
+	}
+	return ""
+}
 
 // bridges lists the bridge names that "exist" (file `bridges`, whitespace
 // separated; default vmbr0).
@@ -125,6 +162,25 @@ type storage struct {
 	Shared   bool   `json:"shared,omitempty"`
 	// Nodes limits the storage to these nodes (storage.cfg "nodes").
 	Nodes []string `json:"nodes,omitempty"`
+	// Path and ContentDirs: a file storage's directory and its
+	// content-dirs overrides, from storage.cfg (default: storage/<id>).
+	Path        string            `json:"path,omitempty"`
+	ContentDirs map[string]string `json:"contentDirs,omitempty"`
+}
+
+// templateDir is where a file storage keeps vztmpl volumes: pve-storage
+// 9.1.7 Plugin.pm get_subdir, its path then content-dirs' vztmpl or
+// template/cache.
+func (s storage) templateDir() string {
+	base := s.Path
+	if base == "" {
+		base = statePath("storage", s.Storage)
+	}
+	sub := "template/cache"
+	if d, ok := s.ContentDirs["vztmpl"]; ok {
+		sub = d
+	}
+	return filepath.Join(base, sub)
 }
 
 func (s storage) hasContent(c string) bool {
@@ -142,6 +198,9 @@ var defaultStorages = []storage{
 }
 
 func storages() ([]storage, error) {
+	if b, err := os.ReadFile(statePath("storage.cfg")); err == nil {
+		return parseStorageCfg(b)
+	}
 	b, err := os.ReadFile(statePath("storages.json"))
 	if os.IsNotExist(err) {
 		return defaultStorages, nil
@@ -496,4 +555,54 @@ func decodeText(s string) string {
 		return d
 	}
 	return s
+}
+
+// parseStorageCfg reads an optional storage.cfg in PVE's format (pve-common
+// 9.2.1 SectionConfig.pm parse_config: "TYPE: ID" at the start of a line,
+// then indented "key value" lines; pve-storage 9.1.7 Plugin.pm properties
+// content, disable, shared, nodes, path, content-dirs). It takes the place
+// of storages.json, and proxcage reads the same file beside ct_config_dir.
+func parseStorageCfg(b []byte) ([]storage, error) {
+	var res []storage
+	var cur *storage
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if l[0] != ' ' && l[0] != '\t' {
+			typ, id, ok := strings.Cut(l, ":")
+			if !ok || strings.TrimSpace(id) == "" {
+				return nil, fail("pctdouble: storage.cfg line %d: %q is not a section header", i+1, l)
+			}
+			res = append(res, storage{Storage: strings.TrimSpace(id), Type: strings.TrimSpace(typ)})
+			cur = &res[len(res)-1]
+			continue
+		}
+		if cur == nil {
+			return nil, fail("pctdouble: storage.cfg line %d: a property before any section", i+1)
+		}
+		k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "content":
+			cur.Content = v
+		case "disable":
+			cur.Disabled = v == "1"
+		case "shared":
+			cur.Shared = v == "1"
+		case "nodes":
+			cur.Nodes = strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ';' || c == ' ' })
+		case "path":
+			cur.Path = v
+		case "content-dirs":
+			cur.ContentDirs = map[string]string{}
+			for _, d := range strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ';' || c == ' ' }) {
+				if c, p, ok := strings.Cut(d, "="); ok {
+					cur.ContentDirs[c] = p
+				}
+			}
+		}
+	}
+	sort.Slice(res, func(i, j int) bool { return res[i].Storage < res[j].Storage })
+	return res, nil
 }

@@ -402,12 +402,26 @@ func (t *apiTransport) guests(ctx context.Context) ([]resource, error) {
 	return rows, err
 }
 
-func (t *apiTransport) nextID(ctx context.Context) (int, error) {
+// nextID asks /cluster/nextid (a token may not see every guest, so
+// guests cannot stand in for the vmlist nextid reads), then probes upwards
+// past VMIDs another creator is about to take.
+func (t *apiTransport) nextID(ctx context.Context, _ []resource, avoid map[int]bool) (int, error) {
 	var raw json.RawMessage
 	if err := t.c.call(ctx, "GET /cluster/nextid", 0, http.MethodGet, "/cluster/nextid", nil, &raw); err != nil {
 		return 0, err
 	}
-	return parseNextID(string(raw))
+	n, err := parseNextID(string(raw))
+	if err != nil || !avoid[n] {
+		return n, err
+	}
+	for c := n + 1; c <= maxVMID; c++ {
+		if !avoid[c] {
+			if ok, err := t.vmidFree(ctx, c); err != nil || ok {
+				return c, err
+			}
+		}
+	}
+	return 0, errdefs.New(errdefs.ErrUnavailable, "no free VMID above %d", n)
 }
 
 func (t *apiTransport) vmidFree(ctx context.Context, n int) (bool, error) {

@@ -102,7 +102,8 @@ func New(cfg config.PVE, log *slog.Logger) (*Backend, error) {
 	switch cfg.Transport {
 	case "pct":
 		files := ctFiles{configDir: or(cfg.Tools.CTConfigDir, "/etc/pve/lxc"), lockDir: or(cfg.Tools.LockDir, "/run/lock/lxc"), lockWait: configLockWait}
-		b.tr = &pctTransport{tools: tl, cfg: cfg, vmids: vr, host: host, files: files}
+		node := nodeFiles{pmxcfs: filepath.Dir(files.configDir), dpkgStatus: or(cfg.Tools.DpkgStatus, "/var/lib/dpkg/status")}
+		b.tr = &pctTransport{tools: tl, cfg: cfg, vmids: vr, host: host, files: files, node: node}
 	case "api":
 		c, err := newAPIClient(cfg, log)
 		if err != nil {

@@ -86,3 +86,18 @@ func (b *Backend) onNode(p private, what string) (*nodeHost, error) {
 		Msg:  fmt.Sprintf("%s needs the CT's processes, which the PVE API does not reach (CT %d is on node %s)", what, p.VMID, p.Node),
 		Hint: "run proxcage on " + p.Node + " (transport \"pct\"), or use `pct enter " + strconv.Itoa(p.VMID) + "` there"}
 }
+
+// lxcState is LXC's state of CT vmid (RUNNING, STOPPED, FROZEN, ...). A
+// CT never started here has no LXC config yet: lxc-info says it "doesn't
+// exist" (LXC 6 lxc_info.c), and no monitor listens, so it is STOPPED.
+func (h *nodeHost) lxcState(ctx context.Context, vmid int) (string, error) {
+	out, err := h.tools.run(ctx, vmid, h.tools.lxcInfo, "-n", strconv.Itoa(vmid), "-s", "-H")
+	var te *toolError
+	if errors.As(err, &te) && strings.Contains(te.Stderr, "doesn't exist") {
+		return "STOPPED", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out), nil
+}

@@ -54,9 +54,9 @@ type transport interface {
 	ensureFile(ctx context.Context, node, name string, write func(io.Writer) error) (string, error)
 	// guests lists every CT and VM of the cluster.
 	guests(ctx context.Context) ([]resource, error)
-	// nextID is /cluster/nextid; vmidFree asks it about one VMID.
-	nextID(ctx context.Context) (int, error)
-	vmidFree(ctx context.Context, n int) (bool, error)
+	// nextID is the VMID /cluster/nextid offers, skipping avoid (VMIDs
+	// that just lost a race); guests is the cluster's list as just read.
+	nextID(ctx context.Context, guests []resource, avoid map[int]bool) (int, error)
 	// create makes the CT. A create that outlives [pve] timeout while
 	// PVE still runs it fails with *createPending, holding its task.
 	create(ctx context.Context, node string, vmid int, volid string, plan *Plan) error
@@ -97,6 +97,7 @@ type pctTransport struct {
 	vmids *vmidRange // for doctor
 	host  *nodeHost  // this node's: every CT pct reaches is here
 	files ctFiles    // pct's config files and locks, for the env
+	node  nodeFiles  // facts the node's files state (nodefiles.go)
 	dir   string     // templateDir, once asked
 }
 
@@ -124,6 +125,9 @@ func (t *pctTransport) version(ctx context.Context) (Version, error) {
 // versions reads pve-manager's and pve-container's versions from
 // `pveversion -v` (one "package: version ..." line per package).
 func (t *pctTransport) versions(ctx context.Context, _ string) (Version, Version, error) {
+	if m, c, ok, err := t.node.versions(); err != nil || ok {
+		return m, c, err
+	}
 	out, err := t.tools.run(ctx, 0, t.tools.pveversion, "-v")
 	if err != nil {
 		return Version{}, Version{}, err
@@ -167,16 +171,23 @@ func versionOf(m []string) Version {
 
 func (t *pctTransport) place(context.Context) (string, []resource, error) { return "", nil, nil }
 
-// templateDir asks pvesm where the template storage keeps vztmpl files.
+// templateDir is where the template storage keeps vztmpl files: from
+// storage.cfg when it says, else from pvesm.
 func (t *pctTransport) templateDir(ctx context.Context) (string, error) {
 	if t.dir != "" {
 		return t.dir, nil
 	}
-	out, err := t.tools.run(ctx, 0, t.tools.pvesm, "path", t.cfg.TemplateStorage+":vztmpl/proxcage-probe.tar.zst")
+	dir, ok, err := t.node.templateDir(t.cfg.TemplateStorage)
 	if err != nil {
-		return "", err
+		return "", errdefs.Wrap(errdefs.ErrInternal, err, "read the node's storage.cfg")
 	}
-	dir := filepath.Dir(strings.TrimSpace(out))
+	if !ok {
+		out, err := t.tools.run(ctx, 0, t.tools.pvesm, "path", t.cfg.TemplateStorage+":vztmpl/proxcage-probe.tar.zst")
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Dir(strings.TrimSpace(out))
+	}
 	// A dir storage creates template/cache/ on first download; do the same.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", errdefs.Wrap(errdefs.ErrInternal, err, "template directory of storage %s", t.cfg.TemplateStorage)
@@ -273,17 +284,15 @@ func (t *pctTransport) guests(ctx context.Context) ([]resource, error) {
 	return rows, nil
 }
 
-func (t *pctTransport) nextID(ctx context.Context) (int, error) {
-	out, err := t.tools.run(ctx, 0, t.tools.pvesh, "get", "/cluster/nextid", "--output-format", "json")
+// nextID computes /cluster/nextid from guests: pvesh runs as root, so
+// /cluster/resources listed the whole vmlist that nextid reads
+// (nodefiles.go lowestFreeVMID), and the range is datacenter.cfg's.
+func (t *pctTransport) nextID(_ context.Context, guests []resource, avoid map[int]bool) (int, error) {
+	lower, upper, err := t.node.nextIDRange()
 	if err != nil {
 		return 0, err
 	}
-	return parseNextID(out)
-}
-
-func (t *pctTransport) vmidFree(ctx context.Context, n int) (bool, error) {
-	_, err := t.tools.run(ctx, 0, t.tools.pvesh, "get", "/cluster/nextid", "--vmid", strconv.Itoa(n), "--output-format", "json")
-	return nextIDAnswer(err)
+	return lowestFreeVMID(guests, lower, upper, avoid)
 }
 
 // nextIDAnswer: nextid?vmid=N fails with "already exists" when N is taken.
@@ -360,6 +369,9 @@ func (t *pctTransport) unlock(ctx context.Context, _ string, vmid int) error {
 }
 
 func (t *pctTransport) status(ctx context.Context, _ string, vmid int) (string, error) {
+	if st, ok, err := t.ctStatus(ctx, vmid); ok {
+		return st, err
+	}
 	out, err := t.tools.run(ctx, vmid, t.tools.pct, "status", strconv.Itoa(vmid))
 	if err != nil {
 		return "", err
@@ -372,6 +384,9 @@ func (t *pctTransport) status(ctx context.Context, _ string, vmid int) (string, 
 }
 
 func (t *pctTransport) config(ctx context.Context, _ string, vmid int) (map[string]string, error) {
+	if cfg, ok, err := t.ctConfig(vmid); ok {
+		return cfg, err
+	}
 	out, err := t.tools.run(ctx, vmid, t.tools.pct, "config", strconv.Itoa(vmid))
 	if err != nil {
 		return nil, err

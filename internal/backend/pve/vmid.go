@@ -97,23 +97,7 @@ func (r resource) hasIDTag() bool {
 // where it looks). avoid holds VMIDs that just lost a race.
 func (b *Backend) nextFreeVMID(ctx context.Context, guests []resource, avoid map[int]bool) (int, error) {
 	if b.vmids == nil {
-		n, err := b.tr.nextID(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if !avoid[n] {
-			return n, nil
-		}
-		// nextid still offers an id another creator is about to take:
-		// probe upwards from it.
-		for c := n + 1; c <= maxVMID; c++ {
-			if !avoid[c] {
-				if ok, err := b.tr.vmidFree(ctx, c); err != nil || ok {
-					return c, err
-				}
-			}
-		}
-		return 0, errdefs.New(errdefs.ErrUnavailable, "no free VMID above %d", n)
+		return b.tr.nextID(ctx, guests, avoid)
 	}
 	used := map[int]bool{}
 	for _, g := range guests {
