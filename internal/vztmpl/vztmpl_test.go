@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/proxcage/proxcage/internal/proc"
 )
 
 // TestRoundTrip extracts Write's output with GNU tar, as PVE does, and
@@ -663,5 +665,31 @@ func TestEnsureConcurrent(t *testing.T) {
 	sum := sha256.Sum256(decompress(t, data))
 	if "sha256:"+hex.EncodeToString(sum[:]) != res[0].digest {
 		t.Error("template content does not match its digest")
+	}
+}
+
+// TestEnsureSweepsADeadWritersTemp: the next Ensure removes what a killed
+// writer left (its stamp names a process that is gone) and keeps a live
+// writer's temp file. Mutation audit (issue 12): with the sweep in Ensure
+// commented out every other test passed.
+func TestEnsureSweepsADeadWritersTemp(t *testing.T) {
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	buildRootfs(t, rootfs)
+	dir := t.TempDir()
+	dead := filepath.Join(dir, tmpPrefix+"999999999.1-abc")
+	live := filepath.Join(dir, tmpPrefix+proc.Stamp()+"-def")
+	for _, f := range []string{dead, live} {
+		if err := os.WriteFile(f, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, err := Ensure(context.Background(), rootfs, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("a dead writer's temp file is still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("a live writer's temp file went: %v", err)
 	}
 }
