@@ -350,7 +350,9 @@ func mapOCIConfig(root string, c ociProcess, conf *ctConf) error {
 
 	if u, ok, err := scalar("User", c.User); err != nil {
 		return err
-	} else if ok && perlTrue(u) {
+	} else if ok && perlTrue(u) && atLeastContainer(6, 1, 0) {
+		// Only from 6.1.0 ("oci create: honor user defined in OCI image
+		// config", debian/changelog): older nodes run the init as root.
 		uid, gid, groups, err := resolveOCIUser(u, root)
 		if err != nil {
 			return err

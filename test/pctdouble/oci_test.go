@@ -203,3 +203,21 @@ func TestCmd2String(t *testing.T) {
 		t.Error("perlSplit keeps trailing empty fields")
 	}
 }
+
+// TestOCIUserFromContainer610: the image's User reaches lxc.init.uid/gid
+// only from pve-container 6.1.0 (debian/changelog 6.1.0 "oci create: honor
+// user defined in OCI image config"); a 6.0.19 node runs the init as root.
+func TestOCIUserFromContainer610(t *testing.T) {
+	e := newEnv(t)
+	e.ociLayout("app.tar", ociManifestType, ociConfigType, ociLayerGzip, map[string]any{"Cmd": []string{"/bin/sleep", "1"}, "User": "app"})
+	e.write("pve-container", "6.0.19\n")
+	e.ok("pct", "create", "201", "local:vztmpl/app.tar", "--rootfs", "local-lvm:1")
+	if conf := e.read("lxc/201.conf"); strings.Contains(conf, "lxc.init.uid") {
+		t.Errorf("6.0.19 applied the image's User:\n%s", conf)
+	}
+	e.write("pve-container", "6.1.0\n")
+	e.ok("pct", "create", "202", "local:vztmpl/app.tar", "--rootfs", "local-lvm:1")
+	if conf := e.read("lxc/202.conf"); !strings.Contains(conf, "lxc.init.uid: 1000") {
+		t.Errorf("6.1.0 did not apply the image's User:\n%s", conf)
+	}
+}
