@@ -39,7 +39,7 @@ done
 if [ -z "$boot" ]; then
 	[ "$(id -u)" = 0 ] || { echo "install-go: no Go at all, and installing Debian's golang-go needs root" >&2; exit 1; }
 	echo "install-go: apt-get install golang-go (to download go$ver with; purged afterwards)" >&2
-	apt-get update -qq
+	apt-get update -qq >&2 # stdout is this script's answer: the go path
 	# ca-certificates stays: the proxy is HTTPS, for this and later downloads.
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null
 	before=$(dpkg-query -W -f='${Package}\n' | sort)
