@@ -180,3 +180,23 @@ func WritePidFile(path string, pid int) error {
 	}
 	return nil
 }
+
+// CopyNew copies src into dst, a file it creates (O_EXCL: never over
+// another file) with perm. Not atomic: for a directory that is being built
+// and that nobody reads yet (a keeper's, a new volume's).
+func CopyNew(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -28,6 +27,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
+	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/errdefs"
 )
 
@@ -377,7 +377,7 @@ func copyTree(src, dst string) error {
 				return err
 			}
 		case d.Type().IsRegular():
-			if err := copyFile(p, to, fi.Mode().Perm()); err != nil {
+			if err := atomicfile.CopyNew(p, to, fi.Mode().Perm()); err != nil {
 				return err
 			}
 		default:
@@ -398,21 +398,4 @@ func copyTree(src, dst string) error {
 		}
 		return nil
 	})
-}
-
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -110,7 +110,7 @@ func prepareKeeper(dir, helper string, kp *KeeperProcess, terminal bool, hostBas
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		return err
 	}
-	if err := copyFile(helper, filepath.Join(dir, "init"), 0o755); err != nil {
+	if err := atomicfile.CopyNew(helper, filepath.Join(dir, "init"), 0o755); err != nil {
 		return fmt.Errorf("copy the wrapper: %w", err)
 	}
 	kf := keeperFile{Args: kp.Args, Cwd: kp.Cwd, Stdin: stdinGiven(), Terminal: terminal}
@@ -152,23 +152,6 @@ func prepareKeeper(dir, helper string, kp *KeeperProcess, terminal bool, hostBas
 		}
 	}
 	return nil
-}
-
-func copyFile(src, dst string, perm os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // spawnKeeper starts `proxcage keeper DIR` in its own session with our
