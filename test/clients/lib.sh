@@ -190,12 +190,22 @@ keeper_pids() {
 # (KEEPER_PIDS_BEFORE), one per line with their command line. A pve
 # keeper's argv names only its /run/proxcage-keeper directory and an lxc
 # keeper's the engine's state dir, never this run's scratch, so leftovers
-# are found by pid, not by name (the clients run one at a time).
+# are found by pid, not by name (the clients run one at a time). A process
+# that has exited (a zombie, or gone) is no leftover; one that is still
+# exiting gets up to 5 s.
 keepers_left() {
-	local p
-	for p in $(comm -13 <(printf '%s\n' "${KEEPER_PIDS_BEFORE:-}" | sort) <(keeper_pids)); do
-		[ -e "/proc/$p" ] && echo "$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+	local p st left i
+	for i in $(seq 50); do
+		left=
+		for p in $(comm -13 <(printf '%s\n' "${KEEPER_PIDS_BEFORE:-}" | sort) <(keeper_pids)); do
+			st=$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$p/stat" 2>/dev/null) || continue
+			[ "$st" = Z ] && continue
+			left+="$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"$'\n'
+		done
+		[ -z "$left" ] && return 0
+		[ "$i" = 50 ] || sleep 0.1
 	done
+	printf '%s' "$left"
 	return 0
 }
 
