@@ -27,6 +27,9 @@ PROXCAGE=$(realpath "$1")
 NS=${SCALE_NS:-1 10 100}
 PAR=${SCALE_PAR:-16}
 NODES=(pve1 pve2 pve3)
+for t in curl jq go; do
+	command -v "$t" >/dev/null || { echo "bench/scale.sh needs $t (scripts/install-deps.sh test installs curl and jq)" >&2; exit 2; }
+done
 W=$(mktemp -d /var/tmp/proxcage-bench-scale.XXXXXX)
 cleanup() {
 	set +e
