@@ -123,6 +123,7 @@ bench: build
 	./bench/lxc.sh $(CURDIR)/$(BIN)
 	./bench/upgrade.sh $(CURDIR)/$(BIN)
 	./bench/spawns.sh $(CURDIR)/$(BIN)
+	./bench/scale.sh $(CURDIR)/$(BIN)
 
 # The pages carry the version `proxcage version` prints: the same LDFLAGS.
 man: go-check

@@ -13,7 +13,8 @@
 #          util-linux dnsmasq-base (the DHCP server in the pve e2e tests'
 #          network namespace: the binary only, no dnsmasq service);
 #          containernetworking-plugins iptables libc6-dev (make critest:
-#          CNI bridge/portmap, static pause and nnp).
+#          CNI bridge/portmap, static pause and nnp); curl jq (bench/scale.sh
+#          reads the API simulator's counters).
 # apt runs only when a package is missing; nothing is installed twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ what=${1:-build}
 case $what in build | test) ;; *) echo "usage: $0 [build|test]" >&2; exit 2 ;; esac
 pkgs=(gcc make pkg-config libseccomp-dev git ca-certificates dpkg-dev)
 if [ "$what" = test ]; then
-	pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd docker.io hyperfine debootstrap zstd iproute2 procps python3 bsdutils util-linux dnsmasq-base containernetworking-plugins iptables libc6-dev)
+	pkgs+=(runc crun lxc busybox-static podman conmon skopeo umoci uidmap containerd docker.io hyperfine debootstrap zstd iproute2 procps python3 bsdutils util-linux dnsmasq-base containernetworking-plugins iptables libc6-dev curl jq)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -89,9 +89,13 @@ func (s *Server) match(method, path string) (*route, map[string]string) {
 	return nil, nil
 }
 
-// ServeHTTP applies the fault switches, authenticates, validates the
+// ServeHTTP answers the control endpoints (control.go), else applies the
+// fault switches, authenticates, validates the
 // parameters against the schema and runs the handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveControl(w, r) {
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, apiPrefix)
 	rt, pathParams := s.match(r.Method, path)
 	key := r.Method + " " + path
