@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,8 @@ func parseAnnotations(kvs []string) (map[string]string, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, errdefs.New(errdefs.ErrInvalidArgument, "--annotation %q: want KEY=VALUE", kv)
+			return nil, &errdefs.Error{Cat: errdefs.ErrInvalidArgument, Msg: fmt.Sprintf("--annotation %q: want KEY=VALUE", kv),
+				Hint: "for example --annotation org.proxcage.vmid=4242 (podman's spelling); an empty value is KEY="}
 		}
 		out[k] = v
 	}

@@ -137,7 +137,7 @@ func TestImageLabelsNeverRouteOrChooseTheVMID(t *testing.T) {
 	}
 	// A bad --annotation is one line, and makes nothing.
 	r = p.run("create", "-q", "--image", ref, "--annotation", "novalue", "ct-bad")
-	if r.code != 2 || !strings.Contains(r.stderr, `--annotation "novalue": want KEY=VALUE`) {
+	if r.code != 2 || !strings.Contains(r.stderr, `--annotation "novalue": want KEY=VALUE`) || !strings.Contains(r.stderr, "(hint: for example --annotation org.proxcage.vmid=4242") {
 		t.Fatalf("bad --annotation: exit %d %q", r.code, r.stderr)
 	}
 	oneLine(t, "bad --annotation", r.stderr)
