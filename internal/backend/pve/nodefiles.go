@@ -218,15 +218,8 @@ func lowestFreeVMID(guests []resource, lower, upper int, avoid map[int]bool) (in
 // tool: any state but STOPPED has one. ok is false when the config
 // directory does not exist (pmxcfs not mounted): then pct says why.
 func (t *pctTransport) ctStatus(ctx context.Context, vmid int) (string, bool, error) {
-	if _, err := os.Stat(t.files.configDir); err != nil {
-		return "", false, nil
-	}
-	if _, err := os.Stat(filepath.Join(t.files.configDir, strconv.Itoa(vmid)+".conf")); errors.Is(err, fs.ErrNotExist) {
-		// pct's own words for it, classified as pct's would be.
-		return "", true, classify("pct status", vmid, 255,
-			fmt.Sprintf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", nodeNameOf(t.files.configDir), vmid))
-	} else if err != nil {
-		return "", true, errdefs.Wrap(errdefs.ErrInternal, err, "read CT %d's config", vmid)
+	if _, ok, err := t.readCTConfig("pct status", vmid); !ok || err != nil {
+		return "", ok, err
 	}
 	st, err := t.host.lxcState(ctx, vmid)
 	if err != nil {
@@ -261,18 +254,29 @@ func nodeNameOf(dir string) string {
 // without --current). ok is false when the config directory does not
 // exist (pmxcfs not mounted): then pct says why.
 func (t *pctTransport) ctConfig(vmid int) (map[string]string, bool, error) {
+	raw, ok, err := t.readCTConfig("pct config", vmid)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return parseCTConfigFile(string(raw)), true, nil
+}
+
+// readCTConfig reads CT vmid's config file for step (the pct command it
+// stands in for); a missing file is pct's own error, classified as pct's
+// would be. ok is false when the config directory does not exist.
+func (t *pctTransport) readCTConfig(step string, vmid int) ([]byte, bool, error) {
 	if _, err := os.Stat(t.files.configDir); err != nil {
 		return nil, false, nil
 	}
 	raw, err := os.ReadFile(filepath.Join(t.files.configDir, strconv.Itoa(vmid)+".conf"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, true, classify("pct config", vmid, 255,
+		return nil, true, classify(step, vmid, 255,
 			fmt.Sprintf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", nodeNameOf(t.files.configDir), vmid))
 	}
 	if err != nil {
 		return nil, true, errdefs.Wrap(errdefs.ErrInternal, err, "read CT %d's config", vmid)
 	}
-	return parseCTConfigFile(string(raw)), true, nil
+	return raw, true, nil
 }
 
 func parseCTConfigFile(raw string) map[string]string {

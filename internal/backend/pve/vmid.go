@@ -78,7 +78,7 @@ func (r resource) hasTag(tag string) bool {
 }
 
 func (r resource) tags() []string {
-	return strings.FieldsFunc(r.Tags, func(c rune) bool { return c == ';' || c == ',' || c == ' ' })
+	return splitList(r.Tags)
 }
 
 // hasIDTag reports whether r carries any container's IDTag (CTs made
