@@ -41,6 +41,9 @@ type Container struct {
 	// container's volumes to go too (delete --volumes); without it a
 	// backend whose volumes would die with the container refuses.
 	DeleteVolumes bool
+	// RollBack is set for the Delete that rolls back a failed create or
+	// run: what that create made goes, down to a template it stored.
+	RollBack bool
 }
 
 // LoadPrivate decodes c.Private, the backend's persisted data, into v; ok

@@ -217,6 +217,7 @@ func (r *Runtime) create(ctx context.Context, id string, req createRequest, opts
 // `delete --force` can finish the job, and the error says so.
 func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.Container, h *store.Handle, cause error) error {
 	c.DeleteVolumes = true // made by this create (a volume of this host's outlives it: releaseImageBundle keeps it)
+	c.RollBack = true
 	if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {
 		r.Log.Debug("rollback: backend cleanup failed", "id", c.ID, "err", err)
 		h.Unlock()

@@ -107,10 +107,7 @@ func TestPVEStorageContentHint(t *testing.T) {
 		if strings.Contains(r.stderr, other) {
 			t.Errorf("%s: the hint names %s too: %s", c.key, other, r.stderr)
 		}
-		p.assertRootEmpty()
-		if out := p.pctList(); out != "" {
-			t.Fatalf("CT left:\n%s", out)
-		}
+		p.assertNothingLeft(c.key)
 	}
 }
 
@@ -122,10 +119,7 @@ func TestPVEMissingBridge(t *testing.T) {
 	os.WriteFile(p.config, []byte("default_backend = \"pve\"\n[pve]\nbridge = \"vmbr7\"\ntimeout = \"60s\"\n"), 0o644)
 	r := p.run("run", "-d", "--bundle", b, "br")
 	wantError(t, "missing bridge", r, 2, "vmbr7", "[pve] bridge", "org.proxcage.net0", "--type any_bridge")
-	p.assertRootEmpty()
-	if out := p.pctList(); out != "" {
-		t.Fatalf("CT left:\n%s", out)
-	}
+	p.assertNothingLeft("missing bridge")
 	// doctor says the same.
 	d := p.run("doctor")
 	if d.code != 5 || !strings.Contains(d.stdout, "FAIL  pve: bridge vmbr7") || !strings.Contains(d.stdout, "org.proxcage.net0") {
@@ -280,5 +274,15 @@ func TestNonRootPermissionErrors(t *testing.T) {
 	// As root the same doctor passes the privileges check.
 	if out := n.ok("doctor"); !strings.Contains(out, "ok  native: privileges") {
 		t.Fatalf("doctor as root:\n%s", out)
+	}
+	// The lxc and pve (pct) backends need root too, and say so.
+	for _, name := range []string{"lxc", "pve"} {
+		bcfg := filepath.Join(n.dir, name+".toml")
+		os.WriteFile(bcfg, []byte("default_backend = \""+name+"\"\n[pve]\ntransport = \"pct\"\n"), 0o644)
+		r = n.run("--root", filepath.Join(own, "state"), "--config", bcfg, "doctor")
+		if r.code != 5 || !strings.Contains(r.stdout, "FAIL  "+name+": privileges") || !strings.Contains(r.stdout, "uid 65534, not root") ||
+			!strings.Contains(r.stdout, "run proxcage as root") {
+			t.Fatalf("%s doctor as uid 65534: exit %d\n%s%s", name, r.code, r.stdout, r.stderr)
+		}
 	}
 }

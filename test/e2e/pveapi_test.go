@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,9 +30,15 @@ type pveAPIEnv struct {
 
 func newPVEAPIEnv(t *testing.T) *pveAPIEnv {
 	t.Helper()
+	return newPVEAPIEnvOn(t, "pve1", "pve2")
+}
+
+// newPVEAPIEnvOn is newPVEAPIEnv on a cluster of the nodes named.
+func newPVEAPIEnvOn(t *testing.T, nodes ...string) *pveAPIEnv {
+	t.Helper()
 	e := newEnv(t)
 	sim := pvesim.New(pvesim.Options{
-		Nodes:        []string{"pve1", "pve2"},
+		Nodes:        nodes,
 		NodeMaxMem:   map[string]int64{"pve1": 32 << 30, "pve2": 32 << 30},
 		NodeMem:      map[string]int64{"pve1": 20 << 30, "pve2": 3 << 30},
 		Tokens:       map[string]string{"proxcage@pve!runtime": apiTokenSecret},
@@ -266,5 +273,65 @@ func (p *pveAPIEnv) assertNoSecret(when string) {
 	}
 	if !strings.Contains(string(data), "level=debug") {
 		p.t.Errorf("%s: the log has no debug lines: the check proves little", when)
+	}
+}
+
+// What needs the CT's processes (a foreground run, --pid-file) is refused
+// over the API before anything is made, with the way out that fits what
+// was asked: -d for a user, dropping --pid-file for an engine. Before, the
+// foreground refusal's hint said "drop --pid-file" to a user who had not
+// passed one. On a cluster whose node is this host, the refusal names
+// transport "pct" instead (the keeper's mount line is the API's limit).
+func TestPVEAPIRefusesWhatNeedsTheCTsProcesses(t *testing.T) {
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	for _, onThisHost := range []bool{false, true} {
+		t.Run(fmt.Sprintf("node is this host %v", onThisHost), func(t *testing.T) {
+			nodes := []string{"pve1", "pve2"}
+			reach := "which the PVE API does not reach"
+			if onThisHost {
+				if _, err := exec.LookPath("lxc-info"); err != nil {
+					t.Skip("needs lxc-info (the API transport reads a local CT with it): ./scripts/install-deps.sh test")
+				}
+				nodes = []string{host}
+				reach = `needs [pve] transport = "pct"`
+			}
+			p := newPVEAPIEnvOn(t, nodes...)
+			data := withDataDir(t, p.env)
+			reg := serveTestImages(t)
+			b := p.bundle("fg", []string{"/bin/echo", "hello"}, nil)
+			pidFile := filepath.Join(p.dir, "ct.pid")
+			for _, c := range []struct {
+				what      string
+				args      []string
+				asked, do string
+			}{
+				{"foreground run of a bundle", []string{"run", "--bundle", b, "fg-1"}, "a foreground run", "--detach (-d)"},
+				{"foreground run --rm of an image", []string{"run", "--rm", "-q", "--image", reg.Host + "/test/busybox:1", "fg-2", "--", "echo", "hello"}, "a foreground run", "--detach (-d)"},
+				{"create --pid-file", []string{"create", "--bundle", b, "--pid-file", pidFile, "pf-1"}, "--pid-file (an engine driving the CT)", "drop --pid-file"},
+			} {
+				r := p.run(c.args...)
+				if r.code != 2 || !strings.Contains(r.stderr, c.asked+" need") || !strings.Contains(r.stderr, reach) || !strings.Contains(r.stderr, c.do) {
+					t.Fatalf("%s: exit %d %q (want 2, %q, %q and the hint %q)", c.what, r.code, r.stderr, c.asked, reach, c.do)
+				}
+				oneLine(t, c.what, r.stderr)
+				if c.do != "drop --pid-file" && strings.Contains(r.stderr, "--pid-file") {
+					t.Fatalf("%s: a hint about a flag not given: %q", c.what, r.stderr)
+				}
+			}
+			if g := simGuests(t, p); len(g) != 0 {
+				t.Fatalf("CTs made: %v", g)
+			}
+			if st := p.sim.Stored(); len(st) != 0 {
+				t.Fatalf("stored on the cluster (a template, a config): %v", st)
+			}
+			if left := containersLeft(data); len(left) != 0 {
+				t.Fatalf("bundles left: %v", left)
+			}
+			if _, err := os.Stat(pidFile); err == nil {
+				t.Fatal("a pid file was written")
+			}
+			p.assertRootEmpty()
+		})
 	}
 }

@@ -99,10 +99,7 @@ func TestPVEErrorTextsOfARealNode(t *testing.T) {
 				}
 			}
 			oneLine(t, c.name, r.stderr)
-			p.assertRootEmpty()
-			if out := p.pct("list"); out != "" {
-				t.Fatalf("%s: CT left:\n%s", c.name, out)
-			}
+			p.assertNothingLeft(c.name)
 		}()
 	}
 

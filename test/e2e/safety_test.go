@@ -38,6 +38,19 @@ func (p *pveEnv) storedTemplates() []string {
 	return out
 }
 
+// assertNothingLeft: after a failed command, no record under --root, no CT
+// on the double and no template in its template storage.
+func (p *pveEnv) assertNothingLeft(what string) {
+	p.t.Helper()
+	p.assertRootEmpty()
+	if out := p.pctList(); out != "" {
+		p.t.Fatalf("%s: CT left:\n%s", what, out)
+	}
+	if tpls := p.storedTemplates(); len(tpls) != 0 {
+		p.t.Fatalf("%s: templates left: %v", what, tpls)
+	}
+}
+
 // A foreground run of a system CT on pve is refused before a CT, record
 // or template exists (exit 5, one line, a hint): no wrapper can read its
 // init's exit status. An application container runs in the foreground

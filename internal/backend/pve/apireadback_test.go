@@ -204,28 +204,49 @@ func TestAPICreateStorageAndQuorumTexts(t *testing.T) {
 	ctx := context.Background()
 	f := newAPIFixture(t, pvesim.Options{Nodes: []string{"pve1", "pve2"}, NoStorage: map[string][]string{"pve2": {"local-lvm"}}})
 	f.cfg.Node = "pve1"
+	// create is Create, then the runtime's rollback of a failure.
+	create := func(id string) error {
+		c := f.container(id, nil)
+		err := f.backend().Create(ctx, c, backend.CreateOpts{})
+		if err != nil {
+			c.RollBack, c.DeleteVolumes = true, true
+			if derr := f.backend().Delete(ctx, c, true); derr != nil {
+				t.Fatalf("rollback of %s: %v", id, derr)
+			}
+		}
+		return err
+	}
 	f.sim.SetNoQuorum(true)
-	err := f.backend().Create(ctx, f.container("q", nil), backend.CreateOpts{})
+	err := create("q")
 	wantLine(t, "no quorum", err, errdefs.ErrUnavailable, []string{"cluster not ready - no quorum?"}, []string{"pvecm status"})
 	f.sim.SetNoQuorum(false)
 
 	f.sim.SetStorageDisabled("local-lvm", true)
-	err = f.backend().Create(ctx, f.container("d", nil), backend.CreateOpts{})
+	err = create("d")
 	wantLine(t, "disabled", err, errdefs.ErrInvalidArgument, []string{"storage 'local-lvm' is disabled"},
 		[]string{`[pve] rootfs_storage = "local-lvm"`, "pvesm set local-lvm --disable 0"})
 	f.sim.SetStorageDisabled("local-lvm", false)
 
 	f.cfg.Node = "pve2"
-	err = f.backend().Create(ctx, f.container("n", nil), backend.CreateOpts{})
+	err = create("n")
 	wantLine(t, "other nodes", err, errdefs.ErrInvalidArgument, []string{"storage 'local-lvm' is not available on node 'pve2'"},
 		[]string{`[pve] rootfs_storage = "local-lvm"`, "limited to other nodes"})
 
 	f.cfg.Node, f.cfg.RootfsStorage = "pve1", "local"
-	err = f.backend().Create(ctx, f.container("r", nil), backend.CreateOpts{})
+	err = create("r")
 	wantLine(t, "no rootdir", err, errdefs.ErrInvalidArgument, []string{"storage 'local' does not support container directories"},
 		[]string{`[pve] rootfs_storage = "local"`, "content rootdir"})
 	if cts := simCTs(t, f); len(cts) != 0 {
 		t.Fatalf("CTs left: %v", cts)
+	}
+	// Each create uploaded its template, and each rollback removed it.
+	for _, v := range f.sim.Stored() {
+		if strings.Contains(v, ":vztmpl/proxcage") {
+			t.Fatalf("a failed create left its template: %s", v)
+		}
+	}
+	if n := f.sim.Calls()["POST /nodes/{node}/storage/{storage}/upload"]; n < 4 {
+		t.Fatalf("%d uploads, want one per failed create (4): the template was not removed after a failure", n)
 	}
 	if strings.Contains(errdefs.OneLine(err), "\n") {
 		t.Fatal("not one line")

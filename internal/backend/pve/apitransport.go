@@ -270,13 +270,13 @@ func (t *apiTransport) hasBridge(ctx context.Context, node string) (bool, error)
 
 // ensureTemplate builds the template in the local cache (reused by
 // digest), then uploads it unless the node's storage already has it.
-func (t *apiTransport) ensureTemplate(ctx context.Context, node, rootfs string) (string, error) {
+func (t *apiTransport) ensureTemplate(ctx context.Context, node, rootfs string) (string, bool, error) {
 	if err := os.MkdirAll(t.cacheDir, 0o755); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "[pve] template_cache")
+		return "", false, errdefs.Wrap(errdefs.ErrInternal, err, "[pve] template_cache")
 	}
 	path, digest, cached, err := vztmpl.Ensure(ctx, rootfs, t.cacheDir)
 	if err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
+		return "", false, errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
 	}
 	t.c.log.Debug("template", "path", path, "digest", digest, "cached", cached)
 	return t.upload(ctx, node, path)
@@ -284,47 +284,48 @@ func (t *apiTransport) ensureTemplate(ctx context.Context, node, rootfs string) 
 
 // ensureFile writes the file into the local cache once, then uploads it
 // unless the node's storage already has it.
-func (t *apiTransport) ensureFile(ctx context.Context, node, name string, write func(io.Writer) error) (string, error) {
+func (t *apiTransport) ensureFile(ctx context.Context, node, name string, write func(io.Writer) error) (string, bool, error) {
 	if err := os.MkdirAll(t.cacheDir, 0o755); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "[pve] template_cache")
+		return "", false, errdefs.Wrap(errdefs.ErrInternal, err, "[pve] template_cache")
 	}
 	path := filepath.Join(t.cacheDir, name)
-	if err := writeOnce(path, write); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "write template %s", name)
+	if _, err := writeOnce(path, write); err != nil {
+		return "", false, errdefs.Wrap(errdefs.ErrInternal, err, "write template %s", name)
 	}
 	return t.upload(ctx, node, path)
 }
 
 // upload puts a local template file on node's template storage, unless a
-// file of that name is there already (names carry digests).
-func (t *apiTransport) upload(ctx context.Context, node, path string) (string, error) {
+// file of that name is there already (names carry digests); fresh: it was
+// uploaded now. (The local cache keeps its copy either way.)
+func (t *apiTransport) upload(ctx context.Context, node, path string) (volid string, fresh bool, err error) {
 	name := filepath.Base(path)
-	volid := t.cfg.TemplateStorage + ":vztmpl/" + name
+	volid = t.cfg.TemplateStorage + ":vztmpl/" + name
 	storage := nodePath(node) + "/storage/" + url.PathEscape(t.cfg.TemplateStorage)
 	var vols []struct {
 		Volid string `json:"volid"`
 	}
 	if err := t.c.call(ctx, "template lookup", 0, http.MethodGet, storage+"/content", url.Values{"content": {"vztmpl"}}, &vols); err != nil {
-		return "", t.unknownNode(ctx, node, err)
+		return "", false, t.unknownNode(ctx, node, err)
 	}
 	for _, v := range vols {
 		if v.Volid == volid {
-			return volid, nil
+			return volid, false, nil
 		}
 	}
 	sum, err := fileSHA256(path)
 	if err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "checksum template")
+		return "", false, errdefs.Wrap(errdefs.ErrInternal, err, "checksum template")
 	}
 	fields := url.Values{"content": {"vztmpl"}, "checksum-algorithm": {"sha256"}, "checksum": {sum}}
 	var upid string
 	if err := t.c.upload(ctx, "template upload", storage+"/upload", fields, "filename", path, &upid); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if err := t.c.waitTask(ctx, "template upload", 0, upid, 0); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return volid, nil
+	return volid, true, nil
 }
 
 // templates lists proxcage's templates on the template storage of every
@@ -562,7 +563,7 @@ func (t *apiTransport) create(ctx context.Context, node string, vmid int, volid 
 			// The template went between our upload check and the task.
 			reuploaded = true
 			_, name, _ := strings.Cut(volid, ":vztmpl/")
-			if _, uerr := t.upload(ctx, node, filepath.Join(t.cacheDir, name)); uerr != nil {
+			if _, _, uerr := t.upload(ctx, node, filepath.Join(t.cacheDir, name)); uerr != nil {
 				return err
 			}
 			t.c.log.Debug("template uploaded again", "volid", volid)

@@ -124,6 +124,9 @@ type private struct {
 	VMID     int    `json:"vmid"`
 	Node     string `json:"node,omitempty"`     // api transport: the CT's node
 	Template string `json:"template,omitempty"` // volid
+	// FreshTemplate: this create put Template on the storage, so the
+	// rollback of a failed create or run removes it again.
+	FreshTemplate bool `json:"freshTemplate,omitempty"`
 	// CreateTask is the UPID of a create that outlived [pve] timeout: the
 	// CT is ours although it has no description yet.
 	CreateTask string `json:"createTask,omitempty"`
@@ -239,15 +242,21 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 		}()
 	}
 	if opts.PidFile != "" || foreground {
+		// What the caller asked for, and what it can do without: an
+		// engine drops --pid-file, a user adds --detach.
+		asked, without := "--pid-file (an engine driving the CT)", "drop --pid-file"
+		if opts.PidFile == "" {
+			asked, without = "a foreground run", "run it with --detach (-d)"
+		}
 		if host == nil {
 			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-				Msg:  fmt.Sprintf("--pid-file and a foreground run need the CT's processes, which the PVE API does not reach (CT would run on node %s)", node),
-				Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or drop --pid-file"}
+				Msg:  fmt.Sprintf("%s needs the CT's processes, which the PVE API does not reach (CT would run on node %s)", asked, node),
+				Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or " + without}
 		}
 		if b.cfg.Transport != "pct" {
 			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-				Msg:  "--pid-file (an engine driving the CT) and a foreground run need [pve] transport = \"pct\": the CT's keeper is mounted by an lxc.mount.entry line of its config, which the PVE API cannot set",
-				Hint: "on the PVE node use transport \"pct\" for engine-driven containers, or drop --pid-file (run with --detach)"}
+				Msg:  asked + " needs [pve] transport = \"pct\": the CT's keeper is mounted by an lxc.mount.entry line of its config, which the PVE API cannot set",
+				Hint: "on the PVE node use transport \"pct\", or " + without}
 		}
 		keeper = keeperDir(c.StateDir)
 		set.Keeper = CtrKeeperDir
@@ -317,15 +326,16 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 			Hint: fmt.Sprintf("`proxcage delete --force %s` removes that CT (it is found by its tags), or pick another id", c.ID)}
 	}
 	var volid string
+	var fresh bool
 	if ociImage {
-		volid, err = b.tr.ensureFile(ctx, node, OCITemplateName(opts.Image.Digest, opts.Image.ArchiveDigest), opts.Image.WriteOCIArchive)
+		volid, fresh, err = b.tr.ensureFile(ctx, node, OCITemplateName(opts.Image.Digest, opts.Image.ArchiveDigest), opts.Image.WriteOCIArchive)
 	} else {
-		volid, err = b.tr.ensureTemplate(ctx, node, c.Rootfs)
+		volid, fresh, err = b.tr.ensureTemplate(ctx, node, c.Rootfs)
 	}
 	if err != nil {
 		return err
 	}
-	p := private{Template: volid, PidFile: opts.PidFile, Node: node, Volumes: vols}
+	p := private{Template: volid, FreshTemplate: fresh, PidFile: opts.PidFile, Node: node, Volumes: vols}
 
 	avoid := map[int]bool{}
 	requested, hasRequest := c.Spec.Annotations[AnnotationVMID]
@@ -391,6 +401,19 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 			_ = savePrivate(c, p)
 		}
 		return err
+	}
+}
+
+// dropTemplate removes the template a failed create put on node's storage.
+// Best effort: what is left is a cached template, which `proxcage
+// templates prune` removes. (A create of the same image at the same moment
+// may find it gone: pct create then fails, an API create uploads it again.)
+func (b *Backend) dropTemplate(ctx context.Context, node, volid string) {
+	_, name, _ := strings.Cut(volid, ":vztmpl/")
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.timeout)
+	defer cancel()
+	if err := b.tr.removeTemplate(ctx, storedTemplate{Node: node, Volid: volid, Name: name}); err != nil {
+		b.log.Warn("a failed create left its template; `proxcage templates prune` removes it", "template", volid, "err", err)
 	}
 }
 

@@ -76,6 +76,11 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 		// The CT is gone: its keeper ends (or, never started, is ended).
 		endKeeper(p, p.KeeperDir, unix.SIGKILL)
 	}
+	if c.RollBack && p.FreshTemplate {
+		// A failed create or run changes nothing: the template it stored
+		// goes too. (A delete keeps it, a cache for the next create.)
+		b.dropTemplate(ctx, p.Node, p.Template)
+	}
 	return nil
 }
 

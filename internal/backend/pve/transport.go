@@ -47,11 +47,13 @@ type transport interface {
 	// changes only this node's CTs.
 	reachesAllNodes() bool
 	// ensureTemplate makes rootfs a vztmpl on node's template storage
-	// (built once per digest, reused) and returns its volid.
-	ensureTemplate(ctx context.Context, node, rootfs string) (string, error)
+	// (built once per digest, reused) and returns its volid; fresh: this
+	// call put it there (a failed create removes it again).
+	ensureTemplate(ctx context.Context, node, rootfs string) (volid string, fresh bool, err error)
 	// ensureFile makes a template file named name (written by write only
-	// when missing) available on node's template storage; returns its volid.
-	ensureFile(ctx context.Context, node, name string, write func(io.Writer) error) (string, error)
+	// when missing) available on node's template storage; returns its
+	// volid and whether this call put it there.
+	ensureFile(ctx context.Context, node, name string, write func(io.Writer) error) (volid string, fresh bool, err error)
 	// guests lists every CT and VM of the cluster.
 	guests(ctx context.Context) ([]resource, error)
 	// nextID is the VMID /cluster/nextid offers, skipping avoid (VMIDs
@@ -225,41 +227,43 @@ func (t *pctTransport) pruneScratch(ctx context.Context, _ func(string) bool) ([
 	return pruneDir(dir, nil)
 }
 
-func (t *pctTransport) ensureTemplate(ctx context.Context, _ string, rootfs string) (string, error) {
+func (t *pctTransport) ensureTemplate(ctx context.Context, _ string, rootfs string) (string, bool, error) {
 	dir, err := t.templateDir(ctx)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	path, digest, cached, err := vztmpl.Ensure(ctx, rootfs, dir)
 	if err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
+		return "", false, errdefs.Wrap(errdefs.ErrInternal, err, "build template from %s", rootfs)
 	}
 	t.tools.log.Debug("template", "path", path, "digest", digest, "cached", cached)
-	return t.cfg.TemplateStorage + ":vztmpl/" + filepath.Base(path), nil
+	return t.cfg.TemplateStorage + ":vztmpl/" + filepath.Base(path), !cached, nil
 }
 
-func (t *pctTransport) ensureFile(ctx context.Context, _ string, name string, write func(io.Writer) error) (string, error) {
+func (t *pctTransport) ensureFile(ctx context.Context, _ string, name string, write func(io.Writer) error) (string, bool, error) {
 	dir, err := t.templateDir(ctx)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	if err := writeOnce(filepath.Join(dir, name), write); err != nil {
-		return "", errdefs.Wrap(errdefs.ErrInternal, err, "write template %s", name)
+	wrote, err := writeOnce(filepath.Join(dir, name), write)
+	if err != nil {
+		return "", false, errdefs.Wrap(errdefs.ErrInternal, err, "write template %s", name)
 	}
-	return t.cfg.TemplateStorage + ":vztmpl/" + name, nil
+	return t.cfg.TemplateStorage + ":vztmpl/" + name, wrote, nil
 }
 
 // writeOnce writes path unless it exists, through a temp file renamed into
 // place (durable, and not over another writer's), so a template is never
-// seen half-written. What a killed writer left goes first (pruneDir).
-func writeOnce(path string, write func(io.Writer) error) error {
+// seen half-written; wrote says whether this call made it. What a killed
+// writer left goes first (pruneDir).
+func writeOnce(path string, write func(io.Writer) error) (wrote bool, err error) {
 	if _, err := os.Stat(path); err == nil {
-		return nil
+		return false, nil
 	}
 	if _, err := pruneDir(filepath.Dir(path), nil); err != nil {
-		return err
+		return false, err
 	}
-	err := atomicfile.WriteFrom(path, atomicfile.Options{Perm: 0o644, Durable: true, NoReplace: true}, func(w io.Writer) error {
+	err = atomicfile.WriteFrom(path, atomicfile.Options{Perm: 0o644, Durable: true, NoReplace: true}, func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		if err := write(bw); err != nil {
 			return err
@@ -267,9 +271,9 @@ func writeOnce(path string, write func(io.Writer) error) error {
 		return bw.Flush()
 	})
 	if errors.Is(err, fs.ErrExist) {
-		return nil // another writer of the same name (a digest) won
+		return false, nil // another writer of the same name (a digest) won
 	}
-	return err
+	return err == nil, err
 }
 
 func (t *pctTransport) guests(ctx context.Context) ([]resource, error) {
