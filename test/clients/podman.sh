@@ -251,6 +251,30 @@ else
 	not_ok "run -d for logs" "rc=$out_rc $out"
 fi
 
+# (c3) a process that ignores SIGTERM: stop -t 1 escalates to SIGKILL on
+# every backend (on lxc and pve through the keeper or init.lxc: the KILL
+# must reach the CT's process, or the stop hangs past its timeout)
+run_to out 120 "$PM" run -d --name "$DET-term" "${NETARGS[@]}" "$IMG" sh -c 'trap "" TERM; echo ready; while :; do sleep 0.2; done'
+if [ "$out_rc" = 0 ]; then
+	for _ in $(seq 50); do
+		run_to st 30 "$PM" logs "$DET-term"
+		[ "$st" = ready ] && break
+		sleep 0.1
+	done
+	t0=$(date +%s)
+	run_to out 60 "$PM" stop -t 1 "$DET-term"
+	t1=$(date +%s)
+	run_to st 30 "$PM" inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$DET-term"
+	if [ "$out_rc" = 0 ] && [ "$st" = "exited 137" ] && [ $((t1 - t0)) -ge 1 ] && [ $((t1 - t0)) -le 20 ]; then
+		ok "stop -t 1 of a process that ignores SIGTERM: SIGKILL after the timeout ($((t1 - t0))s)"
+	else
+		not_ok "stop -t 1 of a process that ignores SIGTERM" "rc=$out_rc out=$out state=$st after $((t1 - t0))s"
+	fi
+	run_to out 60 "$PM" rm -f -t 0 "$DET-term"
+else
+	not_ok "run -d for stop -t" "rc=$out_rc $out"
+fi
+
 # (d) exit code propagation
 run_to out 120 "$PM" run --rm "${NETARGS[@]}" "$IMG" sh -c 'exit 3'
 check_eq "exit code 3 propagates" "3" "$out_rc"

@@ -66,6 +66,9 @@ func (s *Server) aptVersions(c *call) (any, *apiError) {
 	if _, err := s.node(c); err != nil {
 		return nil, err
 	}
+	if err := s.needSysAudit(c); err != nil {
+		return nil, err
+	}
 	pkg := func(name, ver string) map[string]any {
 		return map[string]any{"Package": name, "Version": ver, "CurrentState": "Installed", "Title": name}
 	}

@@ -25,6 +25,18 @@ func permError(what string) *apiError {
 	return &apiError{code: 403, msg: "Permission check failed (" + what + ")"}
 }
 
+// needSysAudit is the permission check of the node calls that want
+// Sys.Audit on /nodes/{node}, pve-manager API2/APT.pm versions (`check =>
+// ['perm', '/nodes/{node}', ['Sys.Audit']]`; API2/Network.pm index is
+// `user => 'all'`), refused to tokens under Options.NoSysAudit, worded by
+// pve-access-control RPCEnvironment.pm check ("PATH, PRIV").
+func (s *Server) needSysAudit(c *call) *apiError {
+	if s.opts.NoSysAudit && c.id != nil && c.id.token {
+		return permError("/nodes/" + c.p["node"] + ", Sys.Audit")
+	}
+	return nil
+}
+
 // mountType is LXC/Config.pm classify_mountpoint of a rootfs/mpN value.
 func mountType(value string) string {
 	vol, _, _ := strings.Cut(value, ",")

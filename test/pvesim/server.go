@@ -39,6 +39,10 @@ type Options struct {
 	// are used.
 	Users  map[string]string
 	Tokens map[string]string
+	// NoSysAudit: API tokens lack Sys.Audit on /nodes (a token given
+	// PVEVMAdmin and PVEDatastoreUser only): GET /nodes/N/apt/versions
+	// answers 403 (perm.go needSysAudit).
+	NoSysAudit bool
 
 	// Now is the clock used for tickets and task start times; default
 	// time.Now. Use a FakeClock to expire tickets.

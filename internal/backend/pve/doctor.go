@@ -35,19 +35,32 @@ func (t *apiTransport) doctor(ctx context.Context, version func(context.Context)
 	c.OK, c.Detail = true, "pve-manager "+v.String()
 	checks = append(checks, c)
 	c = backend.Check{Name: "pve: node (" + cmpOr(t.cfg.Node, "auto") + ")"}
+	var node string
 	if t.cfg.Node != "" && t.cfg.Node != "auto" {
 		if err := t.checkNode(ctx, t.cfg.Node); err != nil {
 			c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
 		} else {
+			node = t.cfg.Node
 			c.OK, c.Detail = true, "new CTs go to "+t.cfg.Node+" (in the cluster, online)"
 		}
-	} else if node, _, err := t.place(ctx); err != nil {
+	} else if node, _, err = t.place(ctx); err != nil {
 		c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
 	} else {
 		c.OK, c.Detail = true, "new CTs go to "+node
 		c.Detail += " (most free memory with storages " + t.cfg.RootfsStorage + ", " + t.cfg.TemplateStorage + " and bridge " + t.cfg.Bridge + ")"
 	}
 	checks = append(checks, c)
+	if node != "" {
+		// What a create reads next: the node's package versions, which
+		// need Sys.Audit on the node.
+		c = backend.Check{Name: "pve: versions on " + node}
+		if mv, cv, err := t.versions(ctx, node); err != nil {
+			c.Detail, c.Hint = errdefs.Text(err), errdefs.Hint(err)
+		} else {
+			c.OK, c.Detail = true, "pve-manager "+mv.String()+", pve-container "+cv.String()
+		}
+		checks = append(checks, c)
+	}
 	return append(checks, backend.WritableCheck("pve: template_cache", t.cacheDir, "set [pve] template_cache to a directory the user running proxcage can write, or run proxcage as root"))
 }
 

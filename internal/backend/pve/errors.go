@@ -84,6 +84,38 @@ func rootOnlyHint(m []string) string {
 		"log in with a ticket as root@pam ([pve] user = \"root@pam\" with password_file) or run proxcage as root on the node (the pct transport), or drop it from the bundle"
 }
 
+// privilegeRoles maps a privilege to the smallest built-in role holding
+// it (pve-access-control AccessControl.pm $privgroups and create_roles:
+// PVE<Cat>Admin has a category's admin, user and audit privileges,
+// PVE<Cat>User its user and audit ones, PVEAuditor every audit one).
+var privilegeRoles = map[string]string{
+	"Sys.Audit": "PVEAuditor", "VM.Audit": "PVEAuditor", "Datastore.Audit": "PVEAuditor",
+	"Sys.Console": "PVESysAdmin", "Sys.Syslog": "PVESysAdmin",
+	"Datastore.AllocateSpace": "PVEDatastoreUser",
+	"Datastore.Allocate": "PVEDatastoreAdmin", "Datastore.AllocateTemplate": "PVEDatastoreAdmin",
+	"SDN.Use": "PVESDNUser",
+}
+
+// privilegeHint names the privilege, the ACL path and a role that holds
+// it: RPCEnvironment.pm check_perm's "PATH, PRIV" (or "PRIV1|PRIV2",
+// any of them).
+func privilegeHint(m []string) string {
+	path, priv := m[1], strings.Split(m[2], "|")[0]
+	role, ok := privilegeRoles[priv]
+	switch {
+	case ok:
+	case strings.HasPrefix(priv, "VM."):
+		role = "PVEVMAdmin"
+	case strings.HasPrefix(priv, "Sys.") && priv != "Sys.Console" && priv != "Sys.Syslog":
+		// Sys.Modify, Sys.PowerMgmt, ...: in no role below Administrator.
+		role = "Administrator"
+	default:
+		role = "PVEAdmin"
+	}
+	return fmt.Sprintf("the user or API token lacks the privilege %s on %s: grant it, e.g. `pveum acl modify %s --roles %s --tokens TOKENID` (a token with privilege separation needs its own ACL; the role %s holds %s)",
+		m[2], path, path, role, role, priv)
+}
+
 // errorRules are tried in order; the first match wins, so specific texts
 // come before the generic "unable to create CT" wrapper. Every text is one
 // the real PVE prints (the comment names where).
@@ -165,8 +197,7 @@ var errorRules = []errorRule{
 	{re: regexp.MustCompile(`Permission check failed \((.*) is only allowed for root@pam\)`), cat: errdefs.ErrPermissionDenied, hintFn: rootOnlyHint},
 	// pve-access-control RPCEnvironment.pm check / check_any: "PATH, PRIV"
 	// or "PATH, PRIV1|PRIV2".
-	rule(`Permission check failed \(([^,()]+), ([^)]+)\)`, errdefs.ErrPermissionDenied, false,
-		"the user or API token lacks the privilege $2 on $1: grant it, e.g. `pveum acl modify $1 --roles PVEVMAdmin --tokens TOKENID` (tokens with privilege separation need their own ACL)"),
+	{re: regexp.MustCompile(`Permission check failed \(([^,()]+), ([^)]+)\)`), cat: errdefs.ErrPermissionDenied, hintFn: privilegeHint},
 	rule(`Permission check failed`, errdefs.ErrPermissionDenied, false,
 		"the user or API token lacks a privilege for this call: grant it with `pveum acl modify`"),
 	// API2/LXC/Status.pm vm_start.

@@ -64,6 +64,12 @@ func TestClassifyEveryKnownText(t *testing.T) {
 		{"Permission check failed (changing feature flags for privileged container is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "privileged CT"},
 		{"Permission check failed (changing the hookscript is only allowed for root@pam)", errdefs.ErrPermissionDenied, 7, false, "ticket as root@pam"},
 		{"Permission check failed (/storage/local, Datastore.AllocateSpace|Datastore.Audit)", errdefs.ErrPermissionDenied, 7, false, "privilege Datastore.AllocateSpace|Datastore.Audit on /storage/local"},
+		// The role named holds the privilege (AccessControl.pm create_roles):
+		// PVEVMAdmin has no Sys.Audit, which GET /nodes/N/apt/versions needs.
+		{"Permission check failed (/nodes/pve1, Sys.Audit)", errdefs.ErrPermissionDenied, 7, false, "`pveum acl modify /nodes/pve1 --roles PVEAuditor --tokens TOKENID`"},
+		{"Permission check failed (/vms/100, VM.Allocate)", errdefs.ErrPermissionDenied, 7, false, "--roles PVEVMAdmin"},
+		{"Permission check failed (/storage/local, Datastore.AllocateTemplate)", errdefs.ErrPermissionDenied, 7, false, "--roles PVEDatastoreAdmin"},
+		{"Permission check failed (/nodes/pve1, Sys.Modify)", errdefs.ErrPermissionDenied, 7, false, "--roles Administrator"},
 		{"Permission check failed (user != root@pam)", errdefs.ErrPermissionDenied, 7, false, "pveum acl modify"},
 		{"400 Parameter verification failed.\nvmid: VM 100 already exists", errdefs.ErrAlreadyExists, 4, false, "VMID 100 is taken"},
 		{"lvm name 'vztmpl/x.tar.zst' contains illegal characters", errdefs.ErrInvalidArgument, 2, false, "[pve] template_storage"},
