@@ -92,7 +92,7 @@ var privilegeRoles = map[string]string{
 	"Sys.Audit": "PVEAuditor", "VM.Audit": "PVEAuditor", "Datastore.Audit": "PVEAuditor",
 	"Sys.Console": "PVESysAdmin", "Sys.Syslog": "PVESysAdmin",
 	"Datastore.AllocateSpace": "PVEDatastoreUser",
-	"Datastore.Allocate": "PVEDatastoreAdmin", "Datastore.AllocateTemplate": "PVEDatastoreAdmin",
+	"Datastore.Allocate":      "PVEDatastoreAdmin", "Datastore.AllocateTemplate": "PVEDatastoreAdmin",
 	"SDN.Use": "PVESDNUser",
 }
 
