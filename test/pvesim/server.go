@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -387,6 +388,17 @@ func (s *Server) NoWorkerUPID(n int) { s.SetFaults(func(f *Faults) { f.NoWorkerU
 // SetAuthFailDelay delays every 401 by d.
 func (s *Server) SetAuthFailDelay(d time.Duration) {
 	s.SetFaults(func(f *Faults) { f.AuthFailDelay = d })
+}
+
+// AddCreatingCT puts CT vmid on node as another creator's create leaves
+// it mid-task (API2/LXC.pm create_vm: the config is written under the
+// `create` lock before the rootfs is restored), stopped, with memory
+// bytes as its limit.
+func (s *Server) AddCreatingCT(vmid int, node string, memory int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cts[vmid] = &ct{vmid: vmid, node: node, lock: "create", status: "stopped",
+		conf: map[string]string{"memory": strconv.FormatInt(memory>>20, 10), "hostname": fmt.Sprintf("CT%d", vmid)}}
 }
 
 // SetNodeMem sets a node's total and base used memory in bytes.

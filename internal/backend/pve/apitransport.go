@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -140,10 +141,14 @@ func (t *apiTransport) place(ctx context.Context) (string, []resource, error) {
 	has := map[string]bool{} // "node/storage/content"
 	var nodes []clusterRow
 	guests := []resource{}
+	making := map[string]int64{} // by node: the memory of guests being created
 	for _, r := range rows {
 		switch r.Type {
 		case "lxc", "qemu":
 			guests = append(guests, r.resource)
+			if r.Lock == "create" && r.Status != "running" {
+				making[r.Node] += r.MaxMem
+			}
 		case "node":
 			if r.Status == "online" {
 				nodes = append(nodes, r)
@@ -156,13 +161,22 @@ func (t *apiTransport) place(ctx context.Context) (string, []resource, error) {
 			}
 		}
 	}
-	slices.SortStableFunc(nodes, func(a, b clusterRow) int {
-		return cmp.Compare(b.MaxMem-b.Mem, a.MaxMem-a.Mem)
-	})
+	// A node's free memory, less what the CTs other creators are making
+	// there will take when they start.
+	free := func(n clusterRow) int64 { return n.MaxMem - n.Mem - making[n.Node] }
+	slices.SortStableFunc(nodes, func(a, b clusterRow) int { return cmp.Compare(free(b), free(a)) })
 	if len(nodes) == 0 {
 		return "", nil, &errdefs.Error{Cat: errdefs.ErrUnavailable, Msg: "no node can take the CT: no node is online",
 			Hint: "wait for the cluster's nodes to come back (the PVE UI shows their status)"}
 	}
+	// Creators that read the cluster at the same moment see the same
+	// numbers: among the nodes within 1/8 of the best, a random order,
+	// so that they spread instead of all landing on one node.
+	near := 1
+	for near < len(nodes) && free(nodes[near]) >= free(nodes[0])-free(nodes[0])/8 {
+		near++
+	}
+	rand.Shuffle(near, func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
 	var why []string
 	lacks := map[string]int{} // what each node lacks, by [pve] key
 	for _, n := range nodes {
@@ -187,7 +201,7 @@ func (t *apiTransport) place(ctx context.Context) (string, []resource, error) {
 				continue
 			}
 		}
-		t.c.log.Debug("placement", "node", n.Node, "free", n.MaxMem-n.Mem, "skipped", why)
+		t.c.log.Debug("placement", "node", n.Node, "free", free(n), "near-best", near, "skipped", why)
 		return n.Node, guests, nil
 	}
 	// Every online node was refused for what the config names: a config
