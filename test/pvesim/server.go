@@ -126,6 +126,12 @@ type Faults struct {
 	TaskFail       map[string]string // task type -> exit text for its next task ("WARNINGS: n" succeeds with warnings)
 	NoWorkerUPID   int               // next N start requests fail with "got no worker upid"
 	AuthFailDelay  time.Duration     // delay of every 401
+	// TaskUnlistedFor hides a task from the node's task list for this
+	// long after it starts: create_vm (pve-container API2/LXC.pm) writes
+	// the CT's config under the create lock before fork_worker registers
+	// the task, and a request whose connection dropped may still be on
+	// its way there (waiting for a lock, checking storages).
+	TaskUnlistedFor time.Duration
 }
 
 // Server is one simulated cluster.

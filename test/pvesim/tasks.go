@@ -71,7 +71,7 @@ func (s *Server) listTasks(c *call) (any, *apiError) {
 	}
 	var active, archived []*task
 	for _, t := range s.tasks {
-		if t.node != n.name {
+		if t.node != n.name || s.now().Before(t.start.Add(s.faults.TaskUnlistedFor)) {
 			continue
 		}
 		if t.running {

@@ -279,3 +279,35 @@ func TestAPICreateReadBackSeesAnotherCreator(t *testing.T) {
 		t.Errorf("the task list was not read")
 	}
 }
+
+// Our create's answer is lost while PVE is still between
+// create_and_lock_config and fork_worker: the read-back sees a CT under
+// its create lock and no task of ours yet. It looks again until the task
+// shows, then waits for it and adopts the CT. (Before, it took the CT for
+// another creator's, picked another VMID and made a second CT: the first,
+// ours, was left behind carrying the container's id.)
+func TestAPICreateReadBackWaitsForALateTask(t *testing.T) {
+	ctx := context.Background()
+	f := newAPIFixture(t, pvesim.Options{TaskDurations: map[string]time.Duration{"vzcreate": 3 * time.Second}})
+	f.cfg.Node = "pve1"
+	b := f.backend()
+	if err := b.Create(ctx, f.container("warm", nil), backend.CreateOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.SetFaults(func(fl *pvesim.Faults) { fl.TaskUnlistedFor = 2 * time.Second })
+	f.sim.DropNextAfter(1, "/lxc$")
+	f.sim.ResetCalls()
+	c := f.container("late", nil)
+	if err := b.Create(ctx, c, backend.CreateOpts{}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if n := f.sim.Calls()["POST /nodes/{node}/lxc"]; n != 1 {
+		t.Errorf("%d create posts, want 1 (the lost one was ours)", n)
+	}
+	if cts := simCTs(t, f); len(cts) != 2 {
+		t.Fatalf("CTs %v, want warm and late only", cts)
+	}
+	if p := privateOf(t, c); !ctNames(t, f, "pve1", p.VMID, "late") {
+		t.Fatalf("CT %d is not the container's", p.VMID)
+	}
+}

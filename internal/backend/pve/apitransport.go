@@ -612,19 +612,49 @@ const readBackSkew = 2 * time.Minute
 // again), or an error: the VMID taken by someone else (already exists),
 // our task's failure, or the state unknown.
 func (t *apiTransport) readBack(ctx context.Context, node string, vmid int, description string, since time.Time, postErr error) (upid string, adopt bool, err error) {
+	// create_vm (pve-container API2/LXC.pm) writes the config under the
+	// create lock before fork_worker registers the task: a read in
+	// between sees a locked CT and no task of ours, which may yet be our
+	// own create. Look again for a while before calling it another's.
+	deadline := time.Now().Add(readBackWindow)
+	for {
+		upid, adopt, locked, err := t.readBackOnce(ctx, node, vmid, description, since, postErr)
+		if !locked || time.Now().After(deadline) {
+			return upid, adopt, err
+		}
+		t.c.log.Debug("read back: a CT under its create lock and no task of ours yet; looking again", "vmid", vmid)
+		select {
+		case <-ctx.Done():
+			return "", false, t.uncertainCreate(node, vmid, postErr)
+		case <-time.After(readBackPoll):
+		}
+	}
+}
+
+// readBackWindow is how long a CT under its create lock with no task of
+// ours is looked at again (the gap between create_and_lock_config and
+// fork_worker is a config write and a fork); readBackPoll how often.
+const (
+	readBackWindow = 5 * time.Second
+	readBackPoll   = 500 * time.Millisecond
+)
+
+// readBackOnce is one read of readBack; locked: the verdict is "taken"
+// only because a CT under its create lock shows no task of ours yet.
+func (t *apiTransport) readBackOnce(ctx context.Context, node string, vmid int, description string, since time.Time, postErr error) (upid string, adopt, locked bool, err error) {
 	want, _ := OCIIDFromDescription(description)
 	cfg, cerr := t.config(ctx, node, vmid)
 	exists := cerr == nil
 	if cerr != nil && errdefs.Category(cerr) != errdefs.ErrNotFound {
-		return "", false, t.uncertainCreate(node, vmid, postErr)
+		return "", false, false, t.uncertainCreate(node, vmid, postErr)
 	}
 	if exists {
 		if id, ok := OCIIDFromDescription(cfg["description"]); ok && want != "" {
 			if id == want {
 				t.c.log.Debug("the create happened: adopting the CT", "vmid", vmid)
-				return "", true, nil
+				return "", true, false, nil
 			}
-			return "", false, vmidTaken(node, vmid)
+			return "", false, false, vmidTaken(node, vmid)
 		}
 	}
 	var tasks []struct {
@@ -637,7 +667,7 @@ func (t *apiTransport) readBack(ctx context.Context, node string, vmid int, desc
 	q := url.Values{"source": {"all"}, "typefilter": {"vzcreate"}, "vmid": {strconv.Itoa(vmid)},
 		"since": {strconv.FormatInt(since.Add(-readBackSkew).Unix(), 10)}}
 	if err := t.c.call(ctx, "create CT (read back the task list)", vmid, http.MethodGet, nodePath(node)+"/tasks", q, &tasks); err != nil {
-		return "", false, t.uncertainCreate(node, vmid, postErr)
+		return "", false, false, t.uncertainCreate(node, vmid, postErr)
 	}
 	me := t.c.identity()
 	for _, tk := range tasks {
@@ -651,16 +681,16 @@ func (t *apiTransport) readBack(ctx context.Context, node string, vmid int, desc
 		switch {
 		case tk.Status == "RUNNING" && exists:
 			t.c.log.Debug("the create happened: waiting for its task", "vmid", vmid, "task", tk.UPID)
-			return tk.UPID, false, nil
+			return tk.UPID, false, false, nil
 		case tk.Status != "RUNNING" && tk.Status != "OK" && !strings.HasPrefix(tk.Status, "WARNINGS:") && !exists:
 			// It ran and failed, and its worker removed what it made.
-			return tk.UPID, false, nil
+			return tk.UPID, false, false, nil
 		}
 	}
 	if exists {
-		return "", false, vmidTaken(node, vmid)
+		return "", false, cfg["lock"] == "create", vmidTaken(node, vmid)
 	}
-	return "", false, nil
+	return "", false, false, nil
 }
 
 // vmidTaken: another creator holds vmid; the backend picks another VMID.
