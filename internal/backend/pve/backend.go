@@ -259,7 +259,7 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 				Hint: "on the PVE node use transport \"pct\", or " + without}
 		}
 		keeper = keeperDir(c.StateDir)
-		set.Keeper = CtrKeeperDir
+		set.Keeper, set.KeeperHostDir = CtrKeeperDir, keeper
 	}
 	vols, err := volume.Decode(c.Spec.Annotations)
 	if err != nil {
@@ -299,7 +299,6 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 		if helper, err = lxctools.FindHelper(mustExecutable(), "proxcage-lxc-init"); err != nil {
 			return err
 		}
-		plan.Raw = append(plan.Raw, Option{"lxc.mount.entry", keeperMountLine(keeper)})
 	}
 	if planUnprivileged(plan) {
 		if err := checkIDRange(ctx, c.Rootfs); err != nil {

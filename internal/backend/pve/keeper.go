@@ -73,9 +73,10 @@ func keeperDir(stateDir string) string {
 	return filepath.Join(keeperRoot, hex.EncodeToString(sum[:8]))
 }
 
-// keeperMountLine is the CT config's raw line that mounts dir.
-func keeperMountLine(dir string) string {
-	return lxctools.EscapeMountPath(dir) + " " + strings.TrimPrefix(CtrKeeperDir, "/") + " none bind,create=dir 0 0"
+// keeperMountLine is the CT config's raw line that mounts the node's
+// hostDir at ctrDir in the CT.
+func keeperMountLine(hostDir, ctrDir string) string {
+	return lxctools.EscapeMountPath(hostDir) + " " + strings.TrimPrefix(ctrDir, "/") + " none bind,create=dir 0 0"
 }
 
 // stdinGiven reports whether our stdin is something to relay: not
