@@ -89,18 +89,34 @@ func (t Tools) Run(ctx context.Context, tool string, args ...string) (string, er
 	return so.String(), fmt.Errorf("%s: %w", filepath.Base(tool), err)
 }
 
-// State is the container's LXC state (RUNNING, STOPPED, FROZEN, ...). A
-// container LXC does not know is STOPPED.
+// State is the container's LXC state (RUNNING, STOPPED, FROZEN, ...), as
+// ParseState reads it.
 func (t Tools) State(ctx context.Context, name string) (string, error) {
-	out, err := t.Run(ctx, "lxc-info", "-n", name, "-s", "-H")
+	out, err := t.Run(ctx, "lxc-info", StateArgs(name)...)
 	var le *Error
+	stderr := ""
 	if errors.As(err, &le) {
+		stderr = le.Stderr
+	}
+	return ParseState(out, stderr, err)
+}
+
+// StateArgs is the argv of `lxc-info` (-P aside) that prints container
+// name's state, for ParseState.
+func StateArgs(name string) []string { return []string{"-n", name, "-s", "-H"} }
+
+// ParseState reads one StateArgs call of lxc-info: its stdout and, when it
+// failed with err, its stderr. A container LXC does not know is STOPPED:
+// lxc-info says one never started on this host "doesn't exist" (LXC 6
+// lxc_info.c), and no monitor of it listens. Any other failure is err.
+func ParseState(stdout, stderr string, err error) (string, error) {
+	switch {
+	case err == nil:
+		return strings.TrimSpace(stdout), nil
+	case strings.Contains(stderr, "doesn't exist"):
 		return "STOPPED", nil
 	}
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(out), nil
+	return "", err
 }
 
 // Pid is the host pid of the container's init, 0 when it does not run.

@@ -1,8 +1,11 @@
 package lxctools
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -38,6 +41,42 @@ func TestAttachArgs(t *testing.T) {
 	}
 	if got := (Tools{LXCPath: "/x"}).Args("-n", "c"); !slices.Equal(got, []string{"-P", "/x", "-n", "c"}) {
 		t.Fatalf("Args with an lxcpath: %q", got)
+	}
+}
+
+// TestState: lxc-info's answer, a container LXC does not know (STOPPED),
+// and a failure that says nothing of the state (an error), read once by
+// ParseState whatever runs the tool.
+func TestState(t *testing.T) {
+	failed := errors.New("exit status 1")
+	if st, err := ParseState("RUNNING\n", "", nil); st != "RUNNING" || err != nil {
+		t.Fatalf("running: %q %v", st, err)
+	}
+	if st, err := ParseState("", "103 doesn't exist\n", failed); st != "STOPPED" || err != nil {
+		t.Fatalf("unknown container: %q %v", st, err)
+	}
+	if _, err := ParseState("", "Insufficent privileges to control 103\n", failed); err != failed {
+		t.Fatalf("other failure: %v", err)
+	}
+	if got := StateArgs("103"); !slices.Equal(got, []string{"-n", "103", "-s", "-H"}) {
+		t.Fatalf("StateArgs = %q", got)
+	}
+	bin := filepath.Join(t.TempDir(), "lxc-info")
+	script := "#!/bin/sh\ncase \"$2\" in\n1) echo STOPPING ;;\n2) echo \"$2 doesn't exist\" >&2; exit 1 ;;\n*) echo \"no access\" >&2; exit 1 ;;\nesac\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lt := Tools{Bin: func(string) string { return bin }}
+	ctx := context.Background()
+	if st, err := lt.State(ctx, "1"); st != "STOPPING" || err != nil {
+		t.Fatalf("State of 1: %q %v", st, err)
+	}
+	if st, err := lt.State(ctx, "2"); st != "STOPPED" || err != nil {
+		t.Fatalf("State of 2: %q %v", st, err)
+	}
+	var le *Error
+	if _, err := lt.State(ctx, "3"); !errors.As(err, &le) || le.Stderr != "no access\n" {
+		t.Fatalf("State of 3: %v", err)
 	}
 }
 

@@ -33,13 +33,15 @@ func runLXC(tool string, args ...string) (string, string, error) {
 	return so.String(), se.String(), err
 }
 
-// ctState asks LXC for the CT's state (RUNNING, STOPPED, ...).
+// ctState asks LXC for the CT's state (RUNNING, STOPPED, ...); an lxc-info
+// that fails for any reason says STOPPED.
 func ctState(vmid int) string {
-	out, _, err := runLXC("lxc-info", "-P", lxcPath(), "-n", strconv.Itoa(vmid), "-s", "-H")
+	out, stderr, err := runLXC("lxc-info", append([]string{"-P", lxcPath()}, lxctools.StateArgs(strconv.Itoa(vmid))...)...)
+	st, err := lxctools.ParseState(out, stderr, err)
 	if err != nil {
 		return "STOPPED"
 	}
-	return strings.TrimSpace(out)
+	return st
 }
 
 func isRunning(vmid int) bool {

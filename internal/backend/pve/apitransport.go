@@ -62,6 +62,8 @@ func (t *apiTransport) local(node string) *nodeHost {
 
 func (t *apiTransport) reachesAllNodes() bool { return true }
 
+func (t *apiTransport) setsRawLines() bool { return false }
+
 // clearsStaleLocks: no API call clears a lock (`pct unlock` runs on the
 // CT's node only).
 func (t *apiTransport) clearsStaleLocks() bool { return false }

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/proxcage/proxcage/internal/backend"
+	"github.com/proxcage/proxcage/internal/errdefs"
 )
 
 // apiUpgrade: the upgrade's steps over the REST API (pve-container
@@ -18,6 +21,25 @@ import (
 // entrypoint, env, cmode); the raw lxc.init.* lines it cannot write, so
 // the backend refuses an upgrade that would change them (InitChanged).
 type apiUpgrade struct{ t *apiTransport }
+
+func (t *apiTransport) upgradeOps() upgradeOps { return &apiUpgrade{t} }
+
+// unsupported refuses what the API cannot write or reach: the raw
+// lxc.init.* lines of a changed init, and exec for a health check.
+func (u *apiUpgrade) unsupported(next backend.UpgradeTarget) error {
+	if len(next.InitChanged) > 0 {
+		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg: fmt.Sprintf("upgrade over the API: the new image changes %s, which PVE keeps in raw lxc.init.*/lxc.signal.halt lines of the CT config, and the API cannot write those (its config schema has no lxc key)",
+				strings.Join(next.InitChanged, ", ")),
+			Hint: "run `proxcage upgrade` on the CT's node with [pve] transport = \"pct\", or keep them as they were (-u, -w)"}
+	}
+	if next.Check != nil && next.ExecCheck {
+		return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
+			Msg:  "upgrade over the API: the health check (--health-cmd, or the image's HEALTHCHECK) runs in the CT (exec), which the API cannot reach",
+			Hint: "run `proxcage upgrade` on the CT's node (transport \"pct\"), or pass --no-health-check (the CT must then still run after its start)"}
+	}
+	return nil
+}
 
 func (u *apiUpgrade) snapshot(ctx context.Context, node string, vmid int, name, desc string) error {
 	return u.t.task(ctx, "snapshot CT", vmid, http.MethodPost, ctPath(node, vmid)+"/snapshot",

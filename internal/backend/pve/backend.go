@@ -253,13 +253,13 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 				Msg:  fmt.Sprintf("%s needs the CT's processes, which the PVE API does not reach (CT would run on node %s)", asked, node),
 				Hint: "run proxcage on the PVE node (transport \"pct\", or [pve] node = this host's name), or " + without}
 		}
-		if b.cfg.Transport != "pct" {
+		if !b.tr.setsRawLines() {
 			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
 				Msg:  asked + " needs [pve] transport = \"pct\": the CT's keeper is mounted by an lxc.mount.entry line of its config, which the PVE API cannot set",
 				Hint: "on the PVE node use transport \"pct\", or " + without}
 		}
 		keeper = keeperDir(c.StateDir)
-		set.Keeper = CtrKeeperDir
+		set.Keeper, set.KeeperHostDir = CtrKeeperDir, keeper
 	}
 	vols, err := volume.Decode(c.Spec.Annotations)
 	if err != nil {
@@ -270,7 +270,7 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 			Msg:  "a foreground run on pve removes its CT at the end, and PVE frees a CT's volumes with it: the named volume would go too",
 			Hint: "run it with --detach (-d): the CT and its volumes stay until `proxcage delete --volumes`"}
 	}
-	set.RawLines = b.cfg.Transport == "pct"
+	set.RawLines = b.tr.setsRawLines()
 	plan, err := Translate(c.ID, c.Spec, set, Node{Version: ver, Container: cver})
 	if err != nil {
 		return errdefs.Wrap(errdefs.ErrInvalidArgument, err, "translate bundle for pve")
@@ -299,7 +299,6 @@ func (b *Backend) createOn(ctx context.Context, c *backend.Container, opts backe
 		if helper, err = lxctools.FindHelper(mustExecutable(), "proxcage-lxc-init"); err != nil {
 			return err
 		}
-		plan.Raw = append(plan.Raw, Option{"lxc.mount.entry", keeperMountLine(keeper)})
 	}
 	if planUnprivileged(plan) {
 		if err := checkIDRange(ctx, c.Rootfs); err != nil {

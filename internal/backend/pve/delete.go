@@ -38,11 +38,7 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	if p.Upgrade != nil {
 		// A crashed upgrade: both CTs back as they were first, so that
 		// the destroy below frees what the CT owns.
-		pt, err := b.upgradeOps()
-		if err != nil {
-			return err
-		}
-		if err := b.undoUpgrade(ctx, pt, c, &p, p.Upgrade, true); err != nil {
+		if err := b.undoUpgrade(ctx, b.tr.upgradeOps(), c, &p, p.Upgrade, true); err != nil {
 			return errdefs.Context(err, "undo the unfinished upgrade", "")
 		}
 	}
@@ -66,10 +62,8 @@ func (b *Backend) Delete(ctx context.Context, c *backend.Container, force bool) 
 	if foreignRootfs != "" {
 		if st, err := b.tr.status(ctx, p.Node, p.VMID); err == nil {
 			b.log.Warn("the CT is still there: its rootfs is not freed", "vmid", p.VMID, "status", st)
-		} else if pt, err := b.upgradeOps(); err == nil {
-			if err := pt.free(ctx, p.Node, foreignRootfs); err != nil {
-				b.log.Warn("free the rootfs an upgrade made", "volume", foreignRootfs, "err", errdefs.OneLine(err))
-			}
+		} else if err := b.tr.upgradeOps().free(ctx, p.Node, foreignRootfs); err != nil {
+			b.log.Warn("free the rootfs an upgrade made", "volume", foreignRootfs, "err", errdefs.OneLine(err))
 		}
 	}
 	if p.KeeperDir != "" {

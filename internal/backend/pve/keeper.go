@@ -1,6 +1,7 @@
 package pve
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -73,9 +74,10 @@ func keeperDir(stateDir string) string {
 	return filepath.Join(keeperRoot, hex.EncodeToString(sum[:8]))
 }
 
-// keeperMountLine is the CT config's raw line that mounts dir.
-func keeperMountLine(dir string) string {
-	return lxctools.EscapeMountPath(dir) + " " + strings.TrimPrefix(CtrKeeperDir, "/") + " none bind,create=dir 0 0"
+// keeperMountLine is the CT config's raw line that mounts the node's
+// hostDir at ctrDir in the CT.
+func keeperMountLine(hostDir, ctrDir string) string {
+	return lxctools.EscapeMountPath(hostDir) + " " + strings.TrimPrefix(ctrDir, "/") + " none bind,create=dir 0 0"
 }
 
 // stdinGiven reports whether our stdin is something to relay: not
@@ -311,15 +313,14 @@ func relay(dst io.Writer, src io.Reader) {
 	}
 }
 
-// waitStopped waits, at most 30 s, until LXC reports the CT stopped.
+// waitStopped waits, at most 30 s, while LXC reports the CT running or
+// stopping. A failed lxc-info ends the wait too: a CT LXC does not know
+// is stopped, and the keeper must not hang on a tool that cannot answer.
 func waitStopped(ctx context.Context, cfg keeperConfig) {
-	tool := cfg.LxcInfo
-	if tool == "" {
-		tool = "lxc-info"
-	}
+	lt := lxctools.Tools{Bin: func(tool string) string { return cmp.Or(cfg.LxcInfo, tool) }}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
-		out, err := exec.CommandContext(ctx, tool, "-n", strconv.Itoa(cfg.VMID), "-s", "-H").Output()
-		if err != nil || !strings.Contains(string(out), "RUNNING") && !strings.Contains(string(out), "STOPPING") {
+		st, err := lt.State(ctx, strconv.Itoa(cfg.VMID))
+		if err != nil || st != "RUNNING" && st != "STOPPING" {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

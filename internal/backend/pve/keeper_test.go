@@ -115,3 +115,34 @@ func TestKeeperRelaysAndReturnsTheStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestKeeperWaitsWhileTheCTStops: the keeper's last wait asks lxc-info
+// until the CT is neither running nor stopping; a CT LXC no longer knows
+// ends it, and so does an lxc-info that fails for another reason.
+func TestKeeperWaitsWhileTheCTStops(t *testing.T) {
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	tool := filepath.Join(dir, "lxc-info")
+	// Calls 1 and 2: RUNNING, STOPPING; then as the last line says.
+	script := `#!/bin/sh
+echo x >>` + calls + `
+case $(wc -l <` + calls + `) in
+1) echo RUNNING ;;
+2) echo STOPPING ;;
+*) eval "$LAST" ;;
+esac
+`
+	if err := os.WriteFile(tool, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, last := range []string{`echo "$2 doesn't exist" >&2; exit 1`, `echo "no access" >&2; exit 1`, `echo STOPPED`} {
+		_ = os.Remove(calls)
+		t.Setenv("LAST", last)
+		start := time.Now()
+		waitStopped(context.Background(), keeperConfig{VMID: 123, LxcInfo: tool})
+		data, _ := os.ReadFile(calls)
+		if n := strings.Count(string(data), "x"); n != 3 || time.Since(start) > 10*time.Second {
+			t.Fatalf("%s: %d calls of lxc-info in %v, want 3", last, n, time.Since(start))
+		}
+	}
+}

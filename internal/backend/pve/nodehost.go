@@ -31,8 +31,8 @@ func (h *nodeHost) initPid(ctx context.Context, vmid int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(out))
-	if err != nil || pid <= 0 {
+	pid := lxctools.ParsePid(out)
+	if pid == 0 {
 		return 0, errdefs.New(errdefs.ErrFailedPrecondition, "lxc-info printed no pid for CT %d (%q): not running?", vmid, strings.TrimSpace(out))
 	}
 	return pid, nil
@@ -87,17 +87,15 @@ func (b *Backend) onNode(p private, what string) (*nodeHost, error) {
 		Hint: "run proxcage on " + p.Node + " (transport \"pct\"), or use `pct enter " + strconv.Itoa(p.VMID) + "` there"}
 }
 
-// lxcState is LXC's state of CT vmid (RUNNING, STOPPED, FROZEN, ...). A
-// CT never started here has no LXC config yet: lxc-info says it "doesn't
-// exist" (LXC 6 lxc_info.c), and no monitor listens, so it is STOPPED.
+// lxcState is LXC's state of CT vmid (RUNNING, STOPPED, FROZEN, ...), as
+// lxctools.ParseState reads it (a CT never started here is STOPPED),
+// through this node's runner: its timeout and classified errors.
 func (h *nodeHost) lxcState(ctx context.Context, vmid int) (string, error) {
-	out, err := h.tools.run(ctx, vmid, h.tools.lxcInfo, "-n", strconv.Itoa(vmid), "-s", "-H")
+	out, err := h.tools.run(ctx, vmid, h.tools.lxcInfo, lxctools.StateArgs(strconv.Itoa(vmid))...)
 	var te *toolError
-	if errors.As(err, &te) && strings.Contains(te.Stderr, "doesn't exist") {
-		return "STOPPED", nil
+	stderr := ""
+	if errors.As(err, &te) {
+		stderr = te.Stderr
 	}
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(out), nil
+	return lxctools.ParseState(out, stderr, err)
 }

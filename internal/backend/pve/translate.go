@@ -67,6 +67,9 @@ type Settings struct {
 	// wrapper there, which runs the process as its child and records its
 	// exit status, and Plan.Keeper carries the process.
 	Keeper string `json:",omitempty"`
+	// KeeperHostDir is the keeper's directory on the node, which LXC
+	// bind-mounts at Keeper: a raw line of Plan.Raw once a keeper runs.
+	KeeperHostDir string `json:",omitempty"`
 	// RawLines: the transport can write raw lxc.* lines into the CT
 	// config (pct, as root on the node); the API cannot.
 	RawLines bool `json:",omitempty"`
@@ -650,6 +653,9 @@ func (t *translator) process() error {
 		// env PVE gives the init on.
 		t.keeper = &KeeperProcess{Args: p.Args, Cwd: cwd, UID: p.User.UID, GID: p.User.GID}
 		t.add("entrypoint", KeeperEntrypoint(t.set.Keeper))
+		if t.set.KeeperHostDir != "" {
+			t.raw = append(t.raw, Option{"lxc.mount.entry", keeperMountLine(t.set.KeeperHostDir, t.set.Keeper)})
+		}
 	case t.set.Image != nil && slices.Equal(p.Args, img.Args) && slices.Equal(p.Env, img.Env) && cwd == img.Cwd && pveCarries(img.Args):
 		// PVE takes all of it from the image.
 		t.app = true

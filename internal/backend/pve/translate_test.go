@@ -237,3 +237,30 @@ func TestPveversionV(t *testing.T) {
 		t.Fatal("AtLeastPatch")
 	}
 }
+
+// TestTranslateEmitsKeeperMount: the keeper's bind mount is the
+// translator's to write (the executor adds no line of its own): an
+// application CT given a keeper gets the node's keeper directory mounted
+// at CtrKeeperDir, after its other raw lines; a system CT, which drops
+// the keeper, gets neither.
+func TestTranslateEmitsKeeperMount(t *testing.T) {
+	host := keeperDir("/run/proxcage/state/app one")
+	set := Settings{RootfsStorage: "s", Bridge: "b", RawLines: true, Keeper: CtrKeeperDir, KeeperHostDir: host}
+	app := &specs.Spec{Process: &specs.Process{Args: []string{"/app"}, Cwd: "/"},
+		Mounts: []specs.Mount{{Destination: "/run", Type: "tmpfs", Source: "tmpfs"}}}
+	plan, err := Translate("app", app, set, Node{Version: Version{9, 1, 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Option{"lxc.mount.entry", host + " dev/.proxcage-keeper none bind,create=dir 0 0"}
+	if plan.Keeper == nil || len(plan.Raw) != 2 || plan.Raw[1] != want {
+		t.Fatalf("keeper %+v, raw lines %q; want the tmpfs line, then %q", plan.Keeper, plan.Raw, want)
+	}
+	sys := &specs.Spec{Process: &specs.Process{Args: []string{"/sbin/init"}, Cwd: "/"}}
+	if plan, err = Translate("sys", sys, set, Node{Version: Version{9, 1, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if plan.Keeper != nil || len(plan.Raw) != 0 {
+		t.Fatalf("system CT: keeper %+v, raw lines %q; want none", plan.Keeper, plan.Raw)
+	}
+}

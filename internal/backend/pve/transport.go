@@ -46,6 +46,12 @@ type transport interface {
 	// API). guests lists the whole cluster either way, but pct reads and
 	// changes only this node's CTs.
 	reachesAllNodes() bool
+	// setsRawLines reports whether a plan's raw lxc.* lines (Plan.Raw: a
+	// tmpfs mount, the keeper's mount) reach the CT's config: pct writes
+	// the file on the node; the API has no parameter for them.
+	setsRawLines() bool
+	// upgradeOps are this transport's steps of an upgrade (upgrade.go).
+	upgradeOps() upgradeOps
 	// ensureTemplate makes rootfs a vztmpl on node's template storage
 	// (built once per digest, reused) and returns its volid; fresh: this
 	// call put it there (a failed create removes it again).
@@ -108,6 +114,8 @@ func (t *pctTransport) name() string { return "pct" }
 func (t *pctTransport) local(string) *nodeHost { return t.host }
 
 func (t *pctTransport) reachesAllNodes() bool { return false }
+
+func (t *pctTransport) setsRawLines() bool { return true }
 
 func (t *pctTransport) clearsStaleLocks() bool { return true }
 

@@ -51,22 +51,9 @@ const UpgradeSnapshotPrefix = "proxcage-upgrade-"
 
 // Upgrade implements backend.Upgrader.
 func (b *Backend) Upgrade(ctx context.Context, c *backend.Container, next backend.UpgradeTarget) error {
-	pt, err := b.upgradeOps()
-	if err != nil {
+	pt := b.tr.upgradeOps()
+	if err := pt.unsupported(next); err != nil {
 		return err
-	}
-	if _, api := pt.(*apiUpgrade); api {
-		if len(next.InitChanged) > 0 {
-			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-				Msg: fmt.Sprintf("upgrade over the API: the new image changes %s, which PVE keeps in raw lxc.init.*/lxc.signal.halt lines of the CT config, and the API cannot write those (its config schema has no lxc key)",
-					strings.Join(next.InitChanged, ", ")),
-				Hint: "run `proxcage upgrade` on the CT's node with [pve] transport = \"pct\", or keep them as they were (-u, -w)"}
-		}
-		if next.Check != nil && next.ExecCheck {
-			return &errdefs.Error{Cat: errdefs.ErrInvalidArgument,
-				Msg:  "upgrade over the API: the health check (--health-cmd, or the image's HEALTHCHECK) runs in the CT (exec), which the API cannot reach",
-				Hint: "run `proxcage upgrade` on the CT's node (transport \"pct\"), or pass --no-health-check (the CT must then still run after its start)"}
-		}
 	}
 	p, err := loadPrivate(c)
 	if err != nil {
@@ -445,10 +432,7 @@ func (b *Backend) ResumeUpgrade(ctx context.Context, c *backend.Container) (foun
 	if err != nil || p.Upgrade == nil {
 		return false, false, err
 	}
-	pt, err := b.upgradeOps()
-	if err != nil {
-		return true, false, err
-	}
+	pt := b.tr.upgradeOps()
 	j := p.Upgrade
 	if j.Step == "commit" {
 		if err := b.commitUpgrade(ctx, pt, c, &p, j); err != nil {
@@ -549,6 +533,9 @@ func (f ctFiles) swapPair(ctx context.Context, a, b int, fn func(ca, cb string) 
 // (the API's config rendered so, see apiUpgrade), so swapImage serves
 // both.
 type upgradeOps interface {
+	// unsupported says what of next this transport's upgrade cannot do
+	// (nil: all of it), before anything changes.
+	unsupported(next backend.UpgradeTarget) error
 	snapshot(ctx context.Context, node string, vmid int, name, description string) error
 	rollback(ctx context.Context, node string, vmid int, name string) error
 	delsnapshot(ctx context.Context, node string, vmid int, name string) error
@@ -564,19 +551,15 @@ type upgradeOps interface {
 	free(ctx context.Context, node, volid string) error
 }
 
-func (b *Backend) upgradeOps() (upgradeOps, error) {
-	switch t := b.tr.(type) {
-	case *pctTransport:
-		return pctUpgrade{t}, nil
-	case *apiTransport:
-		return &apiUpgrade{t}, nil
-	}
-	return nil, errdefs.New(errdefs.ErrInternal, "upgrade: transport %s", b.tr.name())
-}
+func (t *pctTransport) upgradeOps() upgradeOps { return pctUpgrade{t} }
 
 // pctUpgrade: pct's snapshot commands, the node's config files under
 // pct's config locks (raw lxc.* lines included).
 type pctUpgrade struct{ t *pctTransport }
+
+// unsupported: on the node, pct writes the raw lines and exec reaches the
+// CT, so every upgrade is one pct can do.
+func (pctUpgrade) unsupported(backend.UpgradeTarget) error { return nil }
 
 func (u pctUpgrade) snapshot(ctx context.Context, _ string, vmid int, name, desc string) error {
 	return u.t.pct(ctx, vmid, "snapshot", strconv.Itoa(vmid), name, "--description", desc)
