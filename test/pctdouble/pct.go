@@ -4,9 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/proxcage/proxcage/test/pveschema"
 )
@@ -31,6 +35,15 @@ func pctMain(args []string) error {
 		return fail("ERROR: no command specified\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]")
 	}
 	cmd, rest := args[0], args[1:]
+	if configLocked[cmd] && len(rest) > 0 {
+		if vmid, err := strconv.Atoi(rest[0]); err == nil && !(cmd == "stop" && slices.Contains(rest, "--skiplock")) {
+			unlock, err := lockConfig(vmid)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+		}
+	}
 	switch cmd {
 	case "create":
 		return pctCreate(rest)
@@ -66,6 +79,52 @@ func pctMain(args []string) error {
 		return pctDelsnapshot(rest)
 	}
 	return fail("ERROR: unknown command 'pct %s'\nUSAGE: pct <COMMAND> [ARGS] [OPTIONS]", cmd)
+}
+
+// configLocked are the pct commands that run whole under the CT's config
+// flock (pve-container LXC/Config.pm lock_config: API2/LXC.pm destroy_vm,
+// API2/LXC/Status.pm vm_start, vm_stop unless skiplock, vm_shutdown,
+// API2/LXC/Config.pm update_vm; remove_lock for unlock). create and the
+// snapshot calls take it only to set and clear the config's lock property
+// (create_and_lock_config; AbstractConfig.pm snapshot_create's prepare
+// and commit), which the double keeps in the config (`lock:`), so they are
+// not here: meanwhile a start sees "CT is locked (create)".
+var configLocked = map[string]bool{"destroy": true, "start": true, "stop": true, "shutdown": true,
+	"set": true, "unlock": true}
+
+// lockConfig is lock_config: a flock on DIR/lock/pve-config-VMID.lock
+// (the node's /run/lock/lxc; [pve.tools] lock_dir points proxcage at the
+// same file), waited for 10 s (AbstractConfig.pm lock_config_full's
+// timeout), then pve-common Tools.pm lock_file_full's error, exit 255.
+func lockConfig(vmid int) (func(), error) {
+	dir := statePath("lock")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fail("pctdouble: %v", err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("pve-config-%d.lock", vmid))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fail("pctdouble: %v", err)
+	}
+	for deadline := time.Now().Add(configLockWait()); ; {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			return func() { f.Close() }, nil
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fail("can't lock file '%s' - got timeout", path)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// configLockWait is 10 s, or $PCTDOUBLE_LOCK_WAIT (a Go duration) for
+// tests that do not want to wait that long.
+func configLockWait() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("PCTDOUBLE_LOCK_WAIT")); err == nil {
+		return d
+	}
+	return 10 * time.Second
 }
 
 // parseVMIDCmd parses "<vmid> [OPTIONS]" (plus extra positionals) and

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -924,5 +925,37 @@ func TestNodeFilesAsInputs(t *testing.T) {
 	}
 	if got := e.ok("pveversion", "-v"); !strings.Contains(got, "\npve-container: 6.0.18\n") {
 		t.Fatalf("pveversion -v: %q", got)
+	}
+}
+
+// The commands that change a CT run under its config lock, the flock
+// proxcage takes to write a CT's env ([pve.tools] lock_dir): they wait for
+// it, and after the wait fail as lock_file_full does; reads do not take it.
+func TestConfigLock(t *testing.T) {
+	e := newEnv(t)
+	e.create(182)
+	lockDir := filepath.Join(e.dir, "lock")
+	os.MkdirAll(lockDir, 0o755)
+	path := filepath.Join(lockDir, "pve-config-182.lock")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PCTDOUBLE_LOCK_WAIT", "300ms")
+	e.fails("can't lock file '"+path+"' - got timeout\n", "pct", "set", "182", "--memory", "256")
+	e.ok("pct", "config", "182") // a read takes no lock
+	// Held for a while, then released: the change waits and goes through.
+	t.Setenv("PCTDOUBLE_LOCK_WAIT", "10s")
+	time.AfterFunc(time.Second, func() { f.Close() })
+	t0 := time.Now()
+	e.ok("pct", "set", "182", "--memory", "256")
+	if d := time.Since(t0); d < 900*time.Millisecond {
+		t.Fatalf("pct set did not wait for the lock (%v)", d)
+	}
+	if !strings.Contains(e.ok("pct", "config", "182"), "memory: 256\n") {
+		t.Fatal("the change was lost")
 	}
 }
