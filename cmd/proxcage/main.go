@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter" // the C half of `init`
+	"github.com/opencontainers/runtime-spec/specs-go/features"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -246,18 +247,30 @@ func (a *app) closeLog() {
 var backends = []struct {
 	name string
 	new  func(a *app, cfg *config.Config) (backend.Backend, error)
+	// features reports the OCI features the backend supports, without a
+	// config; nil: none (runtime.BackendFeatures).
+	features func() features.Features
 }{
-	{native.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return native.New(a.log, a.debug), nil }},
-	{pve.Name, func(a *app, cfg *config.Config) (backend.Backend, error) { return pve.New(cfg.PVE, a.log) }},
-	{lxc.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return lxc.New(a.log), nil }},
+	{native.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return native.New(a.log, a.debug), nil }, native.Features},
+	{pve.Name, func(a *app, cfg *config.Config) (backend.Backend, error) { return pve.New(cfg.PVE, a.log) }, nil},
+	{lxc.Name, func(a *app, _ *config.Config) (backend.Backend, error) { return lxc.New(a.log), nil }, nil},
 }
 
-// backendNames lists backends without building the runtime: `features`
-// and a TAB must work whatever the config says.
+// backendNames lists backends without building the runtime: a TAB must
+// work whatever the config says.
 func backendNames() []string {
 	out := make([]string, len(backends))
 	for i, b := range backends {
 		out[i] = b.name
+	}
+	return out
+}
+
+// backendFeatures is what `features` asks each backend.
+func backendFeatures() []runtime.BackendFeatures {
+	out := make([]runtime.BackendFeatures, len(backends))
+	for i, b := range backends {
+		out[i] = runtime.BackendFeatures{Name: b.name, Report: b.features}
 	}
 	return out
 }

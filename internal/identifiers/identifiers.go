@@ -1,6 +1,7 @@
-// Package identifiers checks container ids: the one rule the state store,
-// the image store's users and the CLI share. Like containerd's package of
-// the same name, it imports only errdefs.
+// Package identifiers checks container ids, the one rule the state store,
+// the image store's users and the CLI share, and derives the one hostname
+// of an id that every backend gives. Like containerd's package of the same
+// name, it imports only errdefs.
 package identifiers
 
 import (

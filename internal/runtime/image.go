@@ -122,7 +122,7 @@ func (r *Runtime) RouteImage(id, ref string, annotations map[string]string) (rou
 
 // CreateFromImage makes a bundle from an image and creates the container.
 func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) error {
-	d, be, err := r.routeImage(id, req, false)
+	p, err := r.placeImage(id, req, false)
 	if err != nil {
 		return err
 	}
@@ -131,12 +131,12 @@ func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageReque
 		return err
 	}
 	defer unlock()
-	b, src, made, err := r.prepareImageBundle(ctx, id, req, be)
+	b, src, made, err := r.prepareImageBundle(ctx, id, req, p.backend)
 	if err != nil {
 		return err
 	}
 	opts.Image = src
-	h, _, _, err := r.create(ctx, id, createRequest{loaded: b, decided: &d}, opts)
+	h, _, err := r.create(ctx, p, b, opts)
 	if err != nil {
 		r.releaseImageBundle(id, b.Path, keepVolumes)
 		r.dropVolumes(id, made)
@@ -146,23 +146,20 @@ func (r *Runtime) CreateFromImage(ctx context.Context, id string, req ImageReque
 	return nil
 }
 
-// routeImage checks the id and routes an image container before anything
+// placeImage checks the id and places an image container before anything
 // is pulled or made: only the operator's annotations and the config
-// decide (the image's labels never route). It refuses what the backend
-// cannot do, and returns it.
-func (r *Runtime) routeImage(id string, req ImageRequest, foreground bool) (route.Decision, backend.Backend, error) {
+// decide (the image's labels never route).
+func (r *Runtime) placeImage(id string, req ImageRequest, foreground bool) (placement, error) {
 	if err := identifiers.Validate(id); err != nil {
-		return route.Decision{}, nil, err
+		return placement{}, err
 	}
-	d := route.Pick(r.Config, id, req.Overrides.Annotations)
-	be, err := r.backendFor(d, foreground)
-	return d, be, err
+	return r.place(id, req.Overrides.Annotations, foreground)
 }
 
 // RunFromImage is CreateFromImage + start (+ wait and delete in the
 // foreground).
 func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest, opts backend.CreateOpts) (int, error) {
-	d, be, err := r.routeImage(id, req, !opts.Detach)
+	p, err := r.placeImage(id, req, !opts.Detach)
 	if err != nil {
 		return -1, err
 	}
@@ -170,7 +167,7 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 	if err != nil {
 		return -1, err
 	}
-	b, src, made, err := r.prepareImageBundle(ctx, id, req, be)
+	b, src, made, err := r.prepareImageBundle(ctx, id, req, p.backend)
 	if err != nil {
 		unlock()
 		return -1, err
@@ -178,7 +175,7 @@ func (r *Runtime) RunFromImage(ctx context.Context, id string, req ImageRequest,
 	opts.Image = src
 	// The lock covers the create only: a foreground run waits for the
 	// container's end with it released.
-	status, err := r.run(ctx, id, createRequest{loaded: b, decided: &d, foreground: !opts.Detach}, opts, unlock)
+	status, err := r.run(ctx, p, b, opts, unlock)
 	if err != nil {
 		if _, lerr := r.Store.Load(id); lerr != nil {
 			r.releaseImageBundle(id, b.Path, keepVolumes)
@@ -231,7 +228,7 @@ func (r *Runtime) prepareImageBundleVolumes(ctx context.Context, id string, req 
 	}
 	o := req.Overrides
 	if o.Hostname == "" {
-		o.Hostname = hostnameFor(id)
+		o.Hostname = identifiers.Hostname(id)
 	}
 	name := img.Name
 	if req.Name != "" {
@@ -271,7 +268,7 @@ func (r *Runtime) prepareImageBundleVolumes(ctx context.Context, id string, req 
 	if readsOnly {
 		// Before anything is made: what the archive cannot carry is
 		// refused here.
-		if src, err = imageArchive(st, img, rootfs, o); err != nil {
+		if src, err = imageArchive(st, img, o, s.Process); err != nil {
 			return nil, nil, made, err
 		}
 	}
@@ -359,8 +356,10 @@ func (r *Runtime) releaseVolumes(id string, ann map[string]string, pol volumePol
 // is derived from the image's with the overrides merged in (the command,
 // -e over the image's Env, -w, -u), as PVE applies the image config over
 // its create options (pve-container Create.pm restore_oci_archive) and
-// would lose them otherwise. Layers are shared with the image.
-func imageArchive(st *image.Store, img *image.Image, rootfs string, o imagespec.Overrides) (*backend.ImageSource, error) {
+// would lose them otherwise. Layers are shared with the image. process is
+// the bundle's, which imagespec.Generate made from the same merged config
+// (imagespec.Merge): what PVE runs from the archive's config.
+func imageArchive(st *image.Store, img *image.Image, o imagespec.Overrides, process *specs.Process) (*backend.ImageSource, error) {
 	var base *v1.Config
 	if img.Config != nil {
 		base = &img.Config.Config
@@ -373,21 +372,29 @@ func imageArchive(st *image.Store, img *image.Image, rootfs string, o imagespec.
 	if err != nil {
 		return nil, err
 	}
-	derived := &v1.ConfigFile{}
-	if img.Config != nil {
-		derived = img.Config.DeepCopy()
-	}
-	derived.Config = merged
-	// What PVE runs from that config: the bundle's process, unless the
-	// bundle says more than an image config can.
-	d, err := imagespec.Generate(imagespec.Image{Config: derived}, rootfs, imagespec.Overrides{Tty: o.Tty})
+	defaults, err := cloneProcess(process)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.ErrInvalidArgument, err, "image %s", img.Name)
+		return nil, err
 	}
 	return &backend.ImageSource{
 		Name: img.Name, Digest: img.Digest.String(), ArchiveDigest: a.Digest.String(),
-		WriteOCIArchive: a.Write, Defaults: d.Process,
+		WriteOCIArchive: a.Write, Defaults: defaults,
 	}, nil
+}
+
+// cloneProcess is a deep copy of p: an ImageSource's Defaults are what
+// the backend holds the spec's process against, so they must not share
+// its slices.
+func cloneProcess(p *specs.Process) (*specs.Process, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "copy the process")
+	}
+	var out specs.Process
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, errdefs.Wrap(errdefs.ErrInternal, err, "copy the process")
+	}
+	return &out, nil
 }
 
 // applyLayer is the store's unpack step: the safe unpacker, with what it
@@ -431,25 +438,6 @@ func (r *Runtime) releaseImageBundle(id, bundle string, vols volumePolicy) {
 			r.Log.Warn("release image", "id", id, "err", err)
 		}
 	}
-}
-
-// hostnameFor derives a hostname from a container id (a DNS label of at
-// most 63 characters, as containerd's 64-hex ids are not).
-func hostnameFor(id string) string {
-	h := strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' {
-			return c
-		}
-		return '-'
-	}, id)
-	h = strings.Trim(h, "-")
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-")
-	}
-	if h == "" {
-		h = "container"
-	}
-	return h
 }
 
 // RemoveImage is `rmi`: ref leaves the image store, and with the image

@@ -143,7 +143,11 @@ func (r *Runtime) container(rec *store.Record, s *specs.Spec) *backend.Container
 // Create makes a container in the "created" state. Anything a failed create
 // made is removed before the error is returned.
 func (r *Runtime) Create(ctx context.Context, id string, req BundleRequest, opts backend.CreateOpts) error {
-	h, _, _, err := r.create(ctx, id, createRequest{bundle: req.Dir, annotations: req.Annotations}, opts)
+	p, b, err := r.placeBundle(id, req, false)
+	if err != nil {
+		return err
+	}
+	h, _, err := r.create(ctx, p, b, opts)
 	if err != nil {
 		return err
 	}
@@ -151,64 +155,73 @@ func (r *Runtime) Create(ctx context.Context, id string, req BundleRequest, opts
 	return nil
 }
 
-// createRequest is what create makes a container from.
-type createRequest struct {
-	bundle      string
-	annotations map[string]string // the operator's, over the bundle's
-	// loaded is the bundle of an image container, made in memory and
-	// validated (bundle is then unused: nothing is read back).
-	loaded *spec.Bundle
-	// decided is the route of an image container, made from the
-	// operator's annotations alone before its bundle existed (the image's
-	// labels in the bundle never route).
-	decided *route.Decision
-	// foreground: run without --detach, which the backend must support.
-	foreground bool
+// placement is where a new container goes, decided once per create
+// before anything is made: its id checked, the route picked and the
+// backend able to do what the create asks.
+type placement struct {
+	id       string
+	decision route.Decision
+	backend  backend.Backend
 }
 
-func (r *Runtime) create(ctx context.Context, id string, req createRequest, opts backend.CreateOpts) (*store.Handle, backend.Backend, *backend.Container, error) {
-	if err := identifiers.Validate(id); err != nil {
-		return nil, nil, nil, err
-	}
-	b := req.loaded
-	if b == nil {
-		var err error
-		if b, err = spec.Load(req.bundle); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	b.Spec.Annotations = mergeAnnotations(b.Spec.Annotations, req.annotations)
-	d := route.Pick(r.Config, id, b.Spec.Annotations)
-	if req.decided != nil {
-		d = *req.decided
-	}
-	be, err := r.backendFor(d, req.foreground)
+// place routes the new container id by the annotations that route it:
+// a bundle's with the operator's over them; for an image, the operator's
+// alone (its labels never route). foreground is `run` without --detach,
+// which the backend must support. The caller has checked id.
+func (r *Runtime) place(id string, annotations map[string]string, foreground bool) (placement, error) {
+	d := route.Pick(r.Config, id, annotations)
+	be, err := r.backendFor(d, foreground)
 	if err != nil {
-		return nil, nil, nil, err
+		return placement{}, err
 	}
+	return placement{id: id, decision: d, backend: be}, nil
+}
+
+// placeBundle checks id, loads the bundle with the operator's annotations
+// merged over its own, and places the container.
+func (r *Runtime) placeBundle(id string, req BundleRequest, foreground bool) (placement, *spec.Bundle, error) {
+	if err := identifiers.Validate(id); err != nil {
+		return placement{}, nil, err
+	}
+	b, err := spec.Load(req.Dir)
+	if err != nil {
+		return placement{}, nil, err
+	}
+	b.Spec.Annotations = mergeAnnotations(b.Spec.Annotations, req.Annotations)
+	p, err := r.place(id, b.Spec.Annotations, foreground)
+	if err != nil {
+		return placement{}, nil, err
+	}
+	return p, b, nil
+}
+
+// create makes the container of bundle b where p placed it. It returns
+// the container locked.
+func (r *Runtime) create(ctx context.Context, p placement, b *spec.Bundle, opts backend.CreateOpts) (*store.Handle, *backend.Container, error) {
+	be, d := p.backend, p.decision
 	rec := &store.Record{
-		ID: id, Backend: d.Backend, RouteReason: d.Reason, Bundle: b.Path, Rootfs: b.Rootfs,
+		ID: p.id, Backend: d.Backend, RouteReason: d.Reason, Bundle: b.Path, Rootfs: b.Rootfs,
 		Annotations: b.Spec.Annotations, Created: time.Now().UTC(), Owner: owner(),
 	}
 	h, err := r.Store.Reserve(rec)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	r.Log.Debug("creating container", "id", id, "backend", d.Backend, "reason", d.Reason, "bundle", b.Path)
+	r.Log.Debug("creating container", "id", p.id, "backend", d.Backend, "reason", d.Reason, "bundle", b.Path)
 	c := r.container(rec, b.Spec)
 	c.Persist = func() error {
 		rec.Private = c.Private
 		return h.Save(rec)
 	}
 	if err := be.Create(ctx, c, opts); err != nil {
-		return nil, nil, nil, r.rollback(ctx, be, c, h, err)
+		return nil, nil, r.rollback(ctx, be, c, h, err)
 	}
 	rec.Status = store.StatusCreated
 	rec.Private = c.Private
 	if err := h.Save(rec); err != nil {
-		return nil, nil, nil, r.rollback(ctx, be, c, h, err)
+		return nil, nil, r.rollback(ctx, be, c, h, err)
 	}
-	return h, be, c, nil
+	return h, c, nil
 }
 
 // rollback removes what a failed create left: the backend's objects first,
@@ -233,18 +246,23 @@ func (r *Runtime) rollback(ctx context.Context, be backend.Backend, c *backend.C
 // Run is create + start; without Detach it waits for the container, deletes
 // it and returns its exit status.
 func (r *Runtime) Run(ctx context.Context, id string, req BundleRequest, opts backend.CreateOpts) (int, error) {
-	return r.run(ctx, id, createRequest{bundle: req.Dir, annotations: req.Annotations}, opts, func() {})
+	p, b, err := r.placeBundle(id, req, !opts.Detach)
+	if err != nil {
+		return -1, err
+	}
+	return r.run(ctx, p, b, opts, func() {})
 }
 
-// run is Run; created is called once the container exists and started.
-func (r *Runtime) run(ctx context.Context, id string, req createRequest, opts backend.CreateOpts, created func()) (int, error) {
-	req.foreground = !opts.Detach
-	opts.Foreground = req.foreground
-	h, be, c, err := r.create(ctx, id, req, opts)
+// run is Run of the placed bundle b (placed for the foreground unless
+// opts.Detach); created is called once the container exists and started.
+func (r *Runtime) run(ctx context.Context, p placement, b *spec.Bundle, opts backend.CreateOpts, created func()) (int, error) {
+	opts.Foreground = !opts.Detach
+	h, c, err := r.create(ctx, p, b, opts)
 	if err != nil {
 		created()
 		return -1, err
 	}
+	be := p.backend
 	if err := be.Start(ctx, c); err != nil {
 		err = r.rollback(ctx, be, c, h, err)
 		created()
@@ -258,15 +276,15 @@ func (r *Runtime) run(ctx context.Context, id string, req createRequest, opts ba
 	// backendFor made sure it is an Attacher.
 	status, werr := be.(backend.Attacher).Wait(ctx, c)
 	// The container is gone or going: remove it like runc run does.
-	if h, err := r.Store.Lock(id); err == nil {
+	if h, err := r.Store.Lock(p.id); err == nil {
 		// Its anonymous volumes go with it, as podman's run --rm (a backend
 		// that frees volumes with the container refused named ones).
 		c.DeleteVolumes = true
 		if err := be.Delete(context.WithoutCancel(ctx), c, true); err != nil {
-			r.Log.Warn("remove finished container", "id", id, "err", err)
+			r.Log.Warn("remove finished container", "id", p.id, "err", err)
 		}
 		_ = h.Remove()
-		r.releaseImageBundle(id, c.Bundle, removeAnonymous)
+		r.releaseImageBundle(p.id, c.Bundle, removeAnonymous)
 	}
 	return status, werr
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/proxcage/proxcage/internal/atomicfile"
 	"github.com/proxcage/proxcage/internal/backend"
 	"github.com/proxcage/proxcage/internal/errdefs"
+	"github.com/proxcage/proxcage/internal/identifiers"
 	"github.com/proxcage/proxcage/internal/image"
 	"github.com/proxcage/proxcage/internal/imagespec"
 	"github.com/proxcage/proxcage/internal/spec"
@@ -325,7 +326,7 @@ func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up bac
 	}
 	o := old.overrides
 	if o.Hostname == "" {
-		o.Hostname = hostnameFor(req.ID)
+		o.Hostname = identifiers.Hostname(req.ID)
 	}
 	next, err := imagespec.Generate(imagespec.Image{Name: res.Image, Digest: img.Digest.String(), Config: img.Config}, rootfs, o)
 	if err != nil {
@@ -344,7 +345,7 @@ func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up bac
 		}
 	}
 	next.Root.Path = rootfs
-	src, err := imageArchive(st, img, rootfs, old.overrides)
+	src, err := imageArchive(st, img, old.overrides, next.Process)
 	if err != nil {
 		return res, err
 	}
@@ -358,7 +359,7 @@ func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up bac
 		}
 	}
 	scratch.Annotations["org.proxcage.net"] = "none"
-	scratch.Hostname = hostnameFor(req.ID + "-upgrade")
+	scratch.Hostname = identifiers.Hostname(req.ID + "-upgrade")
 	health := req.Health
 	if len(health) == 0 && img.Config != nil {
 		health = healthCommand(img.Config.Config.Healthcheck)

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/proxcage/proxcage/internal/identifiers"
 )
 
 func (t *translator) platform() {
@@ -102,7 +104,7 @@ func (t *translator) hostname() {
 	case h == "" && t.set.HostHostname != "":
 		h = t.set.HostHostname
 	case h == "":
-		h = labelFromID(t.id)
+		h = identifiers.Hostname(t.id)
 	}
 	// LXC copies it into utsname.nodename (65 bytes with the NUL).
 	if len(h) > 64 {
@@ -110,21 +112,6 @@ func (t *translator) hostname() {
 		return
 	}
 	t.add("hostname", "lxc.uts.name", h)
-}
-
-var notLabel = regexp.MustCompile(`[^a-z0-9-]+`)
-
-// labelFromID makes a container id a valid DNS label of at most 63
-// characters (containerd's 64-hex ids included).
-func labelFromID(id string) string {
-	h := strings.Trim(notLabel.ReplaceAllString(strings.ToLower(id), "-"), "-")
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-")
-	}
-	if h == "" {
-		h = "proxcage"
-	}
-	return h
 }
 
 // root: the rootfs is a directory LXC bind-mounts (dir storage). A

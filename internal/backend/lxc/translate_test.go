@@ -216,21 +216,6 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
-func TestLabelFromID(t *testing.T) {
-	long := strings.Repeat("ab", 40)
-	for in, want := range map[string]string{
-		"web-1":    "web-1",
-		"My_Box.2": "my-box-2",
-		"--x--":    "x",
-		"___":      "proxcage",
-		long:       long[:63],
-	} {
-		if got := labelFromID(in); got != want {
-			t.Errorf("labelFromID(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"65536k": 64 << 20, "1m": 1 << 20, "2G": 2 << 30, "500000": 500000} {
 		if got, err := parseSize(in); err != nil || got != want {

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/proxcage/proxcage/internal/identifiers"
 	"github.com/proxcage/proxcage/internal/lxctools"
 	"github.com/proxcage/proxcage/internal/spec"
 	"github.com/proxcage/proxcage/internal/volume"
@@ -230,7 +231,6 @@ func (t *translator) add(k, v string) { t.opts = append(t.opts, Option{k, v}) }
 
 var (
 	dnsLabel   = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
-	notLabel   = regexp.MustCompile(`[^a-z0-9-]+`)
 	envKey     = regexp.MustCompile(`^\w+$`)
 	featureKey = []string{"nesting", "keyctl", "fuse", "mknod", "mount", "force_rw_sys"}
 )
@@ -248,14 +248,7 @@ func (t *translator) hostname() error {
 		t.add("hostname", h)
 		return nil
 	}
-	h = strings.Trim(notLabel.ReplaceAllString(strings.ToLower(t.id), "-"), "-")
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-")
-	}
-	if h == "" {
-		h = "proxcage"
-	}
-	t.add("hostname", h)
+	t.add("hostname", identifiers.Hostname(t.id))
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package main
+package native
 
 import (
 	"fmt"
@@ -10,9 +10,11 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 )
 
-// nativeFeatures are libcontainer's facts, which `features` reports. They
-// belong to the native backend; they live here until it can report them.
-func nativeFeatures() features.Features {
+// Features are the OCI features this backend supports (runtime-spec
+// features.md): libcontainer's facts, as `runc features` reports them.
+// They are known without a config or a host, as `proxcage features`
+// reads neither.
+func Features() features.Features {
 	t := true
 	feat := features.Features{
 		Hooks:        configs.KnownHookNames(),
