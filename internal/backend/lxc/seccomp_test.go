@@ -3,6 +3,7 @@
 package lxc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/net/bpf"
 
 	"github.com/proxcage/proxcage/test/golden"
 )
@@ -21,8 +23,8 @@ import (
 // TestSeccompGolden runs every testdata/seccomp/*.json (a profile and
 // probes) through what create does with a profile, the translator and
 // writeProcessFile, and compares with the .golden file: the translator's
-// seccomp warnings, then what the compiled seccomp.bpf, run the way the
-// kernel runs it, returns for each probe ("ARCH SYSCALL [ARG...]"); or
+// seccomp warnings, then what the compiled seccomp.bpf, run in x/net/bpf's
+// classic-BPF VM, returns for each probe ("ARCH SYSCALL [ARG...]"); or
 // "error: ..." for a refused profile. The filter's instructions themselves
 // are libseccomp's layout, which changes between its versions: the golden
 // file holds what they decide, not them.
@@ -54,9 +56,9 @@ func TestSeccompGolden(t *testing.T) {
 		if err := writeProcessFile(dir, cfg.StandIn); err != nil {
 			return b.String() + "error: " + err.Error() + "\n"
 		}
-		prog := readBPF(t, filepath.Join(dir, "seccomp.bpf"))
+		vm := readBPF(t, filepath.Join(dir, "seccomp.bpf"))
 		for _, p := range c.Probes {
-			b.WriteString(probe(t, prog, p) + "\n")
+			b.WriteString(probe(t, vm, p) + "\n")
 		}
 		return b.String()
 	})
@@ -76,9 +78,9 @@ var auditArch = map[string]struct {
 	"aarch64": {libseccomp.ArchARM64, 0xc00000b7},
 }
 
-// probe runs prog on the seccomp_data of one call ("ARCH NAME [ARG...]")
-// and says what it returns.
-func probe(t *testing.T, prog []sockFilter, p string) string {
+// probe runs the filter in vm on the seccomp_data of one call ("ARCH
+// NAME [ARG...]") and says what it returns.
+func probe(t *testing.T, vm *bpf.VM, p string) string {
 	t.Helper()
 	f := strings.Fields(p)
 	a, ok := auditArch[f[0]]
@@ -105,11 +107,16 @@ func probe(t *testing.T, prog []sockFilter, p string) string {
 		binary.LittleEndian.PutUint64(data[16+8*i:], v)
 		args = append(args, fmt.Sprintf("%#x", v))
 	}
-	ret, err := runBPF(prog, data[:])
+	// x/net/bpf loads packet bytes in network (big-endian) order, seccomp
+	// loads seccomp_data's 32-bit words in the host's: swap each word.
+	for i := 0; i < len(data); i += 4 {
+		binary.BigEndian.PutUint32(data[i:], binary.LittleEndian.Uint32(data[i:]))
+	}
+	ret, err := vm.Run(data[:])
 	if err != nil {
 		t.Fatalf("probe %q: %v", p, err)
 	}
-	return fmt.Sprintf("%s %s(%s) = %s", f[0], f[1], strings.Join(args, ", "), retAction(ret))
+	return fmt.Sprintf("%s %s(%s) = %s", f[0], f[1], strings.Join(args, ", "), retAction(uint32(ret)))
 }
 
 // retAction names a filter's return value (linux/seccomp.h SECCOMP_RET_*).
@@ -136,14 +143,9 @@ func retAction(ret uint32) string {
 	return fmt.Sprintf("unknown %#x", ret)
 }
 
-// sockFilter is struct sock_filter, classic BPF's instruction.
-type sockFilter struct {
-	code   uint16
-	jt, jf uint8
-	k      uint32
-}
-
-func readBPF(t *testing.T, path string) []sockFilter {
+// readBPF reads seccomp.bpf, an array of struct sock_filter in the host's
+// byte order, into x/net/bpf's VM.
+func readBPF(t *testing.T, path string) *bpf.VM {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -152,127 +154,29 @@ func readBPF(t *testing.T, path string) []sockFilter {
 	if len(raw) == 0 || len(raw)%8 != 0 {
 		t.Fatalf("%s is %d bytes, not a whole number of sock_filter entries", path, len(raw))
 	}
-	prog := make([]sockFilter, len(raw)/8)
-	for i := range prog {
-		e := raw[8*i:]
-		prog[i] = sockFilter{binary.LittleEndian.Uint16(e), e[2], e[3], binary.LittleEndian.Uint32(e[4:])}
+	prog := make([]bpf.RawInstruction, len(raw)/8)
+	if err := binary.Read(bytes.NewReader(raw), binary.LittleEndian, prog); err != nil {
+		t.Fatal(err)
 	}
-	return prog
-}
-
-// runBPF runs a seccomp filter as the kernel does (classic BPF, with the
-// loads seccomp allows: 32-bit words of seccomp_data, the scratch memory,
-// immediates) and returns its return value.
-func runBPF(prog []sockFilter, data []byte) (uint32, error) {
-	var a, x uint32
-	var mem [16]uint32
-	for pc := 0; pc < len(prog); pc++ {
-		in := prog[pc]
-		src := in.k
-		if in.code&0x08 != 0 { // BPF_X
-			src = x
-		}
-		switch in.code & 0x07 {
-		case 0x00, 0x01: // BPF_LD, BPF_LDX
-			var v uint32
-			switch {
-			case in.code&0xe0 == 0x20 && in.code&0x18 == 0: // BPF_ABS | BPF_W
-				if in.k%4 != 0 || int(in.k)+4 > len(data) {
-					return 0, fmt.Errorf("pc %d: load of seccomp_data[%d]", pc, in.k)
-				}
-				v = binary.LittleEndian.Uint32(data[in.k:])
-			case in.code&0xe0 == 0x00: // BPF_IMM
-				v = in.k
-			case in.code&0xe0 == 0x60 && in.k < 16: // BPF_MEM
-				v = mem[in.k]
-			case in.code&0xe0 == 0x80: // BPF_LEN
-				v = uint32(len(data))
-			default:
-				return 0, fmt.Errorf("pc %d: load %#x", pc, in.code)
+	insts, ok := bpf.Disassemble(prog)
+	if !ok {
+		t.Fatalf("%s: an instruction x/net/bpf does not know: %v", path, insts)
+	}
+	// probe's byte swap holds for the loads seccomp allows, 32-bit words
+	// of seccomp_data at 4-byte-aligned offsets: make sure those are all.
+	for i, in := range insts {
+		switch in := in.(type) {
+		case bpf.LoadAbsolute:
+			if in.Size != 4 || in.Off%4 != 0 || in.Off+4 > 64 {
+				t.Fatalf("%s: instruction %d: %v is not a load of a seccomp_data word", path, i, in)
 			}
-			if in.code&0x07 == 0x00 {
-				a = v
-			} else {
-				x = v
-			}
-		case 0x02, 0x03: // BPF_ST, BPF_STX
-			if in.k >= 16 {
-				return 0, fmt.Errorf("pc %d: store to mem[%d]", pc, in.k)
-			}
-			if in.code&0x07 == 0x02 {
-				mem[in.k] = a
-			} else {
-				mem[in.k] = x
-			}
-		case 0x04: // BPF_ALU
-			switch in.code & 0xf0 {
-			case 0x00:
-				a += src
-			case 0x10:
-				a -= src
-			case 0x20:
-				a *= src
-			case 0x30, 0x90:
-				if src == 0 {
-					return 0, nil // the kernel returns 0 on a division by zero
-				}
-				if in.code&0xf0 == 0x30 {
-					a /= src
-				} else {
-					a %= src
-				}
-			case 0x40:
-				a |= src
-			case 0x50:
-				a &= src
-			case 0x60:
-				a <<= src
-			case 0x70:
-				a >>= src
-			case 0x80:
-				a = -a
-			case 0xa0:
-				a ^= src
-			default:
-				return 0, fmt.Errorf("pc %d: alu %#x", pc, in.code)
-			}
-		case 0x05: // BPF_JMP
-			var taken bool
-			switch in.code & 0xf0 {
-			case 0x00: // BPF_JA
-				pc += int(in.k)
-				continue
-			case 0x10:
-				taken = a == src
-			case 0x20:
-				taken = a > src
-			case 0x30:
-				taken = a >= src
-			case 0x40:
-				taken = a&src != 0
-			default:
-				return 0, fmt.Errorf("pc %d: jump %#x", pc, in.code)
-			}
-			if taken {
-				pc += int(in.jt)
-			} else {
-				pc += int(in.jf)
-			}
-		case 0x06: // BPF_RET
-			switch in.code & 0x18 {
-			case 0x00:
-				return in.k, nil
-			case 0x10:
-				return a, nil
-			}
-			return 0, fmt.Errorf("pc %d: return %#x", pc, in.code)
-		case 0x07: // BPF_MISC
-			if in.code&0xf8 == 0x00 { // BPF_TAX
-				x = a
-			} else {
-				a = x
-			}
+		case bpf.LoadIndirect, bpf.LoadMemShift:
+			t.Fatalf("%s: instruction %d: %v, which seccomp does not allow", path, i, in)
 		}
 	}
-	return 0, fmt.Errorf("the filter runs off its end")
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return vm
 }
