@@ -157,49 +157,6 @@ func AttachArgs(name string, proc *specs.Process) []string {
 	return append(args, proc.Args...)
 }
 
-// SplitInitCmd splits a command line the way LXC's lxc_string_split_quoted
-// does (for lxc.execute.cmd; PVE 9.1 quotes its entrypoint the same way):
-// words separated by whitespace; a word that starts with ' or " runs to
-// the matching quote, with no escapes. (lxc.init.cmd splits at spaces only.)
-func SplitInitCmd(s string) []string {
-	var res []string
-	state := byte(' ')
-	start := 0
-	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch state {
-		case ' ':
-			if space(c) {
-				continue
-			}
-			start = i
-			if c == '"' || c == '\'' {
-				state = c
-			} else {
-				state = 'a'
-			}
-		case 'a':
-			if space(c) {
-				res = append(res, s[start:i])
-				state = ' '
-			}
-		default: // inside quotes
-			if c == state {
-				res = append(res, s[start+1:i])
-				state = ' '
-			}
-		}
-	}
-	switch state {
-	case 'a':
-		res = append(res, s[start:])
-	case '"', '\'':
-		res = append(res, s[start+1:])
-	}
-	return res
-}
-
 // EscapeMountPath octal-escapes what fstab syntax (lxc.mount.entry) cannot
 // hold in a path.
 func EscapeMountPath(p string) string {

@@ -7,26 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-func TestSplitInitCmd(t *testing.T) {
-	cases := map[string][]string{
-		`/bin/sh -c 'cd "$0" && exec "$@"' /app /app/run`: {"/bin/sh", "-c", `cd "$0" && exec "$@"`, "/app", "/app/run"},
-		`  a   b	c `:          {"a", "b", "c"},
-		`echo "it's" 'x y'`:   {"echo", "it's", "x y"},
-		`'unterminated quote`: {"unterminated quote"},
-		``:                    nil,
-	}
-	for in, want := range cases {
-		if got := SplitInitCmd(in); !slices.Equal(got, want) {
-			t.Errorf("SplitInitCmd(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 func TestAttachArgs(t *testing.T) {
 	p := &specs.Process{Args: []string{"id", "-u"}, Env: []string{"A=1", "B=2"}, Cwd: "/srv", User: specs.User{UID: 1000, GID: 44}}
@@ -107,4 +93,74 @@ func TestSignalAndWaitStatus(t *testing.T) {
 	if err != nil || !slices.Contains(pids, os.Getpid()) {
 		t.Fatalf("CgroupPids(self) = %v %v", pids, err)
 	}
+}
+
+// With all, SignalVia signals every process of the init's cgroup but the
+// init, the target last, and spares the init; SignalInit reaches the init
+// too, and a gone init is ErrNotRunning. The processes run in a cgroup of
+// their own, checked to hold exactly them before any signal is sent.
+func TestSignalViaAll(t *testing.T) {
+	procs := ownCgroup(t)
+	start := func() *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command("sleep", "100")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			t.Skipf("cannot move a process into a cgroup of its own: %v", err)
+		}
+		return cmd
+	}
+	init, target, other := start(), start(), start()
+	want := []int{init.Process.Pid, target.Process.Pid, other.Process.Pid}
+	slices.Sort(want)
+	got, err := CgroupPids(init.Process.Pid)
+	slices.Sort(got)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("CgroupPids = %v, %v; want %v (no signal sent)", got, err, want)
+	}
+	if err := SignalVia(init.Process.Pid, target.Process.Pid, unix.SIGTERM, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := WaitStatus(target); st != 128+15 {
+		t.Errorf("target: status %d, want 143", st)
+	}
+	if st := WaitStatus(other); st != 128+15 {
+		t.Errorf("other process: status %d, want 143", st)
+	}
+	var ws unix.WaitStatus
+	if pid, err := unix.Wait4(init.Process.Pid, &ws, unix.WNOHANG, nil); pid != 0 || err != nil {
+		t.Fatalf("the init was not spared: wait4 = %d, %v (%v)", pid, err, ws)
+	}
+	if err := SignalInit(init.Process.Pid, unix.SIGTERM, true); err != nil {
+		t.Fatal(err)
+	}
+	if st := WaitStatus(init); st != 128+15 {
+		t.Errorf("init: status %d, want 143", st)
+	}
+	if err := SignalInit(init.Process.Pid, unix.SIGTERM, true); err != ErrNotRunning {
+		t.Errorf("a gone init: %v, want ErrNotRunning", err)
+	}
+}
+
+// ownCgroup makes a cgroup for the test (the pids controller's on cgroup
+// v1, the unified hierarchy's on v2) and returns its cgroup.procs; it is
+// removed when the test ends. It needs root.
+func ownCgroup(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a cgroup")
+	}
+	root := "/sys/fs/cgroup/pids"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		root = "/sys/fs/cgroup"
+	}
+	dir := filepath.Join(root, "proxcage-lxctools-test-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup: %v", err)
+	}
+	t.Cleanup(func() { _ = os.Remove(dir) })
+	return filepath.Join(dir, "cgroup.procs")
 }

@@ -22,9 +22,16 @@ var ErrNotRunning = errors.New("container not running")
 // and, with all, first to every other process of its cgroup, as `kill
 // --all` asks. It fails with ErrNotRunning when the init is gone; an error
 // naming what failed otherwise, for the caller to categorise.
-func SignalInit(pid int, sig unix.Signal, all bool) error {
+func SignalInit(pid int, sig unix.Signal, all bool) error { return SignalVia(pid, pid, sig, all) }
+
+// SignalVia is SignalInit for a container whose init passes on what
+// happens to the process it runs (init.lxc exits 128+9 when its child is
+// killed): sig goes to target, the init itself or that process, through a
+// pidfd and, with all, first to every process of the init's cgroup but
+// the init and target. An init spared that way exits with its process.
+func SignalVia(initPid, target int, sig unix.Signal, all bool) error {
 	if all {
-		pids, err := CgroupPids(pid)
+		pids, err := CgroupPids(initPid)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return ErrNotRunning
@@ -32,16 +39,16 @@ func SignalInit(pid int, sig unix.Signal, all bool) error {
 			return fmt.Errorf("list the container's processes: %w", err)
 		}
 		for _, q := range pids {
-			if q != pid {
+			if q != initPid && q != target {
 				_ = unix.Kill(q, sig)
 			}
 		}
 	}
-	if err := Signal(pid, sig); err != nil {
+	if err := Signal(target, sig); err != nil {
 		if errors.Is(err, ErrNotRunning) {
 			return err
 		}
-		return fmt.Errorf("signal %d: %w", pid, err)
+		return fmt.Errorf("signal %d: %w", target, err)
 	}
 	return nil
 }
@@ -75,36 +82,62 @@ func Signal(pid int, sig unix.Signal) error {
 // CgroupPids lists the processes in pid's cgroup (the container's), on
 // cgroup v1 (the pids controller) or v2.
 func CgroupPids(pid int) ([]int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	cgs, err := cgroupsOf(pid)
 	if err != nil {
 		return nil, err
 	}
 	var dir string
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
+	for _, cg := range cgs {
 		switch {
-		case parts[0] == "0" && parts[1] == "":
+		case cg.unified():
 			for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-				if _, err := os.Stat(filepath.Join(root, parts[2], "cgroup.procs")); err == nil && dir == "" {
-					dir = filepath.Join(root, parts[2])
+				if _, err := os.Stat(filepath.Join(root, cg.path, "cgroup.procs")); err == nil && dir == "" {
+					dir = filepath.Join(root, cg.path)
 				}
 			}
-		case strings.Contains(","+parts[1]+",", ",pids,"):
-			dir = filepath.Join("/sys/fs/cgroup/pids", parts[2])
+		case cg.has("pids"):
+			dir = filepath.Join("/sys/fs/cgroup/pids", cg.path)
 		}
 	}
 	if dir == "" {
 		return nil, fmt.Errorf("no cgroup for pid %d", pid)
 	}
-	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	return readPids(filepath.Join(dir, "cgroup.procs"))
+}
+
+// cgroup is a line of /proc/PID/cgroup: hierarchy id, controllers, path.
+type cgroup struct{ id, controllers, path string }
+
+// unified: the line of the cgroup v2 hierarchy.
+func (c cgroup) unified() bool { return c.id == "0" && c.controllers == "" }
+
+// has: a v1 hierarchy with controller ctrl.
+func (c cgroup) has(ctrl string) bool { return strings.Contains(","+c.controllers+",", ","+ctrl+",") }
+
+// cgroupsOf reads pid's cgroups (/proc/PID/cgroup).
+func cgroupsOf(pid int) ([]cgroup, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []cgroup
+	for _, line := range strings.Split(string(data), "\n") {
+		if parts := strings.SplitN(line, ":", 3); len(parts) == 3 {
+			out = append(out, cgroup{parts[0], parts[1], parts[2]})
+		}
+	}
+	return out, nil
+}
+
+// readPids reads a list of pids separated by blanks (cgroup.procs, a
+// task's children file).
+func readPids(path string) ([]int, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var pids []int
-	for _, f := range strings.Fields(string(procs)) {
+	for _, f := range strings.Fields(string(data)) {
 		if n, err := strconv.Atoi(f); err == nil {
 			pids = append(pids, n)
 		}
@@ -192,38 +225,24 @@ func CloseExecFrom(minFd int) error {
 
 // Children lists the children of pid (its main thread's).
 func Children(pid int) ([]int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for _, f := range strings.Fields(string(data)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	return readPids(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 }
 
 // Frozen reports whether pid's cgroup is frozen (cgroup v1 freezer, or
 // v2 cgroup.events).
 func Frozen(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	cgs, err := cgroupsOf(pid)
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if strings.Contains(","+parts[1]+",", ",freezer,") {
-			st, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/freezer", parts[2], "freezer.state"))
+	for _, cg := range cgs {
+		if cg.has("freezer") {
+			st, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/freezer", cg.path, "freezer.state"))
 			return strings.TrimSpace(string(st)) != "THAWED" && len(st) > 0
 		}
-		if parts[0] == "0" && parts[1] == "" {
+		if cg.unified() {
 			for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-				if ev, err := os.ReadFile(filepath.Join(root, parts[2], "cgroup.events")); err == nil {
+				if ev, err := os.ReadFile(filepath.Join(root, cg.path, "cgroup.events")); err == nil {
 					if strings.Contains(string(ev), "frozen 1") {
 						return true
 					}

@@ -454,7 +454,8 @@ func (b *Backend) State(ctx context.Context, c *backend.Container) (backend.Stat
 
 // Kill implements backend.Backend: the signal goes to the container's
 // init from the host, through a pidfd (init.lxc passes it on; a created
-// container's stand-in dies of it like any process).
+// container's stand-in dies of it like any process), and a SIGKILL, which
+// init.lxc cannot pass on, to the process it runs (lxctools.SignalVia).
 func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signal, all bool) error {
 	p, err := loadPrivate(c)
 	if err != nil {
@@ -464,26 +465,13 @@ func (b *Backend) Kill(ctx context.Context, c *backend.Container, sig unix.Signa
 	if pid == 0 {
 		return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 	}
-	payload := pid
+	target := pid
 	if sig == unix.SIGKILL {
-		payload = killPayload(pid)
-	}
-	if payload != pid {
 		// init.lxc killed makes lxc-execute, the keeper, exit 1; its
 		// child killed makes init.lxc exit 137 (128+9), as runc's would.
-		if all {
-			pids, _ := lxctools.CgroupPids(pid)
-			for _, q := range pids {
-				if q != pid && q != payload {
-					_ = unix.Kill(q, sig)
-				}
-			}
-		}
-		err = lxctools.Signal(payload, sig)
-	} else {
-		err = lxctools.SignalInit(pid, sig, all)
+		target = killPayload(pid)
 	}
-	if err != nil {
+	if err := lxctools.SignalVia(pid, target, sig, all); err != nil {
 		if errors.Is(err, lxctools.ErrNotRunning) {
 			return errdefs.New(errdefs.ErrFailedPrecondition, "container not running")
 		}

@@ -113,13 +113,8 @@ func action(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpAction, err
 		return libseccomp.ActTrap, nil
 	case specs.ActLog:
 		return libseccomp.ActLog, nil
-	case specs.ActTrace:
-		ret := int16(1)
-		if errno != nil {
-			ret = int16(*errno)
-		}
-		return libseccomp.ActTrace.SetReturnCode(ret), nil
 	}
+	// The translator refuses every other action (seccompAction).
 	return libseccomp.ActInvalid, fmt.Errorf("action %s is not supported by the lxc backend", a)
 }
 

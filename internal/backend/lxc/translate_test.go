@@ -57,6 +57,7 @@ func render(cfg *Config) string {
 		fmt.Fprintf(&b, "inheritable %v\nambient %v\nno_new_privs %v\n", si.Inheritable, si.Ambient, si.NoNewPrivs)
 		if si.Seccomp != nil {
 			fmt.Fprintf(&b, "seccomp %s, %d rules\n", si.Seccomp.DefaultAction, len(si.Seccomp.Syscalls))
+			b.WriteString(renderSeccomp(si.Seccomp))
 		}
 	}
 	if len(cfg.Sysctl) > 0 {
@@ -81,6 +82,38 @@ func render(cfg *Config) string {
 				b.WriteString(strings.TrimSpace(x.Path+" "+strings.Join(x.Args, " ")) + "\n")
 			}
 		}
+	}
+	return b.String()
+}
+
+// renderSeccomp is the profile the stand-in's filter is compiled from, in
+// full: the default, the architectures and flags, then a line a rule with
+// its action, errno, names and argument checks, as the spec spells them.
+func renderSeccomp(sc *specs.LinuxSeccomp) string {
+	var b strings.Builder
+	errno := func(n *uint) string {
+		if n == nil {
+			return ""
+		}
+		return fmt.Sprintf("(%d)", *n)
+	}
+	fmt.Fprintf(&b, "seccomp default %s%s\n", sc.DefaultAction, errno(sc.DefaultErrnoRet))
+	for _, a := range sc.Architectures {
+		fmt.Fprintf(&b, "seccomp arch %s\n", a)
+	}
+	for _, f := range sc.Flags {
+		fmt.Fprintf(&b, "seccomp flag %s\n", f)
+	}
+	for i, r := range sc.Syscalls {
+		fmt.Fprintf(&b, "seccomp syscalls[%d] %s%s %s", i, r.Action, errno(r.ErrnoRet), strings.Join(r.Names, " "))
+		for _, a := range r.Args {
+			fmt.Fprintf(&b, " [arg%d %s %#x", a.Index, a.Op, a.Value)
+			if a.Op == specs.OpMaskedEqual {
+				fmt.Fprintf(&b, " %#x", a.ValueTwo)
+			}
+			b.WriteString("]")
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }
