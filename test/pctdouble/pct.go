@@ -36,7 +36,7 @@ func pctMain(args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	if configLocked[cmd] && len(rest) > 0 {
-		if vmid, err := strconv.Atoi(rest[0]); err == nil && !(cmd == "stop" && slices.Contains(rest, "--skiplock")) {
+		if vmid, err := strconv.Atoi(rest[0]); err == nil && (cmd != "stop" || !slices.Contains(rest, "--skiplock")) {
 			unlock, err := lockConfig(vmid)
 			if err != nil {
 				return err
