@@ -291,7 +291,14 @@ func TestAPIRoundTrips(t *testing.T) {
 		}
 		calls := f.sim.Calls()
 		n := 0
-		for _, v := range calls {
+		for k, v := range calls {
+			// Each step waits for one task: how often it polls that task
+			// depends on the machine's load (the task takes 1 ms, but a
+			// busy host answers the first poll before it ends), not on
+			// proxcage's design; the calls that are design count in full.
+			if k == "GET /nodes/{node}/tasks/{upid}/status" {
+				v = min(v, 1)
+			}
 			n += v
 		}
 		total += n
