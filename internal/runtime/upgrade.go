@@ -390,14 +390,28 @@ func (r *Runtime) upgradeInPlace(ctx context.Context, req UpgradeRequest, up bac
 		if err != nil {
 			return errdefs.Wrap(errdefs.ErrInternal, err, "encode config.json")
 		}
-		if err := atomicfile.Write(filepath.Join(rec.Bundle, pendingSpec), data, atomicfile.Options{Perm: 0o600}); err != nil {
+		// A new config.json already waiting is a crashed upgrade's: the
+		// backend refuses this upgrade until that one is resumed, whose
+		// forward --resume reads it, so a failure here puts it back
+		// rather than remove it. (Before, the refusal removed it, and the
+		// --resume of an upgrade that had passed its check then failed:
+		// "read the new config.json".)
+		pending := filepath.Join(rec.Bundle, pendingSpec)
+		prev, prevErr := os.ReadFile(pending)
+		if err := atomicfile.Write(pending, data, atomicfile.Options{Perm: 0o600}); err != nil {
 			return errdefs.Wrap(errdefs.ErrInternal, err, "write the new config.json")
 		}
 		say("upgrading %s to %s (%s)", req.ID, res.Image, res.To)
 		uerr := up.Upgrade(ctx, c, target)
 		rec.Private = c.Private
 		if uerr != nil {
-			_ = os.Remove(filepath.Join(rec.Bundle, pendingSpec))
+			if prevErr == nil {
+				if err := atomicfile.Write(pending, prev, atomicfile.Options{Perm: 0o600}); err != nil {
+					r.Log.Warn("put back the new config.json of the unfinished upgrade", "id", req.ID, "err", err)
+				}
+			} else {
+				_ = os.Remove(pending)
+			}
 			if serr := h.Save(rec); serr != nil {
 				r.Log.Warn("save the state after a failed upgrade", "id", req.ID, "err", serr)
 			}

@@ -36,15 +36,26 @@ func newPVEAPIEnv(t *testing.T) *pveAPIEnv {
 // newPVEAPIEnvOn is newPVEAPIEnv on a cluster of the nodes named.
 func newPVEAPIEnvOn(t *testing.T, nodes ...string) *pveAPIEnv {
 	t.Helper()
+	return newPVEAPIEnvWith(t, func(o *pvesim.Options) { o.Nodes = nodes })
+}
+
+// newPVEAPIEnvWith is newPVEAPIEnv with the simulator's options changed
+// by opt (more storages, slower tasks).
+func newPVEAPIEnvWith(t *testing.T, opt func(*pvesim.Options)) *pveAPIEnv {
+	t.Helper()
 	e := newEnv(t)
-	sim := pvesim.New(pvesim.Options{
-		Nodes:        nodes,
+	opts := pvesim.Options{
+		Nodes:        []string{"pve1", "pve2"},
 		NodeMaxMem:   map[string]int64{"pve1": 32 << 30, "pve2": 32 << 30},
 		NodeMem:      map[string]int64{"pve1": 20 << 30, "pve2": 3 << 30},
 		Tokens:       map[string]string{"proxcage@pve!runtime": apiTokenSecret},
 		Users:        map[string]string{"root@pam": "rootpw"},
 		TaskDuration: 100 * time.Millisecond,
-	})
+	}
+	if opt != nil {
+		opt(&opts)
+	}
+	sim := pvesim.New(opts)
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 // change. Failures (a missing command, a failing health check, on a
 // storage with snapshots and on one without) and a crash followed by
 // --resume or delete --force leave the old CT as it was and nothing
-// else: no scratch CT, snapshot or volume.
+// else: no scratch CT, snapshot, volume or template of the new image.
 
 // pveLeft lists the double's CT configs and volumes.
 func pveLeft(t *testing.T, p *pveEnv) (cts, vols []string) {
@@ -38,6 +38,22 @@ func pveLeft(t *testing.T, p *pveEnv) (cts, vols []string) {
 	sort.Strings(cts)
 	sort.Strings(vols)
 	return cts, vols
+}
+
+// pveTemplates lists proxcage's templates on the double's storages.
+func pveTemplates(p *pveEnv) []string {
+	tpls, _ := filepath.Glob(filepath.Join(p.state, "storage", "*", "template", "cache", "proxcage-*"))
+	sort.Strings(tpls)
+	return tpls
+}
+
+// sameTemplates: the templates are those of before (an upgrade that
+// failed took the new image's, which its scratch CT had stored, away).
+func sameTemplates(t *testing.T, p *pveEnv, before []string, what string) {
+	t.Helper()
+	if now := pveTemplates(p); strings.Join(now, " ") != strings.Join(before, " ") {
+		t.Fatalf("%s: templates %v, want %v", what, now, before)
+	}
 }
 
 func confLine(conf, key string) string {
@@ -82,6 +98,10 @@ func TestUpgradePVE(t *testing.T) {
 		t.Fatalf("config before: %s", conf)
 	}
 	cts0, vols0 := pveLeft(t, p)
+	tpls0 := pveTemplates(p)
+	if len(tpls0) != 1 {
+		t.Fatalf("templates before: %v", tpls0)
+	}
 
 	same := func(what string) {
 		t.Helper()
@@ -115,6 +135,7 @@ func TestUpgradePVE(t *testing.T) {
 	oneLine(t, "broken upgrade", r.stderr)
 	same("1\n1 me\n1000\nprecious\n")
 	nothingExtra("after the broken upgrade")
+	sameTemplates(t, p, tpls0, "after the broken upgrade")
 
 	// A failing health check, after the new image wrote to the volume:
 	// the snapshot takes the write back.
@@ -124,6 +145,7 @@ func TestUpgradePVE(t *testing.T) {
 	}
 	same("1\n1 me\n1000\nprecious\n")
 	nothingExtra("after the unhealthy upgrade")
+	sameTemplates(t, p, tpls0, "after the unhealthy upgrade")
 
 	// The upgrade.
 	out := p.ok("upgrade", "-t", "1s", "web", "--image", app2, "--health-cmd", "test -e /srv/data/f")
@@ -209,6 +231,7 @@ func TestUpgradePVEWithoutSnapshots(t *testing.T) {
 	vmid := strconv.Itoa(vmidOf(t, p.waitStatus("dirct", specs.StateRunning)))
 	p.ok("exec", "dirct", "sh", "-c", "echo precious > /srv/data/f")
 	cts0, vols0 := pveLeft(t, p)
+	tpls0 := pveTemplates(p)
 	conf0 := p.pct("config", vmid)
 
 	r := p.run("upgrade", "-q", "-t", "1s", "dirct", "--image", broken)
@@ -222,6 +245,7 @@ func TestUpgradePVEWithoutSnapshots(t *testing.T) {
 	if cts, vols := pveLeft(t, p); strings.Join(cts, " ") != strings.Join(cts0, " ") || strings.Join(vols, " ") != strings.Join(vols0, " ") {
 		t.Fatalf("left: %v %v, want %v %v", cts, vols, cts0, vols0)
 	}
+	sameTemplates(t, p, tpls0, "after the broken upgrade")
 	p.ok("upgrade", "-q", "-t", "1s", "dirct", "--image", app2)
 	p.waitStatus("dirct", specs.StateRunning)
 	var out string

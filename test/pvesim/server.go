@@ -407,6 +407,20 @@ func (s *Server) AddCreatingCT(vmid int, node string, memory int64) {
 		conf: map[string]string{"memory": strconv.FormatInt(memory>>20, 10), "hostname": fmt.Sprintf("CT%d", vmid)}}
 }
 
+// SetTaskDuration makes the tasks of type typ that start from now on
+// stay running for d (Options.TaskDurations, changed later): a test can
+// let a client die while PVE's worker, which goes on without it, runs.
+func (s *Server) SetTaskDuration(typ string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	durations := map[string]time.Duration{}
+	for k, v := range s.opts.TaskDurations {
+		durations[k] = v
+	}
+	durations[typ] = d
+	s.opts.TaskDurations = durations
+}
+
 // SetNodeMem sets a node's total and base used memory in bytes.
 func (s *Server) SetNodeMem(nodeName string, maxmem, mem int64) {
 	s.mu.Lock()
@@ -568,9 +582,30 @@ func (s *Server) Guests() []string {
 	return out
 }
 
-// Stored is everything the cluster keeps that a client sent it: each CT's
-// config ("VMID KEY: VALUE" lines) and each volume id, sorted; for tests
-// that check what must never be stored (secrets).
+// RunningTasks lists the tasks still running as "TYPE ID" (vzstart 100,
+// imgcopy with an empty id), sorted.
+func (s *Server) RunningTasks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, t := range s.tasks {
+		if t.running {
+			out = append(out, t.typ+" "+t.id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Stored is everything the cluster keeps that a client sent it or an
+// operation left, one line each, sorted; for tests that check what must
+// never be stored (secrets) and what must not be left behind (a lock, a
+// snapshot, a template). Per CT what its config file holds (pve-container
+// Config.pm write_pct_config): "VMID KEY: VALUE" for the current config,
+// "VMID lock: L" while it is locked, "VMID [pve:pending] KEY: VALUE" for a
+// pending change, and per snapshot section "VMID snapshot NAME" and its
+// lines "VMID [NAME] KEY: VALUE"; per volume "NODE VOLID", and "NODE VOLID
+// snapshot NAME" for each snapshot the volume holds.
 func (s *Server) Stored() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -579,11 +614,26 @@ func (s *Server) Stored() []string {
 		for k, v := range x.conf {
 			out = append(out, fmt.Sprintf("%d %s: %s", id, k, v))
 		}
+		if x.lock != "" {
+			out = append(out, fmt.Sprintf("%d lock: %s", id, x.lock))
+		}
+		for k, v := range x.pending {
+			out = append(out, fmt.Sprintf("%d [pve:pending] %s: %s", id, k, v))
+		}
+		for name, sn := range x.snaps {
+			out = append(out, fmt.Sprintf("%d snapshot %s", id, name))
+			for k, v := range sn {
+				out = append(out, fmt.Sprintf("%d [%s] %s: %s", id, name, k, v))
+			}
+		}
 	}
 	for _, n := range s.nodes {
 		for _, st := range n.storages {
-			for volid := range st.vols {
+			for volid, v := range st.vols {
 				out = append(out, n.name+" "+volid)
+				for _, name := range v.snaps {
+					out = append(out, n.name+" "+volid+" snapshot "+name)
+				}
 			}
 		}
 	}

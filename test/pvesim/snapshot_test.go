@@ -269,3 +269,61 @@ func TestSnapshotFeatureAndStorages(t *testing.T) {
 		t.Errorf("template rollback: %q", exit)
 	}
 }
+
+// TestStoredShowsLocksAndSnapshots: Stored lists what a CT's config file
+// holds besides its keys (Config.pm write_pct_config: `lock:` in the main
+// section, a `[NAME]` section per snapshot) and each volume's snapshots,
+// so that a test can assert none is left.
+func TestStoredShowsLocksAndSnapshots(t *testing.T) {
+	s := start(t, Options{Templates: []string{debTpl},
+		TaskDurations: map[string]time.Duration{"vzsnapshot": 200 * time.Millisecond, "vzcreate": 200 * time.Millisecond}})
+	stored := func(prefix string) []string {
+		var out []string
+		for _, l := range s.Stored() {
+			if strings.HasPrefix(l, prefix) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	has := func(what string, want bool, lines ...string) {
+		t.Helper()
+		all := s.Stored()
+		for _, l := range lines {
+			found := false
+			for _, g := range all {
+				found = found || g == l
+			}
+			if found != want {
+				t.Errorf("%s: %q stored %v, want %v:\n%s", what, l, found, want, strings.Join(all, "\n"))
+			}
+		}
+	}
+	upid := startTaskUPID(t, s, "POST", "/nodes/pve1/lxc", createForm("100"))
+	if got := stored("100 "); !reflect.DeepEqual(got, []string{"100 lock: create"}) {
+		t.Errorf("while the create runs: %q", got)
+	}
+	if exit := waitTask(t, s, "pve1", upid); exit != "OK" {
+		t.Fatal(exit)
+	}
+	has("after the create", false, "100 lock: create")
+	has("after the create", true, "100 hostname: web", "pve1 local-lvm:vm-100-disk-0")
+
+	upid = startTaskUPID(t, s, "POST", "/nodes/pve1/lxc/100/snapshot", url.Values{"snapname": {"s1"}, "description": {"before"}})
+	has("while the snapshot runs", true, "100 lock: snapshot", "100 snapshot s1", "100 [s1] snapstate: prepare", "100 [s1] hostname: web")
+	if exit := waitTask(t, s, "pve1", upid); exit != "OK" {
+		t.Fatal(exit)
+	}
+	has("after the snapshot", false, "100 lock: snapshot", "100 [s1] snapstate: prepare")
+	has("after the snapshot", true, "100 snapshot s1", "100 [s1] description: before", "100 parent: s1",
+		"pve1 local-lvm:vm-100-disk-0 snapshot s1")
+
+	if exit, _ := runTask(t, s, "DELETE", "/nodes/pve1/lxc/100/snapshot/s1", nil); exit != "OK" {
+		t.Fatal(exit)
+	}
+	for _, l := range s.Stored() {
+		if strings.Contains(l, "s1") || strings.Contains(l, "lock:") {
+			t.Errorf("after delsnapshot: %q", l)
+		}
+	}
+}

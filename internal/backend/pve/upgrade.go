@@ -239,7 +239,31 @@ func (b *Backend) scratchOurs(ctx context.Context, p *private, j *upgradeJournal
 	}
 	node := p.Node
 	own, err := b.inspect(ctx, j.ScratchID, &node, j.Scratch.VMID)
+	// A crash during the scratch CT's create leaves its task running
+	// (PVE's worker goes on without its client over the API) and the CT
+	// under its create lock, not saying whose it is yet: wait for that,
+	// as a failed create's rollback does (settle). Taken for not ours,
+	// the scratch CT was forgotten and left behind once its create ended.
+	for deadline := time.Now().Add(b.timeout); err == nil && own == creating && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		own, err = b.inspect(ctx, j.ScratchID, &node, j.Scratch.VMID)
+	}
+	if err == nil && own == creating {
+		return false, &errdefs.Error{Cat: errdefs.ErrUnavailable,
+			Msg:  fmt.Sprintf("the scratch CT %d is still under its create lock after %s", j.Scratch.VMID, b.timeout),
+			Hint: fmt.Sprintf("wait for its create task to end, then run the command again; if none runs (PVE UI, Tasks), `pct unlock %d` on its node first", j.Scratch.VMID)}
+	}
 	return own == ours, err
+}
+
+// dropScratchTemplate removes the new image's template when the
+// upgrade's scratch CT put it on the storage (private.FreshTemplate): an
+// upgrade that does not stand leaves none, as a failed create leaves
+// none (Delete with RollBack). Before, the scratch CT's Delete kept it.
+func (b *Backend) dropScratchTemplate(ctx context.Context, j *upgradeJournal) {
+	if j.Scratch != nil && j.Scratch.FreshTemplate && j.Scratch.Template != "" {
+		b.dropTemplate(ctx, j.Scratch.Node, j.Scratch.Template)
+	}
 }
 
 // commitUpgrade removes what the upgrade no longer needs, each part
@@ -390,6 +414,7 @@ func (b *Backend) undoUpgrade(ctx context.Context, pt upgradeOps, c *backend.Con
 			return errdefs.Context(err, "remove the scratch CT", "")
 		}
 	}
+	b.dropScratchTemplate(ctx, j)
 	j.Scratch = nil
 	if err := save(""); err != nil {
 		return err
