@@ -181,14 +181,22 @@ func apiSetRootfsStorage(t *testing.T, p *pveAPIEnv, id string) {
 	}
 }
 
-func TestUpgradePVEAPI(t *testing.T) {
-	p := newPVEAPIEnv(t)
+// appCT runs test/app:1 as container id with a volume at /srv/data over
+// the API, as every upgrade test starts, and returns the registry host,
+// the CT's VMID, what the cluster keeps of it and the guests then.
+func appCT(t *testing.T, p *pveAPIEnv, id string) (host string, vmid int, k0 simKept, guests0 string) {
+	t.Helper()
 	withDataDir(t, p.env)
 	reg := serveAppImages(t)
-	app1, app2, broken := reg.Host+"/test/app:1", reg.Host+"/test/app:2", reg.Host+"/test/app:broken"
-	p.okLogged("run", "-d", "-q", "--image", app1, "-u", "app", "-v", "appdata:/srv/data", "web")
-	vmid := vmidOf(t, p.waitStatus("web", specs.StateRunning))
-	k0 := kept(p, vmid)
+	p.okLogged("run", "-d", "-q", "--image", reg.Host+"/test/app:1", "-u", "app", "-v", "appdata:/srv/data", id)
+	vmid = vmidOf(t, p.waitStatus(id, specs.StateRunning))
+	return reg.Host, vmid, kept(p, vmid), strings.Join(simGuests(t, p), " ")
+}
+
+func TestUpgradePVEAPI(t *testing.T) {
+	p := newPVEAPIEnv(t)
+	host, vmid, k0, guests0 := appCT(t, p, "web")
+	app2, broken := host+"/test/app:2", host+"/test/app:broken"
 	conf0 := k0.conf
 	if !strings.Contains(conf0["env"], "APP_VERSION=1") || !strings.HasPrefix(conf0["mp0"], "local-lvm:vm-") || conf0["net0"] == "" {
 		t.Fatalf("config before: %v", conf0)
@@ -196,7 +204,6 @@ func TestUpgradePVEAPI(t *testing.T) {
 	if len(k0.templates) != 1 {
 		t.Fatalf("templates before: %v", k0.templates)
 	}
-	guests0 := strings.Join(simGuests(t, p), " ")
 
 	// Refused before anything changes.
 	r := p.run("upgrade", "-q", "web", "--image", app2, "--health-cmd", "true")
@@ -251,16 +258,11 @@ func TestUpgradePVEAPIWithoutSnapshots(t *testing.T) {
 		o.Storages = []pvesim.StorageSpec{{ID: "ctdir", Type: "dir", Content: "rootdir,images"}}
 	})
 	apiSetRootfsStorage(t, p, "ctdir")
-	withDataDir(t, p.env)
-	reg := serveAppImages(t)
-	app1, app2 := reg.Host+"/test/app:1", reg.Host+"/test/app:2"
-	p.okLogged("run", "-d", "-q", "--image", app1, "-u", "app", "-v", "appdata:/srv/data", "dirct")
-	vmid := vmidOf(t, p.waitStatus("dirct", specs.StateRunning))
-	k0 := kept(p, vmid)
+	host, vmid, k0, guests0 := appCT(t, p, "dirct")
+	app2 := host + "/test/app:2"
 	if !strings.HasPrefix(k0.conf["rootfs"], "ctdir:") || !strings.HasPrefix(k0.conf["mp0"], "ctdir:") {
 		t.Fatalf("config before: %v", k0.conf)
 	}
-	guests0 := strings.Join(simGuests(t, p), " ")
 
 	p.sim.FailNextTask("vzstart", "startup for container '"+strconv.Itoa(vmid)+"' failed")
 	r := p.runLogged("upgrade", "-q", "-t", "1s", "dirct", "--image", app2)
@@ -343,13 +345,8 @@ func waitTasks(t *testing.T, p *pveAPIEnv) {
 // lock, snapshot or template of the crashed upgrade left.
 func TestUpgradePVEAPICrashThenResume(t *testing.T) {
 	p := newPVEAPIEnv(t)
-	withDataDir(t, p.env)
-	reg := serveAppImages(t)
-	app1, app2 := reg.Host+"/test/app:1", reg.Host+"/test/app:2"
-	p.okLogged("run", "-d", "-q", "--image", app1, "-u", "app", "-v", "appdata:/srv/data", "web")
-	vmid := vmidOf(t, p.waitStatus("web", specs.StateRunning))
-	k0 := kept(p, vmid)
-	guests0 := strings.Join(simGuests(t, p), " ")
+	host, vmid, k0, guests0 := appCT(t, p, "web")
+	app2 := host + "/test/app:2"
 
 	crashAPIUpgrade(t, p, "web", app2, "vzstart", vmid)
 	if out := p.okLogged("upgrade", "--resume", "web"); !strings.Contains(out, "finished") {
@@ -395,13 +392,8 @@ func TestUpgradePVEAPICrashAtOtherSteps(t *testing.T) {
 	} {
 		t.Run(c.typ, func(t *testing.T) {
 			p := newPVEAPIEnv(t)
-			withDataDir(t, p.env)
-			reg := serveAppImages(t)
-			app1, app2 := reg.Host+"/test/app:1", reg.Host+"/test/app:2"
-			p.okLogged("run", "-d", "-q", "--image", app1, "-u", "app", "-v", "appdata:/srv/data", "web")
-			vmid := vmidOf(t, p.waitStatus("web", specs.StateRunning))
-			k0 := kept(p, vmid)
-			guests0 := strings.Join(simGuests(t, p), " ")
+			host, vmid, k0, guests0 := appCT(t, p, "web")
+			app2 := host + "/test/app:2"
 			on := vmid
 			if c.scratch {
 				on = 0
